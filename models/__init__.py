@@ -1,0 +1,50 @@
+"""Tables of psasync. Every row is scoped to an account, directly or through its integration."""
+
+from models.accounts import Account, ApiKey, User
+from models.assets import ASSET_MODELS, Asset, Configuration, Contact, Location, Organization
+from models.enums import (
+    AssetKind,
+    ContactSource,
+    IntegrationStatus,
+    LinkState,
+    Provider,
+    ReferenceKind,
+    Role,
+    RunKind,
+    RunStatus,
+    RunTrigger,
+    SyncState,
+)
+from models.integrations import Integration
+from models.links import RecordLink
+from models.reference import ReferenceMapping, ReferenceValue
+from models.runs import SyncRun, SyncRunIssue
+
+__all__ = [
+    "ASSET_MODELS",
+    "Account",
+    "ApiKey",
+    "Asset",
+    "AssetKind",
+    "Configuration",
+    "Contact",
+    "ContactSource",
+    "Integration",
+    "IntegrationStatus",
+    "LinkState",
+    "Location",
+    "Organization",
+    "Provider",
+    "RecordLink",
+    "ReferenceKind",
+    "ReferenceMapping",
+    "ReferenceValue",
+    "Role",
+    "RunKind",
+    "RunStatus",
+    "RunTrigger",
+    "SyncRun",
+    "SyncRunIssue",
+    "SyncState",
+    "User",
+]

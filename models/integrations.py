@@ -1,0 +1,63 @@
+"""PSA integrations: their credentials (encrypted), sync settings and status."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.enums import IntegrationStatus, Provider
+
+if TYPE_CHECKING:
+    from models.accounts import Account
+    from models.vault import Vault
+
+DEFAULT_SYNC_INTERVAL = 3600
+
+
+class Integration(Model):
+    """One connection from an account to one PSA instance.
+
+    Which types and statuses are in scope lives on ``ReferenceMapping.sync_state``; the flags
+    here are the rest of IT Glue's Sync Settings screen. Credentials are a Fernet token of a
+    JSON object; only the provider code knows its fields.
+    """
+
+    id = fields.UUIDField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="integrations", on_delete=fields.CASCADE
+    )
+    provider = fields.CharEnumField(Provider, max_length=32)
+    name = fields.CharField(max_length=200)
+    site_url = fields.CharField(max_length=500)
+    sandbox = fields.BooleanField(default=False)
+    status = fields.CharEnumField(
+        IntegrationStatus, max_length=16, default=IntegrationStatus.NOT_SYNCED, db_index=True
+    )
+    last_success_at = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    contacts_enabled = fields.BooleanField(default=True)
+    two_way_enabled = fields.BooleanField(default=False)
+    sync_interval_seconds = fields.IntField(default=DEFAULT_SYNC_INTERVAL)
+    credentials_token = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "integration"
+
+    def __repr__(self) -> str:  # never show the token
+        return f"<Integration {self.id} {self.provider} {self.name!r}>"
+
+    __str__ = __repr__
+
+    def set_credentials(self, vault: Vault, credentials: dict[str, Any]) -> None:
+        self.credentials_token = vault.encrypt(credentials)
+
+    def credentials(self, vault: Vault) -> dict[str, Any]:
+        return vault.decrypt(self.credentials_token)
+
+    @property
+    def status_label(self) -> str:
+        return IntegrationStatus(self.status).label

@@ -1,0 +1,44 @@
+"""The link between a local asset and its PSA record: identity after the first match."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.enums import AssetKind, LinkState
+
+if TYPE_CHECKING:
+    from models.integrations import Integration
+
+
+class RecordLink(Model):
+    """Unique both ways, so a duplicate link cannot exist even under concurrent writers.
+
+    ``snapshot`` holds the mapped field values as of the last successful sync (the base of a
+    three-way merge); ``psa_updated_at`` is the PSA's own last-updated stamp of that version
+    and ``synced_at`` when we read it, which together let an unchanged record be skipped
+    without comparing fields. ``psa_parent_id`` is the PSA id of the owning company, which
+    ConnectWise needs to address a site and which scopes contacts and configurations.
+    """
+
+    id = fields.UUIDField(primary_key=True)
+    integration: fields.ForeignKeyRelation[Integration] = fields.ForeignKeyField(
+        "models.Integration", related_name="links", on_delete=fields.CASCADE
+    )
+    kind = fields.CharEnumField(AssetKind, max_length=16)
+    local_id = fields.UUIDField()
+    psa_id = fields.BigIntField()
+    psa_parent_id = fields.BigIntField(null=True)
+    snapshot: Any = fields.JSONField(default=dict)
+    psa_updated_at = fields.DatetimeField(null=True)
+    synced_at = fields.DatetimeField(null=True)
+    state = fields.CharEnumField(LinkState, max_length=16, default=LinkState.SYNCED)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "record_link"
+        unique_together = (("integration", "kind", "psa_id"), ("integration", "kind", "local_id"))

@@ -1,0 +1,74 @@
+"""Sync errors, grouped by what the runner does with them.
+
+    SyncError
+    ├── RetriableError        transient: back off and try again (429, 502-504, timeouts)
+    │   └── UnreachableError  the PSA host did not answer at all
+    ├── FatalError            the run cannot go on; the integration shows ERROR
+    │   ├── CredentialsError  401/403: the PSA refused our keys
+    │   ├── InsecureUrlError  the PSA URL is not https, or points at a private address
+    │   └── ProtocolError     the PSA broke its own contract (e.g. a pagination loop)
+    └── RecordError           one record failed (400/404/409); skip it, report it, go on
+
+The runner decides by class, never by message text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SyncError(Exception):
+    """Base of every error the sync engine knows how to handle."""
+
+    code = "sync_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RetriableError(SyncError):
+    code = "retriable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnreachableError(RetriableError):
+    code = "unreachable"
+
+
+class FatalError(SyncError):
+    code = "fatal"
+
+
+class CredentialsError(FatalError):
+    code = "invalid_credentials"
+
+
+class InsecureUrlError(FatalError):
+    code = "insecure_url"
+
+
+class ProtocolError(FatalError):
+    code = "protocol_error"
+
+
+class RecordError(SyncError):
+    """A PSA refused one record; ``errors`` keeps the PSA's own error list verbatim."""
+
+    code = "record_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        psa_code: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.psa_code = psa_code
+        self.errors = errors or []
