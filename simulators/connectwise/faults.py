@@ -1,0 +1,65 @@
+"""Trouble on demand (rate limits, server errors, latency) and what the simulator has served.
+
+Both objects belong to one simulator instance and may be changed while it runs, from Python
+(``simulator.faults.rate_limit_every = 3``) or over HTTP (``POST /__simulator/faults``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Faults:
+    """Which API requests fail, and how. Counting starts at the first API request (1-based)."""
+
+    rate_limit_every: int = 0  # every N-th request gets 429 + Retry-After; 0 = never
+    retry_after_seconds: int = 1
+    error_every: int = 0  # every M-th request gets `error_status`; 0 = never
+    error_status: int = 503
+    latency_ms: int = 0  # added before every API response
+
+    def fault_for(self, request_number: int) -> int | None:
+        """The status to fail request number `request_number` with, or None to serve it."""
+        if self.rate_limit_every > 0 and request_number % self.rate_limit_every == 0:
+            return 429
+        if self.error_every > 0 and request_number % self.error_every == 0:
+            return self.error_status
+        return None
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        """Apply a JSON object of settings; unknown names or bad values raise ValueError."""
+        known = {f.name for f in fields(self)}
+        for name, value in changes.items():
+            if name not in known:
+                raise ValueError(f"unknown fault setting {name!r}; known: {sorted(known)}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer")
+        if "error_status" in changes and not 500 <= changes["error_status"] <= 599:
+            raise ValueError("error_status must be a 5xx status")
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    def clear(self) -> None:
+        """Back to serving every request promptly."""
+        self.configure(asdict(Faults()))
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Traffic:
+    """Counters a test can assert on; updated by the server for every API request."""
+
+    requests: int = 0  # API requests received, faulted ones included
+    served: int = 0  # API requests answered without an injected fault
+    faults_injected: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    with_client_id: int = 0  # requests that carried a `clientId` header
+    last_client_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
