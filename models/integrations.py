@@ -40,6 +40,8 @@ class Integration(Model):
     contacts_enabled = fields.BooleanField(default=True)
     two_way_enabled = fields.BooleanField(default=False)
     sync_interval_seconds = fields.IntField(default=DEFAULT_SYNC_INTERVAL)
+    # Scope changes make every record worth a full look on the next sync, not a stamp check.
+    settings_changed_at = fields.DatetimeField(null=True)
     credentials_token = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

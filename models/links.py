@@ -35,6 +35,8 @@ class RecordLink(Model):
     psa_updated_at = fields.DatetimeField(null=True)
     synced_at = fields.DatetimeField(null=True)
     state = fields.CharEnumField(LinkState, max_length=16, default=LinkState.SYNCED)
+    # A relation the PSA names could not be resolved yet (its target may arrive later).
+    refs_pending = fields.BooleanField(default=False)
     last_error = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

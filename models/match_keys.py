@@ -52,3 +52,23 @@ def configuration_key(
     return match_key(
         "configuration", organization_id, configuration_type_id, name, serial_number, mac_address
     )
+
+
+def for_values(kind: str, values: dict[str, Any]) -> str:
+    """The key of an asset of ``kind`` (an ``AssetKind`` value) from its field values."""
+    v = values.get
+    if kind == "organization":
+        return organization_key(v("name"))
+    if kind == "location":
+        return location_key(
+            v("organization_id"), v("address_1"), v("address_2"), v("city"), v("region"),
+            v("country"),
+        )  # fmt: skip
+    if kind == "contact":
+        return contact_key(v("organization_id"), v("first_name"), v("last_name"))
+    if kind == "configuration":
+        return configuration_key(
+            v("organization_id"), v("configuration_type_id"), v("name"), v("serial_number"),
+            v("mac_address"),
+        )  # fmt: skip
+    raise ValueError(f"no match key for {kind!r}")

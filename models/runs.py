@@ -45,6 +45,8 @@ class SyncRun(Model):
     checkpoint: Any = fields.JSONField(default=dict)
     error = fields.TextField(null=True)
     attempts = fields.IntField(default=0)
+    # A run that met a PSA outage waits until then before it is claimed again.
+    not_before = fields.DatetimeField(null=True)
     lease_owner = fields.CharField(max_length=100, null=True)
     heartbeat_at = fields.DatetimeField(null=True)
     lease_expires_at = fields.DatetimeField(null=True)

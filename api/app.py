@@ -1,0 +1,72 @@
+"""The Starlette application: database, migrations, the sync worker and the demo PSA."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from tortoise.contrib.starlette import RegisterTortoise
+
+from api import demo
+from api.settings import Settings, get_settings
+from models import Integration
+from models.db import migrate, tortoise_config
+from sync.connections import ProviderFactory, provider_factory
+from sync.runner import Worker
+
+log = logging.getLogger("psasync")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness plus a database round trip; 503 when the database does not answer."""
+    try:
+        integrations = await Integration.all().count()
+    except Exception as exc:
+        return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
+    worker = request.app.state.worker
+    return JSONResponse(
+        {"status": "ok", "integrations": integrations, "worker": worker is not None}
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    open_provider: ProviderFactory | None = None,
+    migrate_on_start: bool = True,
+) -> Starlette:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate_on_start:
+            await migrate(settings.database_url)
+        async with (
+            RegisterTortoise(app, config=tortoise_config(settings.database_url)),
+            demo.demo_psa(settings),
+        ):
+            worker = None
+            task = None
+            if settings.worker:
+                worker = Worker(open_provider or provider_factory(settings.vault))
+                task = asyncio.create_task(worker.run_forever(), name="psasync-worker")
+            app.state.worker = worker
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    app = Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    app.state.settings = settings
+    app.state.worker = None
+    return app

@@ -1,0 +1,420 @@
+"""``psasync``: serve, migrate, set up integrations, sync, and read status from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+from tortoise import Tortoise
+
+from api.settings import Settings, SettingsError, get_settings, redact_url
+from models import (
+    Account,
+    Integration,
+    IntegrationStatus,
+    ReferenceKind,
+    RunStatus,
+    SyncRun,
+    SyncRunIssue,
+    SyncState,
+)
+from models.db import migrate, tortoise_config
+from models.vault import Vault
+from sync import jobs, reference
+from sync.connections import provider_factory
+from sync.integrations import IntegrationSetupError, add_connectwise
+from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.runner import Worker
+
+T = TypeVar("T")
+
+KIND_OPTIONS = {
+    "org_type": ReferenceKind.ORGANIZATION_TYPE,
+    "org_status": ReferenceKind.ORGANIZATION_STATUS,
+    "config_type": ReferenceKind.CONFIGURATION_TYPE,
+    "config_status": ReferenceKind.CONFIGURATION_STATUS,
+}
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def run_async(func: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return asyncio.run(func(*args, **kwargs))
+
+    return wrapper
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[None]:
+    await migrate(settings.database_url)
+    await Tortoise.init(config=tortoise_config(settings.database_url))
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
+
+
+@click.group()
+def main() -> None:
+    """psasync: two-way sync between your IT documentation and your PSA."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", help="Bind address (default PSASYNC_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default PSASYNC_PORT or 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the service: API, sync worker, and the demo PSA when none is configured."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings()
+    logging.getLogger("psasync").setLevel(settings.log_level.upper())
+    click.echo(f"psasync on http://{host or settings.host}:{port or settings.port}")
+    click.echo(f"  database: {redact_url(settings.database_url)}")
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+    )
+
+
+@main.command("migrate")
+@run_async
+async def migrate_command() -> None:
+    """Apply database migrations (run once before starting several processes)."""
+    settings = _settings()
+    await migrate(settings.database_url)
+    click.echo(f"migrated {redact_url(settings.database_url)}")
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new secret key for PSASYNC_SECRET_KEY."""
+    click.echo(Vault.generate_key())
+
+
+@main.command()
+@run_async
+async def worker() -> None:
+    """Run only the sync worker (for deployments with several processes on PostgreSQL)."""
+    settings = _settings()
+    async with database(settings):
+        await Worker(provider_factory(settings.vault)).run_forever()
+
+
+@main.group()
+def integrations() -> None:
+    """Set up and configure PSA integrations."""
+
+
+async def _account(name: str | None) -> Account:
+    if name:
+        account = await Account.filter(name=name).first()
+        return account or await Account.create(name=name)
+    accounts = await Account.all().limit(2)
+    if len(accounts) == 1:
+        return accounts[0]
+    if not accounts:
+        return await Account.create(name="Default")
+    raise click.UsageError("several accounts exist: choose one with --account")
+
+
+async def find_integration(ref: str) -> Integration:
+    try:
+        found = await Integration.filter(id=uuid.UUID(ref)).first()
+    except ValueError:
+        matches = await Integration.filter(name=ref).limit(2)
+        if len(matches) > 1:
+            raise click.UsageError(f"several integrations are named {ref!r}: use the id") from None
+        found = matches[0] if matches else None
+    if found is None:
+        raise click.ClickException(f"no integration {ref!r} (see `psasync status`)")
+    return found
+
+
+def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option, kind in reversed(KIND_OPTIONS.items()):
+        flag = "--" + option.replace("_", "-")
+        func = click.option(
+            flag,
+            option,
+            multiple=True,
+            help=f"{kind.value.replace('_', ' ').capitalize()} to sync (repeatable).",
+        )(func)
+    return func
+
+
+@integrations.command("add")
+@click.argument("provider", type=click.Choice(["connectwise"]))
+@click.option("--site", required=True, help="ConnectWise site, e.g. https://na.myconnectwise.net")
+@click.option("--company-id", required=True)
+@click.option("--public-key", required=True)
+@click.option(
+    "--private-key",
+    required=True,
+    envvar="PSASYNC_CW_PRIVATE_KEY",
+    help="Or PSASYNC_CW_PRIVATE_KEY.",
+)
+@click.option("--client-id", required=True, help="Your ConnectWise developer client id.")
+@click.option("--integrator-login", default=None, help="Legacy SOAP integrator login id.")
+@click.option("--integrator-password", default=None, envvar="PSASYNC_CW_INTEGRATOR_PASSWORD")
+@click.option("--name", default="ConnectWise Manage")
+@click.option("--account", default=None, help="Account name (default: the only account).")
+@click.option("--sandbox", is_flag=True, help="Allow plain http to a loopback sandbox.")
+@click.option("--contacts/--no-contacts", default=True)
+@click.option("--interval", type=int, default=3600, help="Seconds between full syncs.")
+@_scope_options
+@run_async
+async def integrations_add(
+    provider: str,
+    site: str,
+    company_id: str,
+    public_key: str,
+    private_key: str,
+    client_id: str,
+    integrator_login: str | None,
+    integrator_password: str | None,
+    name: str,
+    account: str | None,
+    sandbox: bool,
+    contacts: bool,
+    interval: int,
+    **scope: tuple[str, ...],
+) -> None:
+    """Connect a PSA: tests the connection first and stores nothing if it fails."""
+    settings = _settings()
+    credentials = ConnectWiseCredentials(
+        site_url=site,
+        company_id=company_id,
+        public_key=public_key,
+        private_key=private_key,
+        client_id=client_id,
+        integrator_login_id=integrator_login,
+        integrator_password=integrator_password,
+    )
+    chosen = {KIND_OPTIONS[k]: list(v) for k, v in scope.items() if v}
+    async with database(settings):
+        owner = await _account(account)
+        try:
+            integration, run = await add_connectwise(
+                owner,
+                credentials,
+                settings.vault,
+                name=name,
+                sandbox=sandbox,
+                enable=chosen or None,
+                contacts_enabled=contacts,
+                sync_interval_seconds=interval,
+            )
+        except IntegrationSetupError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        click.echo(f"connected {integration.name} ({integration.id})")
+        await _print_scope(integration)
+        click.echo(f"full sync queued (run {run.id}); follow it with `psasync status`")
+
+
+async def _print_scope(integration: Integration) -> None:
+    from models import ReferenceMapping
+
+    for kind in KIND_OPTIONS.values():
+        rows = await ReferenceMapping.filter(integration_id=integration.id, kind=kind).order_by(
+            "psa_name"
+        )
+        if not rows:
+            continue
+        enabled = [r.psa_name for r in rows if r.sync_state == SyncState.ENABLED]
+        label = kind.value.replace("_", " ").replace("status", "statuse")
+        click.echo(f"  {label}s enabled: {', '.join(enabled) or 'none'} (of {len(rows)})")
+
+
+@integrations.command("settings")
+@click.argument("integration")
+@click.option("--enable", "enable", multiple=True, metavar="KIND=NAME",
+              help="Enable a value, e.g. org-type=Partner (kinds: org-type, org-status, "
+                   "config-type, config-status).")  # fmt: skip
+@click.option("--disable", "disable", multiple=True, metavar="KIND=NAME")
+@click.option("--contacts/--no-contacts", default=None)
+@click.option("--interval", type=int, default=None)
+@run_async
+async def integrations_settings(
+    integration: str,
+    enable: tuple[str, ...],
+    disable: tuple[str, ...],
+    contacts: bool | None,
+    interval: int | None,
+) -> None:
+    """Change what an integration syncs; saving queues a sync, as in IT Glue."""
+    settings = _settings()
+    async with database(settings):
+        found = await find_integration(integration)
+        for values, state in ((enable, SyncState.ENABLED), (disable, SyncState.DISABLED)):
+            for item in values:
+                key, _, name = item.partition("=")
+                kind = KIND_OPTIONS.get(key.replace("-", "_"))
+                if kind is None or not name:
+                    raise click.UsageError(f"expected KIND=NAME, got {item!r}")
+                try:
+                    await reference.set_sync_state(found, kind, [name], state)
+                except reference.UnknownReferenceError as exc:
+                    raise click.ClickException(str(exc)) from exc
+        if contacts is not None:
+            found.contacts_enabled = contacts
+        if interval is not None:
+            found.sync_interval_seconds = interval
+        found.settings_changed_at = datetime.now(UTC)
+        await found.save()
+        run = await jobs.enqueue(found)
+        await _print_scope(found)
+        click.echo(f"saved; sync queued (run {run.id})")
+
+
+@main.command()
+@click.argument("integration")
+@click.option("--dry-run", is_flag=True, help="Compute what a sync would do; write nothing.")
+@click.option("--no-wait", is_flag=True, help="Queue the run and return.")
+@click.option("--wait-for-worker", type=float, default=5.0, show_default=True,
+              help="Seconds to wait for a running service to pick the run up before running "
+                   "it in this process.")  # fmt: skip
+@run_async
+async def sync(integration: str, dry_run: bool, no_wait: bool, wait_for_worker: float) -> None:
+    """Start a manual (prioritised) sync and follow it to the end."""
+    settings = _settings()
+    async with database(settings):
+        found = await find_integration(integration)
+        run = await jobs.manual_sync(found, dry_run=dry_run)
+        click.echo(f"{'dry run' if dry_run else 'sync'} queued: run {run.id}")
+        if no_wait:
+            return
+        final = await _follow(run.id, settings, wait_for_worker)
+        _print_run(final)
+        if final.status != RunStatus.SUCCEEDED:
+            sys.exit(1)
+
+
+async def _follow(run_id: uuid.UUID, settings: Settings, grace: float) -> SyncRun:
+    waited = 0.0
+    local: asyncio.Task[int] | None = None
+    last = ""
+    while True:
+        run = await SyncRun.get(id=run_id)
+        if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):
+            if local is not None:
+                await local
+            if last:
+                click.echo("", err=True)
+            return run
+        if run.status == RunStatus.QUEUED and local is None and waited >= grace:
+            click.echo("no running service picked it up: running it here", err=True)
+            worker = Worker(provider_factory(settings.vault), schedule=False)
+            local = asyncio.create_task(worker.run_until_idle())
+        line = f"{_label(run)}: {run.processed:,} records ({run.phase or 'starting'})"
+        if line != last and sys.stderr.isatty():
+            click.echo("\r" + line.ljust(70), nl=False, err=True)
+        last = line
+        await asyncio.sleep(0.5)
+        waited += 0.5
+        if local is not None and local.done() and local.exception():
+            raise local.exception()  # type: ignore[misc]
+
+
+def _label(run: SyncRun) -> str:
+    return {RunStatus.QUEUED: "Queued", RunStatus.RUNNING: "Syncing..."}.get(
+        RunStatus(run.status), str(run.status)
+    )
+
+
+def _print_run(run: SyncRun) -> None:
+    counts = ", ".join(f"{k} {v:,}" for k, v in run.counts().items())
+    took = ""
+    if run.started_at and run.finished_at:
+        took = f" in {(run.finished_at - run.started_at).total_seconds():.1f}s"
+    dry = " (dry run: nothing written)" if run.dry_run else ""
+    click.echo(f"run {run.id} {run.status}{took}{dry}: {counts}")
+    if run.error:
+        click.echo(f"  error: {run.error}")
+
+
+@main.command()
+@run_async
+async def status() -> None:
+    """Integrations with their status, last success, last error and last run."""
+    settings = _settings()
+    async with database(settings):
+        found = await Integration.all().order_by("created_at")
+        if not found:
+            click.echo("no integrations yet: add one with `psasync integrations add connectwise`")
+            return
+        for integration in found:
+            label = IntegrationStatus(integration.status).label
+            click.echo(f"{integration.name}  [{label}]  {integration.id}")
+            click.echo(f"  provider: {integration.provider}  site: {integration.site_url}")
+            if integration.last_success_at:
+                click.echo(f"  last success: {integration.last_success_at:%Y-%m-%d %H:%M:%S} UTC")
+            if integration.last_error:
+                click.echo(f"  last error: {integration.last_error}")
+            run = await SyncRun.filter(integration_id=integration.id).order_by("-queued_at").first()
+            if run is not None:
+                click.echo("  last run: ", nl=False)
+                _print_run(run)
+                await _print_issues(run)
+
+
+async def _print_issues(run: SyncRun) -> None:
+    from tortoise.functions import Count
+
+    groups = (
+        await SyncRunIssue.filter(run_id=run.id)
+        .annotate(n=Count("id"))
+        .group_by("code")
+        .values("code", "n")
+    )
+    for group in groups:
+        sample = await SyncRunIssue.filter(run_id=run.id, code=group["code"]).first()
+        message = sample.message if sample else ""
+        click.echo(f"  {group['code']} x{group['n']}: e.g. {message}")
+
+
+@main.group()
+def simulate() -> None:
+    """Run a PSA simulator on a loopback port."""
+
+
+@simulate.command("connectwise")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8081, show_default=True)
+@click.option("--companies", type=int, default=500, show_default=True)
+@click.option("--company-id", default=None)
+@click.option("--public-key", default=None)
+@click.option("--private-key", default=None)
+@click.option("--seed", type=int, default=1, show_default=True)
+def simulate_connectwise(
+    host: str,
+    port: int,
+    companies: int,
+    company_id: str | None,
+    public_key: str | None,
+    private_key: str | None,
+    seed: int,
+) -> None:
+    """A ConnectWise Manage simulator with a seeded company set (credentials printed)."""
+    from simulators.connectwise import run_standalone
+
+    run_standalone(host, port, companies, company_id, public_key, private_key, seed, click.echo)

@@ -1,0 +1,135 @@
+"""Settings, read once from the environment.
+
+| variable                 | default                                   |
+|--------------------------|-------------------------------------------|
+| PSASYNC_DATABASE_URL     | sqlite://psasync.db (in the working dir)  |
+| PSASYNC_SECRET_KEY       | generated into PSASYNC_SECRET_KEY_FILE    |
+| PSASYNC_SECRET_KEY_FILE  | .psasync-secret-key (in the working dir)  |
+| PSASYNC_HOST             | 127.0.0.1                                 |
+| PSASYNC_PORT             | 8000                                      |
+| PSASYNC_DEMO             | auto: a demo PSA when none is configured  |
+| PSASYNC_DEMO_PORT        | 8081                                      |
+| PSASYNC_WORKER           | true: run the sync worker in this process |
+| PSASYNC_LOG_LEVEL        | info                                      |
+
+PSASYNC_SECRET_KEY may hold several comma-separated Fernet keys: the first encrypts, all
+decrypt, which is how keys are rotated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from models.vault import Vault
+
+log = logging.getLogger("psasync")
+
+SQLITE_PRAGMAS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
+DEFAULT_DATABASE_URL = f"sqlite://psasync.db?{SQLITE_PRAGMAS}"
+
+
+class SettingsError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_keys: tuple[str, ...]
+    host: str
+    port: int
+    demo: str  # "auto", "on" or "off"
+    demo_port: int
+    worker: bool
+    log_level: str
+
+    def __repr__(self) -> str:  # the keys must never reach a log
+        return (
+            f"Settings(database_url={redact_url(self.database_url)!r}, host={self.host!r}, "
+            f"port={self.port}, demo={self.demo!r}, worker={self.worker})"
+        )
+
+    @property
+    def vault(self) -> Vault:
+        return Vault(self.secret_keys)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+
+def redact_url(url: str) -> str:
+    """Hide a password in a database URL."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _port(value: str, name: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a port number, not {value!r}") from None
+    if not 0 < port < 65536:
+        raise SettingsError(f"{name} must be between 1 and 65535, not {port}")
+    return port
+
+
+def _secret_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("PSASYNC_SECRET_KEY", "").strip()
+    if not raw:
+        path = Path(env.get("PSASYNC_SECRET_KEY_FILE", ".psasync-secret-key"))
+        if path.exists():
+            raw = path.read_text().strip()
+        else:
+            raw = Vault.generate_key()
+            path.write_text(raw + "\n")
+            path.chmod(0o600)
+            log.warning(
+                "PSASYNC_SECRET_KEY is not set: generated a key into %s. PSA credentials are "
+                "encrypted with it, so keep it with the database and back it up.",
+                path,
+            )
+    keys = tuple(key.strip() for key in raw.split(",") if key.strip())
+    Vault(keys)  # fail now, with a clear message, rather than at the first credential
+    return keys
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    demo = env.get("PSASYNC_DEMO", "auto").strip().lower()
+    if demo not in {"auto", "on", "off"}:
+        demo = "on" if _flag(demo, "PSASYNC_DEMO") else "off"
+    return Settings(
+        database_url=env.get("PSASYNC_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+        secret_keys=_secret_keys(env),
+        host=env.get("PSASYNC_HOST", "127.0.0.1"),
+        port=_port(env.get("PSASYNC_PORT", "8000"), "PSASYNC_PORT"),
+        demo=demo,
+        demo_port=_port(env.get("PSASYNC_DEMO_PORT", "8081"), "PSASYNC_DEMO_PORT"),
+        worker=_flag(env.get("PSASYNC_WORKER", "true"), "PSASYNC_WORKER"),
+        log_level=env.get("PSASYNC_LOG_LEVEL", "info").lower(),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings: read from the environment on first use, then kept."""
+    return load_settings()

@@ -1,0 +1,474 @@
+"""Apply one page of PSA records to one asset kind: plan in memory, then write once.
+
+For each record: out of scope → its link is orphaned; linked and unchanged → nothing is
+written; linked and changed → the asset takes the PSA values (one-way: the PSA wins);
+unlinked → first-link matching (features.md §A5): one candidate links, none creates,
+several are reported as ``ambiguous_match`` and left alone. Links the page should have
+covered but did not return are orphaned (deleted in the PSA or out of its filter).
+
+Reads happen before the transaction; the transaction holds only writes, and no network I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from models import (
+    ASSET_MODELS,
+    Asset,
+    AssetKind,
+    ContactSource,
+    LinkState,
+    RecordLink,
+    ReferenceKind,
+    SyncRun,
+    SyncRunIssue,
+    match_keys,
+)
+from sync.context import RunContext
+from sync.providers.base import PsaRecord
+from sync.snapshot import snapshot_of
+
+# A PSA stamp has one-second precision: a record read within the second of its stamp may
+# change again under the same stamp, so only trust the stamp once that second had passed.
+STAMP_RESOLUTION = timedelta(seconds=1)
+
+# Relations a record may carry: name → (kind of the related asset, local FK column).
+RELATIONS: dict[str, tuple[AssetKind, str]] = {
+    "parent": (AssetKind.ORGANIZATION, "parent_id"),
+    "primary_location": (AssetKind.LOCATION, "primary_location_id"),
+    "location": (AssetKind.LOCATION, "location_id"),
+    "contact": (AssetKind.CONTACT, "contact_id"),
+}
+CODES: dict[ReferenceKind, str] = {
+    ReferenceKind.ORGANIZATION_TYPE: "organization_type_id",
+    ReferenceKind.ORGANIZATION_STATUS: "organization_status_id",
+    ReferenceKind.CONFIGURATION_TYPE: "configuration_type_id",
+    ReferenceKind.CONFIGURATION_STATUS: "configuration_status_id",
+    ReferenceKind.CONTACT_TYPE: "contact_type_id",
+}
+LINK_COLUMNS = ("id", "local_id", "psa_id", "psa_parent_id", "state", "psa_updated_at", "synced_at")
+
+
+@dataclass(slots=True)
+class LinkRow:
+    id: uuid.UUID
+    local_id: uuid.UUID
+    psa_id: int
+    psa_parent_id: int | None
+    state: LinkState
+    psa_updated_at: datetime | None
+    synced_at: datetime | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> LinkRow:
+        return cls(
+            row["id"],
+            as_uuid(row["local_id"]),
+            row["psa_id"],
+            row["psa_parent_id"],
+            LinkState(row["state"]),
+            row["psa_updated_at"],
+            row["synced_at"],
+        )
+
+
+def as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+async def links_where(ctx: RunContext, kind: AssetKind, where: Q) -> dict[int, LinkRow]:
+    rows = await RecordLink.filter(where, integration_id=ctx.integration.id, kind=kind).values(
+        *LINK_COLUMNS
+    )
+    return {row["psa_id"]: LinkRow.of(row) for row in rows}
+
+
+async def resolve(
+    ctx: RunContext, kind: AssetKind, psa_ids: Iterable[int | None]
+) -> dict[int, LinkRow]:
+    """Synced links of ``kind`` for these PSA ids (orphans do not resolve)."""
+    wanted = {i for i in psa_ids if i is not None}
+    if not wanted:
+        return {}
+    found = await links_where(ctx, kind, Q(psa_id__in=wanted, state=LinkState.SYNCED))
+    if ctx.dry_run:  # records this dry run would have created resolve too
+        for psa_id in wanted - found.keys():
+            planned = ctx.planned[kind].get(psa_id)
+            if planned is not None:
+                found[psa_id] = planned
+    return found
+
+
+@dataclass
+class Page:
+    """What a page needs besides its records, gathered by the caller before ``apply``."""
+
+    kind: AssetKind
+    records: Sequence[PsaRecord]
+    links: dict[int, LinkRow]  # every link the page covers, returned or not
+    organizations: dict[int, LinkRow] = field(default_factory=dict)
+    related: dict[AssetKind, dict[int, LinkRow]] = field(default_factory=dict)
+    out_of_scope: Callable[[PsaRecord], str | None] = lambda _record: None
+    checkpoint: dict[str, Any] | None = None
+
+
+@dataclass
+class _Plan:
+    creates: list[Asset] = field(default_factory=list)
+    new_links: list[RecordLink] = field(default_factory=list)
+    updates: dict[uuid.UUID, tuple[dict[str, Any], LinkRow | None]] = field(default_factory=dict)
+    link_updates: list[RecordLink] = field(default_factory=list)
+    orphans: list[uuid.UUID] = field(default_factory=list)
+    issues: list[SyncRunIssue] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+async def apply(ctx: RunContext, page: Page) -> Counter[str]:
+    """Plan and write one page; returns the counts it adds to the run."""
+    plan = _Plan()
+    now = ctx.clock()
+    model = ASSET_MODELS[page.kind]
+    stale_after = ctx.integration.settings_changed_at
+
+    pending: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]] = []
+    needs_snapshot: list[uuid.UUID] = []
+    seen: set[int] = set()
+    for record in page.records:
+        seen.add(record.psa_id)
+        link = page.links.get(record.psa_id)
+        reason = page.out_of_scope(record)
+        if (
+            reason is None
+            and page.kind != AssetKind.ORGANIZATION
+            and page.organizations.get(record.parent_psa_id or -1) is None
+        ):
+            reason = "organization_not_synced"
+        if reason is not None:
+            if link is not None and link.state == LinkState.SYNCED:
+                plan.orphans.append(link.id)
+                plan.counts["orphaned"] += 1
+            else:
+                plan.counts["skipped"] += 1
+            continue
+        if (
+            link is not None
+            and link.state == LinkState.SYNCED
+            and record.updated_at is not None
+            and link.psa_updated_at == record.updated_at
+            and link.synced_at is not None
+            and link.synced_at >= record.updated_at + STAMP_RESOLUTION
+            and (stale_after is None or link.synced_at > stale_after)
+        ):
+            plan.counts["unchanged"] += 1
+            continue
+        values = _local_values(ctx, page, record)
+        snap = snapshot_of(values, record.refs)
+        pending.append((record, values, snap))
+        if link is not None:
+            needs_snapshot.append(link.id)
+
+    # Links the page covered that the PSA did not return: deleted, or filtered out there.
+    for psa_id, link in page.links.items():
+        if psa_id not in seen and link.state == LinkState.SYNCED:
+            plan.orphans.append(link.id)
+            plan.counts["orphaned"] += 1
+
+    snapshots: dict[uuid.UUID, Any] = {}
+    if needs_snapshot:
+        snapshots = dict(
+            await RecordLink.filter(id__in=needs_snapshot).values_list("id", "snapshot")
+        )
+    unlinked = [(r, v, s) for r, v, s in pending if r.psa_id not in page.links]
+    candidates = await _candidates(ctx, page.kind, model, unlinked)
+
+    claimed: dict[uuid.UUID, int] = {}
+    for record, values, snap in pending:
+        link = page.links.get(record.psa_id)
+        if link is not None:
+            _plan_linked(ctx, plan, record, values, snap, link, snapshots.get(link.id), now)
+            continue
+        found = candidates.get(values["match_key"], [])
+        if len(found) > 1:
+            plan.counts["failed"] += 1
+            plan.issues.append(_ambiguous(ctx, page.kind, record, found))
+            continue
+        if found and found[0] in claimed:
+            # Two PSA records match one local record: linking either would be a guess.
+            plan.counts["failed"] += 1
+            plan.issues.append(_ambiguous(ctx, page.kind, record, found))
+            continue
+        local_id = found[0] if found else uuid.uuid4()
+        claimed[local_id] = record.psa_id
+        if found:
+            plan.updates[local_id] = (values, None)
+            plan.counts["linked"] += 1
+        else:
+            plan.creates.append(_new_asset(ctx, page.kind, model, local_id, values, now))
+            plan.counts["created"] += 1
+        plan.new_links.append(
+            RecordLink(
+                id=uuid.uuid4(),
+                integration_id=ctx.integration.id,
+                kind=page.kind,
+                local_id=local_id,
+                psa_id=record.psa_id,
+                psa_parent_id=record.parent_psa_id,
+                snapshot=snap,
+                psa_updated_at=record.updated_at,
+                synced_at=now,
+                state=LinkState.SYNCED,
+                refs_pending=_refs_pending(record, values),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        if ctx.dry_run:
+            ctx.planned[page.kind][record.psa_id] = LinkRow(
+                uuid.uuid4(), local_id, record.psa_id, record.parent_psa_id,
+                LinkState.SYNCED, record.updated_at, now,
+            )  # fmt: skip
+
+    if ctx.dry_run:
+        await record_progress(ctx, plan.counts, page.checkpoint)
+    else:
+        await _write(ctx, model, plan, page, now)
+    return plan.counts
+
+
+def _local_values(ctx: RunContext, page: Page, record: PsaRecord) -> dict[str, Any]:
+    values = dict(record.values)
+    for code_kind, psa_ids in record.codes.items():
+        values[CODES[code_kind]] = ctx.reference.local_id(code_kind, psa_ids)
+    if page.kind != AssetKind.ORGANIZATION:
+        org = page.organizations.get(record.parent_psa_id or -1)
+        values["organization_id"] = org.local_id if org else None
+    for name, psa_id in record.refs.items():
+        target_kind, column = RELATIONS[name]
+        target = page.related.get(target_kind, {}).get(psa_id) if psa_id is not None else None
+        if (
+            target is not None
+            and name == "contact"
+            and target.psa_parent_id != record.parent_psa_id
+        ):
+            target = None  # a contact of another company is never attached (features §A2)
+        values[column] = target.local_id if target else None
+    values["match_key"] = _match_key(page.kind, values)
+    return values
+
+
+def _match_key(kind: AssetKind, values: dict[str, Any]) -> str:
+    return match_keys.for_values(kind, values)
+
+
+def _refs_pending(record: PsaRecord, values: dict[str, Any]) -> bool:
+    """A relation the PSA names but we could not resolve yet (its target may come later)."""
+    return any(
+        psa_id is not None and values.get(RELATIONS[name][1]) is None
+        for name, psa_id in record.refs.items()
+    )
+
+
+def _plan_linked(
+    ctx: RunContext,
+    plan: _Plan,
+    record: PsaRecord,
+    values: dict[str, Any],
+    snap: dict[str, Any],
+    link: LinkRow,
+    base: Any,
+    now: datetime,
+) -> None:
+    relinked = link.state != LinkState.SYNCED
+    if base == snap and not relinked:
+        # Same values under a new stamp (an unmapped field changed): remember the stamp.
+        plan.counts["unchanged"] += 1
+        plan.link_updates.append(
+            RecordLink(
+                id=link.id,
+                snapshot=snap,
+                psa_updated_at=record.updated_at,
+                synced_at=now,
+                state=LinkState.SYNCED,
+                psa_parent_id=record.parent_psa_id,
+                refs_pending=_refs_pending(record, values),
+                last_error=None,
+                updated_at=now,
+            )
+        )
+        return
+    plan.counts["linked" if relinked else "updated"] += 1
+    plan.updates[link.local_id] = (values, link)
+    plan.link_updates.append(
+        RecordLink(
+            id=link.id,
+            snapshot=snap,
+            psa_updated_at=record.updated_at,
+            synced_at=now,
+            state=LinkState.SYNCED,
+            psa_parent_id=record.parent_psa_id,
+            refs_pending=_refs_pending(record, values),
+            last_error=None,
+            updated_at=now,
+        )
+    )
+
+
+def _new_asset(
+    ctx: RunContext,
+    kind: AssetKind,
+    model: type[Asset],
+    local_id: uuid.UUID,
+    values: dict[str, Any],
+    now: datetime,
+) -> Asset:
+    extra: dict[str, Any] = {}
+    if kind == AssetKind.CONTACT:
+        extra["source"] = ContactSource.PSA
+        extra["primary_email"] = _primary_email(values)
+    return model(
+        id=local_id,
+        account_id=ctx.integration.account_id,  # type: ignore[attr-defined]
+        created_at=now,
+        updated_at=now,
+        version=1,
+        **values,
+        **extra,
+    )
+
+
+def _primary_email(values: dict[str, Any]) -> str | None:
+    emails = values.get("emails") or []
+    chosen = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
+    return str(chosen["value"]).lower() if chosen and chosen.get("value") else None
+
+
+def _ambiguous(
+    ctx: RunContext, kind: AssetKind, record: PsaRecord, candidates: list[uuid.UUID]
+) -> SyncRunIssue:
+    names = ", ".join(str(c) for c in candidates)
+    return SyncRunIssue(
+        id=uuid.uuid4(),
+        run_id=ctx.run.id,
+        code="ambiguous_match",
+        kind=kind,
+        psa_id=record.psa_id,
+        message=(
+            f"{kind.value} {record.psa_id} matches {len(candidates)} local records ({names}); "
+            "none was linked. Rename or remove the duplicates, then sync again."
+        ),
+        detail={"candidates": [str(c) for c in candidates]},
+    )
+
+
+async def _candidates(
+    ctx: RunContext,
+    kind: AssetKind,
+    model: type[Asset],
+    unlinked: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]],
+) -> dict[str, list[uuid.UUID]]:
+    """Local records with the same match key that this integration has not linked yet."""
+    keys = {values["match_key"] for _, values, _ in unlinked}
+    if not keys:
+        return {}
+    rows = await model.filter(
+        account_id=ctx.integration.account_id,  # type: ignore[attr-defined]
+        match_key__in=keys,
+    ).values_list("id", "match_key")
+    if not rows:
+        return {}
+    taken = set(
+        await RecordLink.filter(
+            integration_id=ctx.integration.id, kind=kind, local_id__in=[r[0] for r in rows]
+        ).values_list("local_id", flat=True)
+    )
+    taken_ids = {as_uuid(t) for t in taken}
+    found: dict[str, list[uuid.UUID]] = {}
+    for local_id, key in rows:
+        if as_uuid(local_id) not in taken_ids:
+            found.setdefault(key, []).append(as_uuid(local_id))
+    return found
+
+
+async def _write(
+    ctx: RunContext, model: type[Asset], plan: _Plan, page: Page, now: datetime
+) -> None:
+    rows: list[Asset] = []
+    if plan.updates:
+        rows = await model.filter(id__in=list(plan.updates)).all()
+        columns: set[str] = set()
+        for row in rows:
+            values, _link = plan.updates[row.id]
+            for key, value in values.items():
+                setattr(row, key, value)
+            if model.kind == AssetKind.CONTACT:
+                row.primary_email = _primary_email(values)
+            row.version += 1
+            row.updated_at = now
+            columns.update(values)
+        columns.update({"version", "updated_at"})
+        if model.kind == AssetKind.CONTACT:
+            columns.add("primary_email")
+    async with in_transaction():
+        if plan.creates:
+            await model.bulk_create(plan.creates)
+        if rows:
+            await model.bulk_update(rows, fields=sorted(_db_fields(model, columns)))
+        if plan.new_links:
+            await RecordLink.bulk_create(plan.new_links)
+        if plan.link_updates:
+            await RecordLink.bulk_update(plan.link_updates, fields=LINK_UPDATE_FIELDS)
+        if plan.orphans:
+            await RecordLink.filter(id__in=plan.orphans).update(
+                state=LinkState.ORPHANED, updated_at=now
+            )
+        if plan.issues:
+            await SyncRunIssue.bulk_create(plan.issues)
+        await record_progress(ctx, plan.counts, page.checkpoint)
+    ctx.rows_written += (
+        len(plan.creates) + len(rows) + len(plan.new_links) + len(plan.link_updates)
+        + len(plan.orphans)
+    )  # fmt: skip
+
+
+LINK_UPDATE_FIELDS = [
+    "snapshot",
+    "psa_updated_at",
+    "synced_at",
+    "state",
+    "psa_parent_id",
+    "refs_pending",
+    "last_error",
+    "updated_at",
+]
+
+
+def _db_fields(model: type[Asset], columns: Iterable[str]) -> list[str]:
+    """bulk_update wants field names: ``organization_id`` is written as ``organization``."""
+    names = []
+    fk_sources = {f"{name}_id": name for name in model._meta.fk_fields if f"{name}_id" in columns}
+    for column in columns:
+        names.append(fk_sources.get(column, column))
+    return names
+
+
+async def record_progress(
+    ctx: RunContext, counts: Counter[str], checkpoint: dict[str, Any] | None
+) -> None:
+    """Add a page's counts to the run, with its checkpoint, in the caller's transaction."""
+    ctx.counts.update(counts)
+    processed = sum(counts.values())
+    ctx.processed += processed
+    changes: dict[str, Any] = {name: F(name) + n for name, n in counts.items() if n}
+    changes["processed"] = F("processed") + processed
+    if checkpoint is not None:
+        changes["checkpoint"] = checkpoint
+    await SyncRun.filter(id=ctx.run.id).update(**changes)

@@ -1,0 +1,366 @@
+"""A full sync of one integration, phase by phase, page by page.
+
+    reference       types and statuses (new ones arrive DISABLED)
+    organizations   companies in scope: type AND status enabled
+    locations       the sites of every synced organization
+    contacts        if contact sync is on
+    configurations  type AND status enabled, of synced organizations
+    relations       relations whose target arrived later in the run (parents, primary sites)
+
+Every page is fetched, mapped, then written in one short transaction together with the run's
+checkpoint, so a run that dies resumes after the last page it wrote. Memory holds one page
+(or one batch of companies' sites), whatever the size of the PSA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from tortoise.expressions import F, Q, Subquery
+from tortoise.transactions import in_transaction
+
+from models import (
+    ASSET_MODELS,
+    AssetKind,
+    LinkState,
+    RecordLink,
+    ReferenceKind,
+    SyncRun,
+    SyncRunIssue,
+)
+from sync import reference
+from sync.apply import (
+    RELATIONS,
+    LinkRow,
+    Page,
+    apply,
+    as_uuid,
+    links_where,
+    record_progress,
+    resolve,
+)
+from sync.context import RunContext
+from sync.errors import RecordError
+from sync.providers.base import ProviderScope, PsaProvider, PsaRecord
+from sync.snapshot import encode
+
+PHASES = ("organizations", "locations", "contacts", "configurations", "relations")
+SITE_BATCH = 100  # companies whose sites are fetched, then written, together
+SITE_CONCURRENCY = 8  # sites are per company in ConnectWise: keep a few requests in flight
+
+
+async def full_sync(ctx: RunContext, provider: PsaProvider) -> None:
+    lists = await provider.reference_data()
+    ctx.reference = await reference.sync_reference_data(ctx.integration, lists, dry_run=ctx.dry_run)
+    scope = ctx.reference.scope()
+    resume = dict(ctx.checkpoint)
+    start = PHASES.index(resume["phase"]) if resume.get("phase") in PHASES else 0
+    for index, phase in enumerate(PHASES):
+        if index < start:
+            continue
+        after = resume.get("after") if index == start else None
+        await _set_phase(ctx, phase)
+        if phase == "organizations":
+            await _organizations(ctx, provider, scope, after)
+        elif phase == "locations":
+            await _locations(ctx, provider, after)
+        elif phase == "contacts":
+            if ctx.integration.contacts_enabled:
+                await _contacts(ctx, provider, after)
+        elif phase == "configurations":
+            await _configurations(ctx, provider, scope, after)
+        else:
+            for kind in ASSET_MODELS:
+                await resolve_pending_relations(ctx, kind)
+
+
+async def _set_phase(ctx: RunContext, phase: str) -> None:
+    ctx.checkpoint = {"phase": phase}
+    await SyncRun.filter(id=ctx.run.id).update(phase=phase)
+
+
+def _organization_scope(ctx: RunContext) -> Callable[[PsaRecord], str | None]:
+    ref = ctx.reference
+
+    def out_of_scope(record: PsaRecord) -> str | None:
+        if not ref.all_enabled(
+            ReferenceKind.ORGANIZATION_TYPE, record.codes.get(ReferenceKind.ORGANIZATION_TYPE, ())
+        ):
+            return "organization_type_not_synced"
+        if not ref.all_enabled(
+            ReferenceKind.ORGANIZATION_STATUS,
+            record.codes.get(ReferenceKind.ORGANIZATION_STATUS, ()),
+        ):
+            return "organization_status_not_synced"
+        return None
+
+    return out_of_scope
+
+
+def _configuration_scope(ctx: RunContext) -> Callable[[PsaRecord], str | None]:
+    ref = ctx.reference
+
+    def out_of_scope(record: PsaRecord) -> str | None:
+        for kind in (ReferenceKind.CONFIGURATION_TYPE, ReferenceKind.CONFIGURATION_STATUS):
+            if not ref.all_enabled(kind, record.codes.get(kind, ())):
+                return f"{kind.value}_not_synced"
+        return None
+
+    return out_of_scope
+
+
+async def _ranged(
+    ctx: RunContext,
+    kind: AssetKind,
+    pages: AsyncIterator[list[PsaRecord]],
+    after: int | None,
+    prepare: Callable[[list[PsaRecord]], Any],
+    out_of_scope: Callable[[PsaRecord], str | None] = lambda _r: None,
+) -> None:
+    """Apply pages that arrive in ascending PSA id order, orphaning the gaps between them."""
+    low = after if after is not None else -1
+    async for records in pages:
+        if not records:
+            continue
+        high = records[-1].psa_id
+        ids = [r.psa_id for r in records]
+        links = await links_where(
+            ctx, kind, Q(psa_id__gt=low, psa_id__lte=high) | Q(psa_id__in=ids)
+        )
+        organizations, related = await prepare(records)
+        checkpoint = {"phase": ctx.checkpoint["phase"], "after": high}
+        await apply(
+            ctx,
+            Page(kind, records, links, organizations, related, out_of_scope, checkpoint),
+        )
+        low = high
+    # Past the last page: whatever we still link there is gone from the PSA's list.
+    tail = await links_where(ctx, kind, Q(psa_id__gt=low, state=LinkState.SYNCED))
+    await _orphan(ctx, [link.id for link in tail.values()])
+
+
+async def _orphan(ctx: RunContext, link_ids: Sequence[uuid.UUID]) -> None:
+    counts: Counter[str] = Counter(orphaned=len(link_ids))
+    if ctx.dry_run or not link_ids:
+        await record_progress(ctx, counts, None)
+        return
+    async with in_transaction():
+        await RecordLink.filter(id__in=list(link_ids)).update(
+            state=LinkState.ORPHANED, updated_at=ctx.clock()
+        )
+        await record_progress(ctx, counts, None)
+    ctx.rows_written += len(link_ids)
+
+
+async def _organizations(
+    ctx: RunContext, provider: PsaProvider, scope: ProviderScope, after: int | None
+) -> None:
+    async def prepare(
+        records: list[PsaRecord],
+    ) -> tuple[dict[int, LinkRow], dict[AssetKind, dict[int, LinkRow]]]:
+        parents = await resolve(
+            ctx, AssetKind.ORGANIZATION, (r.refs.get("parent") for r in records)
+        )
+        sites = await resolve(
+            ctx, AssetKind.LOCATION, (r.refs.get("primary_location") for r in records)
+        )
+        return {}, {AssetKind.ORGANIZATION: parents, AssetKind.LOCATION: sites}
+
+    await _ranged(
+        ctx,
+        AssetKind.ORGANIZATION,
+        provider.organizations(scope, after=after),
+        after,
+        prepare,
+        _organization_scope(ctx),
+    )
+
+
+async def _contacts(ctx: RunContext, provider: PsaProvider, after: int | None) -> None:
+    async def prepare(
+        records: list[PsaRecord],
+    ) -> tuple[dict[int, LinkRow], dict[AssetKind, dict[int, LinkRow]]]:
+        organizations = await resolve(
+            ctx, AssetKind.ORGANIZATION, (r.parent_psa_id for r in records)
+        )
+        sites = await resolve(ctx, AssetKind.LOCATION, (r.refs.get("location") for r in records))
+        return organizations, {AssetKind.LOCATION: sites}
+
+    await _ranged(ctx, AssetKind.CONTACT, provider.contacts(after=after), after, prepare)
+
+
+async def _configurations(
+    ctx: RunContext, provider: PsaProvider, scope: ProviderScope, after: int | None
+) -> None:
+    async def prepare(
+        records: list[PsaRecord],
+    ) -> tuple[dict[int, LinkRow], dict[AssetKind, dict[int, LinkRow]]]:
+        organizations = await resolve(
+            ctx, AssetKind.ORGANIZATION, (r.parent_psa_id for r in records)
+        )
+        sites = await resolve(ctx, AssetKind.LOCATION, (r.refs.get("location") for r in records))
+        contacts = await resolve(ctx, AssetKind.CONTACT, (r.refs.get("contact") for r in records))
+        return organizations, {AssetKind.LOCATION: sites, AssetKind.CONTACT: contacts}
+
+    await _ranged(
+        ctx,
+        AssetKind.CONFIGURATION,
+        provider.configurations(scope, after=after),
+        after,
+        prepare,
+        _configuration_scope(ctx),
+    )
+
+
+async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) -> None:
+    """Sites hang off companies: fetch them for a batch of synced organizations at a time."""
+    gate = asyncio.Semaphore(SITE_CONCURRENCY)
+    low = after if after is not None else -1
+    while True:
+        batch = await _synced_organizations(ctx, low)
+        if not batch:
+            break
+
+        async def fetch(company: int) -> list[PsaRecord] | RecordError:
+            async with gate:
+                try:
+                    return [r async for page in provider.locations(company) for r in page]
+                except RecordError as exc:  # the company went away since we listed it
+                    return exc
+
+        results = await asyncio.gather(*(fetch(c) for c in batch))
+        records: list[PsaRecord] = []
+        fetched: list[int] = []
+        issues: list[SyncRunIssue] = []
+        for company, result in zip(batch, results, strict=True):
+            if isinstance(result, RecordError):
+                issues.append(
+                    SyncRunIssue(
+                        id=uuid.uuid4(),
+                        run_id=ctx.run.id,
+                        code="locations_unavailable",
+                        kind=AssetKind.ORGANIZATION,
+                        psa_id=company,
+                        message=f"sites of company {company} could not be read: {result}",
+                        detail={"status": result.status_code, "errors": result.errors},
+                    )
+                )
+                continue
+            fetched.append(company)
+            records.extend(result)
+        if issues and not ctx.dry_run:
+            await SyncRunIssue.bulk_create(issues)
+        ids = [r.psa_id for r in records]
+        links = await links_where(
+            ctx, AssetKind.LOCATION, Q(psa_parent_id__in=fetched) | Q(psa_id__in=ids)
+        )
+        high = max(batch)
+        await apply(
+            ctx,
+            Page(
+                AssetKind.LOCATION,
+                records,
+                links,
+                batch,
+                checkpoint={"phase": "locations", "after": high},
+            ),
+        )
+        low = high
+    # Sites of organizations that stopped syncing are orphans too (features.md §A7).
+    synced = RecordLink.filter(
+        integration_id=ctx.integration.id, kind=AssetKind.ORGANIZATION, state=LinkState.SYNCED
+    ).values("psa_id")
+    stray = (
+        await RecordLink.filter(
+            integration_id=ctx.integration.id, kind=AssetKind.LOCATION, state=LinkState.SYNCED
+        )
+        .exclude(psa_parent_id__in=Subquery(synced))
+        .values_list("id", flat=True)
+    )
+    await _orphan(ctx, [as_uuid(i) for i in stray])
+
+
+async def _synced_organizations(ctx: RunContext, after: int) -> dict[int, LinkRow]:
+    """The next batch of synced organizations after a PSA id, in ascending id order."""
+    found = (
+        await RecordLink.filter(
+            integration_id=ctx.integration.id,
+            kind=AssetKind.ORGANIZATION,
+            state=LinkState.SYNCED,
+            psa_id__gt=after,
+        )
+        .order_by("psa_id")
+        .limit(SITE_BATCH)
+        .values(*_LINK_COLUMNS)
+    )
+    batch = {row["psa_id"]: LinkRow.of(row) for row in found}
+    if ctx.dry_run:  # organizations this dry run would have created have sites too
+        planned = ctx.planned[AssetKind.ORGANIZATION]
+        batch.update((i, planned[i]) for i in sorted(planned) if i > after)
+        batch = dict(sorted(batch.items())[:SITE_BATCH])
+    return batch
+
+
+_LINK_COLUMNS = (
+    "id",
+    "local_id",
+    "psa_id",
+    "psa_parent_id",
+    "state",
+    "psa_updated_at",
+    "synced_at",
+)
+
+
+async def resolve_pending_relations(ctx: RunContext, kind: AssetKind) -> None:
+    """Resolve relations whose target was linked after the record (e.g. a later parent)."""
+    if ctx.dry_run:
+        return
+    model = ASSET_MODELS[kind]
+    last = None
+    while True:
+        query = RecordLink.filter(integration_id=ctx.integration.id, kind=kind, refs_pending=True)
+        if last is not None:
+            query = query.filter(id__gt=last)
+        rows = (
+            await query.order_by("id")
+            .limit(500)
+            .values("id", "local_id", "snapshot", "psa_parent_id")
+        )
+        if not rows:
+            return
+        last = rows[-1]["id"]
+        wanted: dict[AssetKind, set[int]] = {}
+        for row in rows:
+            for name, psa_id in (row["snapshot"] or {}).get("_refs", {}).items():
+                wanted.setdefault(RELATIONS[name][0], set()).add(int(psa_id))
+        targets = {k: await resolve(ctx, k, ids) for k, ids in wanted.items()}
+        changes: list[tuple[uuid.UUID, dict[str, Any], dict[str, Any]]] = []
+        for row in rows:
+            snapshot = dict(row["snapshot"] or {})
+            columns: dict[str, Any] = {}
+            for name, psa_id in snapshot.get("_refs", {}).items():
+                target_kind, column = RELATIONS[name]
+                target = targets.get(target_kind, {}).get(int(psa_id))
+                if (
+                    target is not None
+                    and name == "contact"
+                    and target.psa_parent_id != row["psa_parent_id"]
+                ):
+                    target = None
+                if target is not None and snapshot.get(column) != str(target.local_id):
+                    columns[column] = target.local_id
+                    snapshot[column] = encode(target.local_id)
+            changes.append((row["id"], columns, snapshot))
+        async with in_transaction():
+            for (link_id, columns, snapshot), row in zip(changes, rows, strict=True):
+                if columns:
+                    await model.filter(id=row["local_id"]).update(
+                        **columns, updated_at=ctx.clock(), version=F("version") + 1
+                    )
+                await RecordLink.filter(id=link_id).update(snapshot=snapshot, refs_pending=False)
+        ctx.rows_written += len(changes) + sum(2 for _, c, _ in changes if c)

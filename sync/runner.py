@@ -1,0 +1,252 @@
+"""The in-process worker: claims queued runs, runs them, keeps their lease alive.
+
+A run is claimed by compare-and-set (``UPDATE … WHERE status = 'QUEUED'`` returns 1 for one
+worker only), so several workers, in one process or many (PostgreSQL), never run the same
+run twice. A worker renews its lease with heartbeats; a run whose lease expired (its process
+died) is queued again, and resumes from its checkpoint. One run per integration at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from tortoise.expressions import F, Q, Subquery
+
+from models import Integration, IntegrationStatus, RunStatus, RunTrigger, SyncRun
+from sync.connections import ProviderFactory
+from sync.context import RunContext, utcnow
+from sync.errors import FatalError, RetriableError
+from sync.full_sync import full_sync
+from sync.jobs import enqueue
+
+log = logging.getLogger("psasync.runner")
+
+MAX_ATTEMPTS = 6  # PSA outages: the run waits and tries again, then gives up visibly
+
+
+class Worker:
+    def __init__(
+        self,
+        open_provider: ProviderFactory,
+        *,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        heartbeat: timedelta = timedelta(seconds=10),
+        poll_interval: float = 1.0,
+        retry_delay: timedelta = timedelta(seconds=30),
+        clock: Callable[[], datetime] = utcnow,
+        schedule: bool = True,
+    ) -> None:
+        self.open_provider = open_provider
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease = lease
+        self.heartbeat = heartbeat
+        self.poll_interval = poll_interval
+        self.retry_delay = retry_delay
+        self.clock = clock
+        self.schedule = schedule
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        await self.requeue_expired()
+        while True:
+            try:
+                if self.schedule:
+                    await self.schedule_due()
+                if await self.run_once():
+                    continue
+                await self.requeue_expired()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker loop failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def run_until_idle(self) -> int:
+        """Run queued work until none is left; returns how many runs were executed."""
+        done = 0
+        await self.requeue_expired()
+        while await self.run_once():
+            done += 1
+        return done
+
+    async def requeue_expired(self) -> int:
+        now = self.clock()
+        expired = await SyncRun.filter(
+            status=RunStatus.RUNNING, lease_expires_at__lt=now
+        ).values_list("id", "integration_id")
+        count = 0
+        for run_id, integration_id in expired:
+            count += await SyncRun.filter(
+                id=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=now
+            ).update(status=RunStatus.QUEUED, lease_owner=None, lease_expires_at=None)
+            await Integration.filter(id=integration_id, status=IntegrationStatus.SYNCING).update(
+                status=IntegrationStatus.QUEUED
+            )
+        if count:
+            log.warning("re-queued %d run(s) whose worker stopped heartbeating", count)
+        return count
+
+    async def schedule_due(self) -> None:
+        """Queue a full sync for integrations whose interval has passed since their last run."""
+        now = self.clock()
+        integrations = await Integration.filter(
+            sync_interval_seconds__gt=0,
+            status__in=[IntegrationStatus.OK, IntegrationStatus.ERROR],
+        )
+        for integration in integrations:
+            last = (
+                await SyncRun.filter(integration_id=integration.id, dry_run=False)
+                .order_by("-queued_at")
+                .first()
+            )
+            if last is None or last.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+                continue
+            finished = last.finished_at or last.queued_at
+            if finished + timedelta(seconds=integration.sync_interval_seconds) <= now:
+                await enqueue(integration, trigger=RunTrigger.SCHEDULE)
+
+    async def claim(self) -> SyncRun | None:
+        now = self.clock()
+        busy = SyncRun.filter(status=RunStatus.RUNNING).values("integration_id")
+        paused = Integration.filter(status=IntegrationStatus.PAUSED).values("id")
+        candidates = (
+            await SyncRun.filter(status=RunStatus.QUEUED)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .exclude(integration_id__in=Subquery(busy))
+            .exclude(integration_id__in=Subquery(paused))
+            .order_by("-priority", "queued_at")
+            .limit(5)
+        )
+        for run in candidates:
+            claimed = await SyncRun.filter(id=run.id, status=RunStatus.QUEUED).update(
+                status=RunStatus.RUNNING,
+                lease_owner=self.worker_id,
+                heartbeat_at=now,
+                lease_expires_at=now + self.lease,
+                started_at=run.started_at or now,
+                attempts=F("attempts") + 1,
+            )
+            if claimed == 1:
+                await run.refresh_from_db()
+                return run
+        return None
+
+    async def run_once(self) -> bool:
+        run = await self.claim()
+        if run is None:
+            return False
+        integration = await Integration.get(id=run.integration_id)  # type: ignore[attr-defined]
+        if not run.dry_run:
+            await (
+                Integration.filter(id=integration.id)
+                .exclude(status=IntegrationStatus.PAUSED)
+                .update(status=IntegrationStatus.SYNCING)
+            )
+        beat = asyncio.create_task(self._heartbeat(run.id))
+        try:
+            await self._execute(integration, run)
+        except asyncio.CancelledError:
+            # Shutting down: hand the run back at once instead of waiting for the lease.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(run))
+            raise
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        return True
+
+    async def _heartbeat(self, run_id: uuid.UUID) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat.total_seconds())
+            now = self.clock()
+            await SyncRun.filter(id=run_id, lease_owner=self.worker_id).update(
+                heartbeat_at=now, lease_expires_at=now + self.lease
+            )
+
+    async def _release(self, run: SyncRun) -> None:
+        await SyncRun.filter(id=run.id, lease_owner=self.worker_id).update(
+            status=RunStatus.QUEUED, lease_owner=None, lease_expires_at=None
+        )
+
+    async def _execute(self, integration: Integration, run: SyncRun) -> None:
+        ctx = RunContext(integration, run, clock=self.clock, checkpoint=dict(run.checkpoint or {}))
+        provider = None
+        try:
+            provider = await self.open_provider(integration)
+            await full_sync(ctx, provider)
+        except RetriableError as exc:
+            await self._retry_later(integration, run, exc)
+            return
+        except FatalError as exc:
+            await self._finish(integration, run, RunStatus.FAILED, exc.message)
+            return
+        except Exception as exc:
+            log.exception("run %s failed", run.id)
+            await self._finish(integration, run, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            if provider is not None:
+                await provider.aclose()
+        await self._finish(integration, run, RunStatus.SUCCEEDED, None)
+
+    async def _retry_later(
+        self, integration: Integration, run: SyncRun, exc: RetriableError
+    ) -> None:
+        if run.attempts >= MAX_ATTEMPTS:
+            message = f"{exc.message} (gave up after {run.attempts} attempts)"
+            await self._finish(integration, run, RunStatus.FAILED, message)
+            return
+        delay = max(
+            self.retry_delay.total_seconds() * 2 ** (run.attempts - 1), exc.retry_after or 0
+        )
+        not_before = self.clock() + timedelta(seconds=delay)
+        await SyncRun.filter(id=run.id).update(
+            status=RunStatus.QUEUED,
+            lease_owner=None,
+            lease_expires_at=None,
+            not_before=not_before,
+            error=f"{exc.message}; retrying after {not_before:%H:%M:%S} UTC",
+        )
+        if not run.dry_run:
+            await (
+                Integration.filter(id=integration.id)
+                .exclude(status=IntegrationStatus.PAUSED)
+                .update(status=IntegrationStatus.QUEUED, last_error=exc.message)
+            )
+
+    async def _finish(
+        self, integration: Integration, run: SyncRun, status: RunStatus, error: str | None
+    ) -> None:
+        now = self.clock()
+        await SyncRun.filter(id=run.id).update(
+            status=status, error=error, finished_at=now, lease_owner=None, lease_expires_at=None
+        )
+        if run.dry_run:
+            return
+        if status == RunStatus.SUCCEEDED:
+            changes = {"status": IntegrationStatus.OK, "last_success_at": now, "last_error": None}
+        else:
+            changes = {"status": IntegrationStatus.ERROR, "last_error": error}
+        await (
+            Integration.filter(id=integration.id)
+            .exclude(status=IntegrationStatus.PAUSED)
+            .update(**changes)
+        )
+        await Integration.filter(id=integration.id, status=IntegrationStatus.PAUSED).update(
+            **{k: v for k, v in changes.items() if k != "status"}
+        )
