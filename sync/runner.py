@@ -53,6 +53,7 @@ class Worker:
         self.clock = clock
         self.schedule = schedule
         self._wake = asyncio.Event()
+        self.last_context: RunContext | None = None  # the last run's counters, for benchmarks
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
@@ -185,6 +186,7 @@ class Worker:
 
     async def _execute(self, integration: Integration, run: SyncRun) -> None:
         ctx = RunContext(integration, run, clock=self.clock, checkpoint=dict(run.checkpoint or {}))
+        self.last_context = ctx
         provider = None
         try:
             provider = await self.open_provider(integration)
