@@ -421,7 +421,7 @@ async def _write(
         if plan.creates:
             await model.bulk_create(plan.creates)
         if rows:
-            await model.bulk_update(rows, fields=sorted(_db_fields(model, columns)))
+            await model.bulk_update(rows, fields=sorted(columns))
         if plan.new_links:
             await RecordLink.bulk_create(plan.new_links)
         if plan.link_updates:
@@ -449,15 +449,6 @@ LINK_UPDATE_FIELDS = [
     "last_error",
     "updated_at",
 ]
-
-
-def _db_fields(model: type[Asset], columns: Iterable[str]) -> list[str]:
-    """bulk_update wants field names: ``organization_id`` is written as ``organization``."""
-    names = []
-    fk_sources = {f"{name}_id": name for name in model._meta.fk_fields if f"{name}_id" in columns}
-    for column in columns:
-        names.append(fk_sources.get(column, column))
-    return names
 
 
 async def record_progress(

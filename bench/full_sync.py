@@ -1,0 +1,954 @@
+"""Full-sync benchmark: psasync against the ConnectWise simulator, with the limits beside it.
+
+    .venv/bin/python bench/full_sync.py                       # 20k companies, SQLite
+    .venv/bin/python bench/full_sync.py --postgres postgres://postgres@127.0.0.1:5432/psasync_bench
+    .venv/bin/python bench/full_sync.py --companies 5000 --profile /tmp/sync.prof
+
+Every measured piece runs in its own fresh process, started from this script with a hidden
+``--role``, so each peak RSS belongs to that piece alone:
+
+    simulator   builds the dataset and serves it on 127.0.0.1 (its CPU and memory are not
+                the engine's)
+    sync        a fresh database, an integration with every type and status enabled, then
+                one full sync, timed (``Worker.run_until_idle``)
+    resync      a second full sync of the same integration, nothing changed in the PSA
+    limits      (a) every page fetched raw with httpx, as the engine requests them, JSON
+                parsed, nothing mapped or written; (b) the same asset and link rows
+                bulk-inserted with plain Tortoise ``bulk_create`` into an empty database
+
+The parent prints one table, with PASS/MISS against the targets, and removes its temp files,
+databases and processes however it ends. All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+SCRIPT = Path(__file__).resolve()
+API_VERSION = "2025.1"
+PAGE_SIZE = 1000
+INSERT_BATCH = 1000
+CLIENT_ID = "psasync-bench"
+START_TIMEOUT = 900.0  # the simulator builds its dataset before it answers
+ROLE_TIMEOUT = 3 * 3600.0  # one measured piece; the script always ends
+SQLITE_OPTIONS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
+
+# Targets (the brief the engine is held to).
+TARGET_RECORDS_PER_S = 10_000  # end to end, SQLite
+TARGET_RATIO = 1.5  # engine time / (fetch time + insert time)
+TARGET_RSS_MB = 300  # peak RSS of the engine process, MB (10^6 bytes)
+TARGET_RESYNC_PER_S = 25_000  # no-change resync, records examined per second
+
+
+# ---------------------------------------------------------------------------------- parent
+
+
+@dataclass(frozen=True)
+class Credentials:
+    company_id: str
+    public_key: str
+    private_key: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "company_id": self.company_id,
+            "public_key": self.public_key,
+            "private_key": self.private_key,
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--companies", type=int, default=20_000)
+    parser.add_argument("--sites", type=int, default=None, help="default: 2 per company")
+    parser.add_argument("--contacts", type=int, default=None, help="default: 5 per company")
+    parser.add_argument("--configurations", type=int, default=None, help="default: 5 per company")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on PostgreSQL (the database is dropped and created fresh; "
+        "the insert limit uses <name>_insert)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="run the first sync under cProfile, save the stats to FILE and print the top "
+        "functions (timings are then inflated by the profiler)",
+    )
+    parser.add_argument("--role", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role:
+        return _child(args.role)
+    return _benchmark(args)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    creds = Credentials("benchmsp", secrets.token_hex(8), secrets.token_hex(16))
+    spec = {
+        "companies": args.companies,
+        "sites": args.sites,
+        "contacts": args.contacts,
+        "configurations": args.configurations,
+        "seed": args.seed,
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="psasync-bench-"))
+    simulator: subprocess.Popen[str] | None = None
+    databases: list[str] = []
+    try:
+        if args.postgres:
+            sync_db = args.postgres
+            insert_db = _sibling_database(args.postgres, "_insert")
+            databases = [sync_db, insert_db]
+        else:
+            sync_db = f"sqlite:///{workdir / 'sync.db'}?{SQLITE_OPTIONS}"
+            insert_db = f"sqlite:///{workdir / 'insert.db'}?{SQLITE_OPTIONS}"
+        backend = asyncio.run(_describe_backend(sync_db))
+        _say(f"starting the simulator ({args.companies} companies, seed {args.seed}) ...")
+        simulator, sim = _start_simulator(spec, creds, workdir)
+        base_url = sim["base_url"]
+        _say(f"simulator at {base_url}: {sim['sizes']}")
+
+        common = {"base_url": base_url, "credentials": creds.as_dict()}
+        vault_key = _vault_key()
+        asyncio.run(_fresh_database(sync_db))
+        _say("full sync into a fresh database ...")
+        first = _run_role(
+            "sync",
+            {**common, "db_url": sync_db, "vault_key": vault_key, "profile": args.profile},
+            workdir,
+        )
+        _say(f"  {first['wall']:.1f} s; no-change resync ...")
+        second = _run_role(
+            "resync",
+            {
+                **common,
+                "db_url": sync_db,
+                "vault_key": vault_key,
+                "integration_id": first["integration_id"],
+            },
+            workdir,
+        )
+        _say(f"  {second['wall']:.1f} s; limits: raw fetch, then bulk_create ...")
+        asyncio.run(_fresh_database(insert_db))
+        limits = _run_role("limits", {**common, "db_url": insert_db}, workdir)
+        _say("")
+        _report(args, backend, sim, first, second, limits)
+        if args.profile:
+            _print_profile(args.profile)
+        return 0
+    finally:
+        if simulator is not None:
+            _stop(simulator)
+        for url in databases:
+            with contextlib.suppress(Exception):
+                asyncio.run(_drop_database(url))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _vault_key() -> str:
+    from models.vault import Vault
+
+    key: str = Vault.generate_key()
+    return key
+
+
+def _start_simulator(
+    spec: dict[str, Any], creds: Credentials, workdir: Path
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Spawn the simulator process and wait until it answers ``GET /login/companyinfo``."""
+    ready = workdir / "simulator.json"
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--role", "simulator"],
+        stdin=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(
+            json.dumps({"spec": spec, "credentials": creds.as_dict(), "ready": str(ready)}) + "\n"
+        )
+        proc.stdin.flush()  # kept open: the simulator exits when it closes (we died)
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the simulator exited with status {proc.returncode}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the simulator did not start in time")
+                if ready.exists():
+                    info = json.loads(ready.read_text())
+                    url = f"{info['base_url']}/login/companyinfo/{creds.company_id}"
+                    with contextlib.suppress(httpx.HTTPError):
+                        answer = client.get(url)
+                        if answer.status_code == 200 and answer.json():
+                            return proc, info
+                time.sleep(0.2)
+    except BaseException:
+        _stop(proc)
+        raise
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _run_role(role: str, config: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """Run one measured piece in a fresh process of this script; return what it reported."""
+    out = workdir / f"{role}.json"
+    out.unlink(missing_ok=True)
+    config = {**config, "result": str(out)}
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--role", role], stdin=subprocess.PIPE, text=True
+    )
+    try:
+        proc.communicate(json.dumps(config), timeout=ROLE_TIMEOUT)
+    finally:
+        _stop(proc)
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"the {role} process failed (exit status {proc.returncode})")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+# -- databases --------------------------------------------------------------------------------
+
+
+def _sibling_database(url: str, suffix: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
+
+
+def _server_and_name(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name or not name.replace("_", "").isalnum():
+        raise ValueError(f"use a plain database name in the PostgreSQL URL, not {name!r}")
+    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres", query="")), name
+
+
+async def _fresh_database(url: str) -> None:
+    if not url.startswith(("postgres://", "postgresql://")):
+        return  # SQLite: a new file in the work directory
+    import asyncpg
+
+    server, name = _server_and_name(url)
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(url: str) -> None:
+    import asyncpg
+
+    server, name = _server_and_name(url)
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _describe_backend(url: str) -> str:
+    if not url.startswith(("postgres://", "postgresql://")):
+        import sqlite3
+
+        return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL)"
+    import asyncpg
+
+    server, _ = _server_and_name(url)
+    conn = await asyncpg.connect(server)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    return f"PostgreSQL {version} (127.0.0.1, asyncpg)"
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _mb(kib: int) -> float:
+    return kib * 1024 / 1e6
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    print(title)
+    print("-" * len(title))
+    for label, value, note in rows:
+        print(f"  {label:<{width}}  {value:>{value_width}}  {note}".rstrip())
+    print()
+
+
+def _report(
+    args: argparse.Namespace,
+    backend: str,
+    sim: dict[str, Any],
+    first: dict[str, Any],
+    second: dict[str, Any],
+    limits: dict[str, Any],
+) -> None:
+    sqlite = not args.postgres
+    created = first["counts"].get("created", 0)
+    by_kind = first["tables"]
+    synced = sum(by_kind.values())
+    rate = created / first["wall"]
+    rss_mb = _mb(first["maxrss_kib"])
+    fetch, insert = limits["fetch_wall"], limits["insert_wall"]
+    ratio = first["wall"] / (fetch + insert)
+    examined = second["processed"]
+    resync_rate = examined / second["wall"]
+    written = second["rows_written"]
+    profiled = " (under cProfile: slower than normal)" if args.profile else ""
+
+    _table(
+        "Machine",
+        [
+            ("CPU", _cpu_model(), ""),
+            ("cores", str(os.cpu_count()), ""),
+            ("Python", platform.python_version(), ""),
+            ("database", backend, ""),
+            ("dataset", sim["sizes"], f"(seed {args.seed})"),
+        ],
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(first["counts"].items()))
+    rate_note = (
+        f"target >= {TARGET_RECORDS_PER_S:,} on SQLite: {_verdict(rate >= TARGET_RECORDS_PER_S)}"
+        if sqlite
+        else f"(the {TARGET_RECORDS_PER_S:,}/s target is for SQLite)"
+    )
+    _table(
+        f"1. Full sync into a fresh database{profiled}",
+        [
+            ("wall time", f"{first['wall']:.1f} s", "Worker.run_until_idle()"),
+            ("records synced", f"{created:,}", "created: organizations+locations+contacts+configs"),
+            (
+                "  by table",
+                f"{synced:,}",
+                ", ".join(f"{k} {v:,}" for k, v in by_kind.items()),
+            ),
+            ("  run counts", "", counts),
+            ("  run status", first["status"], first.get("error") or ""),
+            ("records/s", f"{rate:,.0f}", rate_note),
+            (
+                "peak RSS (engine)",
+                f"{rss_mb:.0f} MB",
+                f"{first['maxrss_kib'] / 1024:.0f} MiB; target <= {TARGET_RSS_MB} MB: "
+                f"{_verdict(rss_mb <= TARGET_RSS_MB)}",
+            ),
+            (
+                "  phases",
+                "",
+                ", ".join(f"{name} {sec:.1f}s" for name, sec in first["phases"].items()),
+            ),
+        ],
+    )
+    _table(
+        "2. Limits, same run",
+        [
+            (
+                "(a) raw fetch",
+                f"{fetch:.1f} s",
+                f"{limits['requests']:,} requests, {limits['records']:,} records "
+                f"({limits['site_requests']:,} site lists, {limits['in_flight']} in flight), "
+                "JSON parsed",
+            ),
+            (
+                "(b) bulk_create",
+                f"{insert:.1f} s",
+                f"{limits['asset_rows']:,} asset + {limits['link_rows']:,} link rows, "
+                f"batches of {INSERT_BATCH}, one transaction per batch",
+            ),
+            ("fetch + insert", f"{fetch + insert:.1f} s", ""),
+            (
+                "engine / (fetch+insert)",
+                f"{ratio:.2f}",
+                f"target <= {TARGET_RATIO}: {_verdict(ratio <= TARGET_RATIO)}",
+            ),
+        ],
+    )
+    resync_counts = ", ".join(f"{k} {v}" for k, v in sorted(second["counts"].items()))
+    _table(
+        "3. Second full sync, nothing changed",
+        [
+            ("wall time", f"{second['wall']:.1f} s", ""),
+            ("records examined", f"{examined:,}", f"processed; {resync_counts}"),
+            (
+                "records/s",
+                f"{resync_rate:,.0f}",
+                f"target >= {TARGET_RESYNC_PER_S:,}: "
+                f"{_verdict(resync_rate >= TARGET_RESYNC_PER_S)}",
+            ),
+            (
+                "rows written",
+                f"{written:,}",
+                f"ctx.rows_written (asset+link rows); target 0: {_verdict(written == 0)}",
+            ),
+            (
+                "  rows touched (db)",
+                f"{second['touched_rows']:,}",
+                "asset/link rows with updated_at during the resync",
+            ),
+            ("  run status", second["status"], second.get("error") or ""),
+            ("peak RSS", f"{_mb(second['maxrss_kib']):.0f} MB", ""),
+        ],
+    )
+    print(
+        "Run bookkeeping rows (the sync_run row, updated with progress once per page, and "
+        "the run's own queue/claim/finish updates) are not counted in rows written."
+    )
+    print()
+    targets = [
+        (
+            f"end to end >= {TARGET_RECORDS_PER_S:,} records/s (SQLite)",
+            _verdict(rate >= TARGET_RECORDS_PER_S) if sqlite else "n/a (PostgreSQL run)",
+        ),
+        (f"engine / (fetch+insert) <= {TARGET_RATIO}", _verdict(ratio <= TARGET_RATIO)),
+        (f"peak RSS <= {TARGET_RSS_MB} MB", _verdict(rss_mb <= TARGET_RSS_MB)),
+        (
+            f"no-change resync: 0 rows at >= {TARGET_RESYNC_PER_S:,} records/s",
+            _verdict(written == 0 and resync_rate >= TARGET_RESYNC_PER_S),
+        ),
+    ]
+    _table("Targets", [(name, verdict, "") for name, verdict in targets])
+
+
+def _print_profile(path: str) -> None:
+    import pstats
+
+    print(f"cProfile of the first sync ({path}), top 25 by own time:")
+    stats = pstats.Stats(path, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(25)
+    print("top 40 by cumulative time:")
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+# ---------------------------------------------------------------------------------- children
+
+
+def _child(role: str) -> int:
+    config: dict[str, Any] = json.loads(sys.stdin.readline())
+    if role == "simulator":
+        _simulator(config)
+        return 0
+    runners = {"sync": _sync, "resync": _resync, "limits": _limits}
+    result = asyncio.run(runners[role](config))
+    Path(config["result"]).write_text(json.dumps(result, default=str))
+    return 0
+
+
+def _simulator(config: dict[str, Any]) -> None:
+    """Build the dataset and serve it until the parent closes our stdin or terminates us."""
+    import gc
+    import signal
+
+    from simulators.connectwise import (
+        ApiCredentials,
+        ConnectWiseSimulator,
+        DatasetSpec,
+        generate_dataset,
+    )
+    from simulators.connectwise.server import bind, serve
+
+    spec = DatasetSpec(**config["spec"])
+    store = generate_dataset(spec)
+    # Millions of long-lived dataset objects: keep the cyclic collector from rescanning them
+    # while serving (its pauses would land, at random, in one measurement or another).
+    gc.collect()
+    gc.freeze()
+    creds = config["credentials"]
+    simulator = ConnectWiseSimulator(store, credentials=ApiCredentials(**creds))
+    sock = bind("127.0.0.1", 0)
+    host, port = sock.getsockname()[:2]
+    sizes = ", ".join(
+        f"{store.count(name):,} {name}" for name in ("companies", "contacts", "configurations")
+    )
+    sites = sum(len(children) for children in store.table("sites").children.values())
+    sizes = sizes.replace(" companies,", f" companies, {sites:,} sites,")
+
+    def orphaned() -> None:  # the parent died without stopping us
+        sys.stdin.read()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    Path(config["ready"]).write_text(
+        json.dumps({"base_url": f"http://{host}:{port}", "sizes": sizes})
+    )
+    serve(simulator, sock)
+
+
+def _connectwise_credentials(config: dict[str, Any]) -> Any:
+    from sync.providers.connectwise.credentials import ConnectWiseCredentials
+
+    c = config["credentials"]
+    return ConnectWiseCredentials(
+        site_url=config["base_url"],
+        company_id=c["company_id"],
+        public_key=c["public_key"],
+        private_key=c["private_key"],
+        client_id=CLIENT_ID,
+    )
+
+
+async def _sync(config: dict[str, Any]) -> dict[str, Any]:
+    """Migrate a fresh database, add the integration (everything enabled), run a full sync."""
+    from tortoise import Tortoise
+
+    from models import Account
+    from models.db import migrate, tortoise_config
+    from models.vault import Vault
+    from sync.connections import connectwise_provider, provider_factory
+    from sync.integrations import add_connectwise
+
+    url = config["db_url"]
+    await migrate(url)
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        vault = Vault([config["vault_key"]])
+        creds = _connectwise_credentials(config)
+        provider = connectwise_provider(creds, sandbox=True)
+        try:
+            lists = await provider.reference_data()
+        finally:
+            await provider.aclose()
+        enable = {kind: [ref.name for ref in refs] for kind, refs in lists.items()}
+        account = await Account.create(name="bench")
+        integration, _run = await add_connectwise(
+            account, creds, vault, sandbox=True, enable=enable
+        )
+        result = await _timed_run(provider_factory(vault), config.get("profile"))
+        result["integration_id"] = str(integration.id)
+        result["tables"] = await _table_counts(account.id)
+        return result
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _resync(config: dict[str, Any]) -> dict[str, Any]:
+    from tortoise import Tortoise
+
+    from models import ASSET_MODELS, Integration, RecordLink
+    from models.db import tortoise_config
+    from models.vault import Vault
+    from sync import jobs
+    from sync.connections import provider_factory
+
+    await Tortoise.init(config=tortoise_config(config["db_url"]))
+    try:
+        integration = await Integration.get(id=config["integration_id"])
+        await jobs.manual_sync(integration)
+        started = _utcnow()
+        result = await _timed_run(provider_factory(Vault([config["vault_key"]])), None)
+        touched = await RecordLink.filter(
+            integration_id=integration.id, updated_at__gte=started
+        ).count()
+        for model in ASSET_MODELS.values():
+            touched += await model.filter(updated_at__gte=started).count()
+        result["touched_rows"] = touched
+        return result
+    finally:
+        await Tortoise.close_connections()
+
+
+def _utcnow() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+async def _timed_run(open_provider: Any, profile: str | None) -> dict[str, Any]:
+    """Run the queued sync with a fresh worker; time it, and each phase as it starts."""
+    import cProfile
+
+    from models import SyncRun
+    from sync import full_sync
+    from sync.runner import Worker
+
+    marks: list[tuple[str, float]] = []
+    set_phase = full_sync._set_phase
+
+    async def mark_phase(ctx: Any, phase: str) -> None:  # timing only; then the real one
+        marks.append((phase, time.perf_counter()))
+        await set_phase(ctx, phase)
+
+    full_sync._set_phase = mark_phase  # type: ignore[assignment]
+    worker = Worker(open_provider, schedule=False)
+    profiler = cProfile.Profile() if profile else None
+    start = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    runs = await worker.run_until_idle()
+    if profiler is not None:
+        profiler.disable()
+    wall = time.perf_counter() - start
+    full_sync._set_phase = set_phase  # type: ignore[assignment]
+    if profiler is not None and profile:
+        profiler.dump_stats(profile)
+    ctx = worker.last_context
+    if runs != 1 or ctx is None:
+        raise RuntimeError(f"expected one queued run, the worker ran {runs}")
+    run = await SyncRun.get(id=ctx.run.id)
+    bounds = [("reference", start), *marks, ("", start + wall)]
+    phases = {name: end - begin for (name, begin), (_, end) in itertools.pairwise(bounds)}
+    return {
+        "wall": wall,
+        "counts": dict(ctx.counts),
+        "processed": ctx.processed,
+        "rows_written": ctx.rows_written,
+        "status": str(run.status),
+        "error": run.error,
+        "phases": phases,
+        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+async def _table_counts(account_id: Any) -> dict[str, int]:
+    from models import ASSET_MODELS
+
+    return {
+        f"{kind.value}s": await model.filter(account_id=account_id).count()
+        for kind, model in ASSET_MODELS.items()
+    }
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Fetched:
+    references: dict[str, list[dict[str, Any]]]
+    companies: list[dict[str, Any]]
+    sites: list[dict[str, Any]]
+    contacts: list[dict[str, Any]]
+    configurations: list[dict[str, Any]]
+    requests: int = 0
+    site_requests: int = 0
+
+    @property
+    def records(self) -> int:
+        return len(self.companies) + len(self.sites) + len(self.contacts) + len(self.configurations)
+
+
+class RawFetcher:
+    """The engine's requests, raw: same URLs, headers, paging and concurrency; JSON only."""
+
+    def __init__(self, client: httpx.AsyncClient, config: dict[str, Any]) -> None:
+        c = config["credentials"]
+        token = base64.b64encode(
+            f"{c['company_id']}+{c['public_key']}:{c['private_key']}".encode()
+        ).decode()
+        self.client = client
+        self.site = config["base_url"]
+        self.company_id = c["company_id"]
+        self.headers = {
+            "Authorization": f"Basic {token}",
+            "clientId": CLIENT_ID,
+            "Accept": f"application/vnd.connectwise.com+json; version={API_VERSION}",
+            "pagination-type": "forward-only",
+        }
+        self.api = ""
+        self.requests = 0
+
+    async def connect(self) -> None:
+        url = f"{self.site}/login/companyinfo/{self.company_id}"
+        response = await self.client.get(url, headers={"Accept": "application/json"})
+        self.requests += 1
+        codebase = response.json()["Codebase"].strip("/")
+        self.api = f"{self.site}/{codebase}/apis/3.0"
+
+    async def pages(self, path: str, conditions: str | None = None) -> list[dict[str, Any]]:
+        params = {"pageSize": str(PAGE_SIZE)}
+        if conditions:
+            params["conditions"] = conditions
+        first = httpx.URL(f"{self.api}/{path}", params=params)
+        url: httpx.URL | None = first
+        records: list[dict[str, Any]] = []
+        while url is not None:
+            response = await self.client.get(url, headers=self.headers)
+            self.requests += 1
+            response.raise_for_status()
+            page = response.json()
+            records.extend(page)
+            link = response.links.get("next", {}).get("url")
+            url = None
+            if len(page) >= PAGE_SIZE and link:
+                url = first.copy_merge_params(httpx.URL(link).params)
+        return records
+
+    async def fetch_all(self, in_flight: int) -> Fetched:
+        from sync.providers.connectwise.query import cw_and, cw_eq, cw_in
+
+        await self.connect()
+        references = {
+            name: await self.pages(f"company/{name}")
+            for name in (
+                "companies/types",
+                "companies/statuses",
+                "configurations/types",
+                "configurations/statuses",
+                "contacts/types",
+            )
+        }
+
+        def ids(name: str) -> list[int]:
+            return sorted(int(r["id"]) for r in references[name])
+
+        companies = await self.pages(
+            "company/companies",
+            cw_and(cw_eq("deletedFlag", False), cw_in("status/id", ids("companies/statuses"))),
+        )
+        gate = asyncio.Semaphore(in_flight)
+
+        async def sites_of(company: int) -> list[dict[str, Any]]:
+            async with gate:
+                return await self.pages(f"company/companies/{company}/sites")
+
+        site_lists = await asyncio.gather(*(sites_of(int(c["id"])) for c in companies))
+        contacts = await self.pages("company/contacts")
+        configurations = await self.pages(
+            "company/configurations",
+            cw_and(
+                cw_in("type/id", ids("configurations/types")),
+                cw_in("status/id", ids("configurations/statuses")),
+            ),
+        )
+        fetched = Fetched(
+            references,
+            companies,
+            [site for sites in site_lists for site in sites],
+            contacts,
+            configurations,
+        )
+        fetched.requests = self.requests
+        fetched.site_requests = len(companies)
+        return fetched
+
+
+async def _limits(config: dict[str, Any]) -> dict[str, Any]:
+    from sync.full_sync import SITE_CONCURRENCY
+
+    # The engine's client settings (sync.providers.urls.build_http_client), spelled out.
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30),
+        follow_redirects=False,
+        headers={"User-Agent": "psasync"},
+    )
+    async with client:
+        fetcher = RawFetcher(client, config)
+        start = time.perf_counter()
+        fetched = await fetcher.fetch_all(SITE_CONCURRENCY)
+        fetch_wall = time.perf_counter() - start
+    insert = await _insert_floor(config["db_url"], fetched)
+    return {
+        "fetch_wall": fetch_wall,
+        "requests": fetched.requests,
+        "site_requests": fetched.site_requests,
+        "in_flight": SITE_CONCURRENCY,
+        "records": fetched.records,
+        **insert,
+    }
+
+
+async def _insert_floor(url: str, fetched: Fetched) -> dict[str, Any]:
+    """bulk_create the asset and link rows of ``fetched`` into an empty, migrated database.
+
+    Rows are built first (mapped with the engine's field tables, foreign keys filled in
+    directly, snapshots as the engine stores them); only the inserts are timed: per batch of
+    1000 records, one transaction holding the assets' and their links' ``bulk_create``.
+    """
+    from tortoise import Tortoise
+    from tortoise.transactions import in_transaction
+
+    from models import Account, Integration, Provider, RecordLink, ReferenceValue
+    from models.db import migrate, tortoise_config
+    from models.vault import Vault
+
+    await migrate(url)
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        account = await Account.create(name="bench")
+        integration = await Integration.create(
+            account=account,
+            provider=Provider.CONNECTWISE_MANAGE,
+            name="bench",
+            site_url="http://127.0.0.1",
+            sandbox=True,
+            credentials_token=Vault([Vault.generate_key()]).encrypt({}),
+        )
+        values = await _reference_values(account, fetched, ReferenceValue)
+        batches = _rows(fetched, account.id, integration.id, values)
+        assets = links = 0
+        start = time.perf_counter()
+        for model, rows, row_links in batches:
+            async with in_transaction():
+                await model.bulk_create(rows, batch_size=INSERT_BATCH)
+                await RecordLink.bulk_create(row_links, batch_size=INSERT_BATCH)
+            assets += len(rows)
+            links += len(row_links)
+        insert_wall = time.perf_counter() - start
+        return {"insert_wall": insert_wall, "asset_rows": assets, "link_rows": links}
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _reference_values(
+    account: Any, fetched: Fetched, reference_value: Any
+) -> dict[tuple[str, int], uuid.UUID]:
+    from models import ReferenceKind
+    from sync.providers.connectwise.mapping import reference_name
+
+    kinds = {
+        "companies/types": ReferenceKind.ORGANIZATION_TYPE,
+        "companies/statuses": ReferenceKind.ORGANIZATION_STATUS,
+        "configurations/types": ReferenceKind.CONFIGURATION_TYPE,
+        "configurations/statuses": ReferenceKind.CONFIGURATION_STATUS,
+        "contacts/types": ReferenceKind.CONTACT_TYPE,
+    }
+    found: dict[tuple[str, int], uuid.UUID] = {}
+    for name, raws in fetched.references.items():
+        kind = kinds[name]
+        for raw in raws:
+            value = await reference_value.create(
+                account=account, kind=kind, name=reference_name(raw)
+            )
+            found[(kind.value, int(raw["id"]))] = value.id
+    return found
+
+
+def _rows(
+    fetched: Fetched,
+    account_id: uuid.UUID,
+    integration_id: uuid.UUID,
+    references: dict[tuple[str, int], uuid.UUID],
+) -> list[tuple[Any, list[Any], list[Any]]]:
+    """(model, asset rows, link rows) per batch of up to 1000 records, in the engine's order."""
+    from datetime import UTC, datetime
+
+    from models import ASSET_MODELS, AssetKind, ContactSource, LinkState, RecordLink, match_keys
+    from sync.apply import CODES, RELATIONS
+    from sync.providers.connectwise import mapping
+    from sync.snapshot import snapshot_of
+
+    now = datetime.now(UTC)
+    local: dict[AssetKind, dict[int, uuid.UUID]] = {kind: {} for kind in AssetKind}
+    groups = [
+        (AssetKind.ORGANIZATION, mapping.COMPANY, fetched.companies),
+        (AssetKind.LOCATION, mapping.SITE, fetched.sites),
+        (AssetKind.CONTACT, mapping.CONTACT, fetched.contacts),
+        (AssetKind.CONFIGURATION, mapping.CONFIGURATION, fetched.configurations),
+    ]
+    for kind, _table_map, raws in groups:
+        local[kind] = {int(raw["id"]): uuid.uuid4() for raw in raws}
+    batches: list[tuple[Any, list[Any], list[Any]]] = []
+    for kind, table_map, raws in groups:
+        model = ASSET_MODELS[kind]
+        for offset in range(0, len(raws), INSERT_BATCH):
+            rows: list[Any] = []
+            links: list[Any] = []
+            for raw in raws[offset : offset + INSERT_BATCH]:
+                record = table_map.to_record(raw)
+                values = dict(record.values)
+                for code_kind, ids in record.codes.items():
+                    values[CODES[code_kind]] = references.get((code_kind.value, ids[0]))
+                if kind != AssetKind.ORGANIZATION:
+                    values["organization_id"] = local[AssetKind.ORGANIZATION].get(
+                        record.parent_psa_id or -1
+                    )
+                for name, psa_id in record.refs.items():
+                    target_kind, column = RELATIONS[name]
+                    values[column] = local[target_kind].get(psa_id) if psa_id else None
+                values["match_key"] = match_keys.for_values(kind.value, values)
+                extra: dict[str, Any] = {}
+                if kind == AssetKind.CONTACT:
+                    emails = values.get("emails") or []
+                    extra["source"] = ContactSource.PSA
+                    extra["primary_email"] = emails[0]["value"].lower() if emails else None
+                local_id = local[kind][record.psa_id]
+                rows.append(
+                    model(
+                        id=local_id,
+                        account_id=account_id,
+                        created_at=now,
+                        updated_at=now,
+                        version=1,
+                        **values,
+                        **extra,
+                    )
+                )
+                links.append(
+                    RecordLink(
+                        id=uuid.uuid4(),
+                        integration_id=integration_id,
+                        kind=kind,
+                        local_id=local_id,
+                        psa_id=record.psa_id,
+                        psa_parent_id=record.parent_psa_id,
+                        snapshot=snapshot_of(values, record.refs),
+                        psa_updated_at=record.updated_at,
+                        synced_at=now,
+                        state=LinkState.SYNCED,
+                        refs_pending=False,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            batches.append((model, rows, links))
+    return batches
+
+
+if __name__ == "__main__":
+    sys.exit(main())

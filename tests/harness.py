@@ -1,0 +1,46 @@
+"""Helpers the tests share (conftest.py holds the fixtures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models import Integration, ReferenceKind, SyncRun
+from simulators.connectwise import ApiCredentials, ConnectWiseSimulator
+from sync import jobs
+from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.runner import Worker
+
+CREDENTIALS = ApiCredentials(company_id="acme", public_key="pub-key", private_key="priv-key")
+ALL_SCOPE = {
+    ReferenceKind.ORGANIZATION_TYPE: ["Client", "Partner", "Vendor"],
+    ReferenceKind.ORGANIZATION_STATUS: ["Active"],
+    ReferenceKind.CONFIGURATION_TYPE: ["Managed Server", "Managed Workstation", "Network Device"],
+    ReferenceKind.CONFIGURATION_STATUS: ["Active"],
+}
+
+
+class Psa:
+    """A running ConnectWise simulator and how to reach it."""
+
+    def __init__(self, simulator: ConnectWiseSimulator, base_url: str) -> None:
+        self.simulator = simulator
+        self.store = simulator.store
+        self.base_url = base_url
+
+    def credentials(self, **changes: Any) -> ConnectWiseCredentials:
+        values: dict[str, Any] = {
+            "site_url": self.base_url,
+            "company_id": CREDENTIALS.company_id,
+            "public_key": CREDENTIALS.public_key,
+            "private_key": CREDENTIALS.private_key,
+            "client_id": "psasync-tests",
+        }
+        values.update(changes)
+        return ConnectWiseCredentials(**values)
+
+
+async def sync_now(worker: Worker, integration: Integration, *, dry_run: bool = False) -> SyncRun:
+    """Queue a manual sync and run the queue dry; return the run as it ended."""
+    run = await jobs.manual_sync(integration, dry_run=dry_run)
+    await worker.run_until_idle()
+    return await SyncRun.get(id=run.id)
