@@ -33,14 +33,14 @@ import platform
 import resource
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -103,7 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.role:
         return _child(args.role)
+    # A plain `kill` should clean up too (the `finally` in _benchmark), not just Ctrl+C.
+    signal.signal(signal.SIGTERM, _terminated)
     return _benchmark(args)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _benchmark(args: argparse.Namespace) -> int:
@@ -115,6 +121,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "configurations": args.configurations,
         "seed": args.seed,
     }
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="psasync-bench-"))
     simulator: subprocess.Popen[str] | None = None
     databases: list[str] = []
@@ -156,7 +163,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         asyncio.run(_fresh_database(insert_db))
         limits = _run_role("limits", {**common, "db_url": insert_db}, workdir)
         _say("")
-        _report(args, backend, sim, first, second, limits)
+        load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (1-min load average)"
+        _report(args, backend, sim, first, second, limits, load)
         if args.profile:
             _print_profile(args.profile)
         return 0
@@ -195,7 +203,7 @@ def _start_simulator(
         proc.stdin.write(
             json.dumps({"spec": spec, "credentials": creds.as_dict(), "ready": str(ready)}) + "\n"
         )
-        proc.stdin.flush()  # kept open: the simulator exits when it closes (we died)
+        proc.stdin.close()
         deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(timeout=5.0) as client:
             while True:
@@ -324,6 +332,7 @@ def _verdict(ok: bool) -> str:
 
 
 def _table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
+    """Label, value (right-aligned), note."""
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print(title)
@@ -333,6 +342,13 @@ def _table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
     print()
 
 
+def _join(items: dict[str, Any], unit: str = "") -> str:
+    return ", ".join(
+        f"{k} {v:.1f}{unit}" if isinstance(v, float) else f"{k} {v:,}{unit}"
+        for k, v in items.items()
+    )
+
+
 def _report(
     args: argparse.Namespace,
     backend: str,
@@ -340,11 +356,10 @@ def _report(
     first: dict[str, Any],
     second: dict[str, Any],
     limits: dict[str, Any],
+    load: str,
 ) -> None:
     sqlite = not args.postgres
     created = first["counts"].get("created", 0)
-    by_kind = first["tables"]
-    synced = sum(by_kind.values())
     rate = created / first["wall"]
     rss_mb = _mb(first["maxrss_kib"])
     fetch, insert = limits["fetch_wall"], limits["insert_wall"]
@@ -352,60 +367,57 @@ def _report(
     examined = second["processed"]
     resync_rate = examined / second["wall"]
     written = second["rows_written"]
-    profiled = " (under cProfile: slower than normal)" if args.profile else ""
+    rate_ok = rate >= TARGET_RECORDS_PER_S
+    resync_ok = written == 0 and resync_rate >= TARGET_RESYNC_PER_S
 
-    _table(
-        "Machine",
-        [
-            ("CPU", _cpu_model(), ""),
-            ("cores", str(os.cpu_count()), ""),
-            ("Python", platform.python_version(), ""),
-            ("database", backend, ""),
-            ("dataset", sim["sizes"], f"(seed {args.seed})"),
-        ],
-    )
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(first["counts"].items()))
-    rate_note = (
-        f"target >= {TARGET_RECORDS_PER_S:,} on SQLite: {_verdict(rate >= TARGET_RECORDS_PER_S)}"
-        if sqlite
-        else f"(the {TARGET_RECORDS_PER_S:,}/s target is for SQLite)"
-    )
+    print("Machine")
+    print("-------")
+    print(f"  CPU       {_cpu_model()}, {os.cpu_count()} cores")
+    print(f"  Python    {platform.python_version()} ({platform.python_implementation()})")
+    print(f"  database  {backend}")
+    print(f"  dataset   {sim['sizes']} (seed {args.seed})")
+    print(f"  load      {load}")
+    print()
+    profiled = " (under cProfile: slower than normal)" if args.profile else ""
     _table(
         f"1. Full sync into a fresh database{profiled}",
         [
-            ("wall time", f"{first['wall']:.1f} s", "Worker.run_until_idle()"),
-            ("records synced", f"{created:,}", "created: organizations+locations+contacts+configs"),
+            ("wall time", f"{first['wall']:.1f} s", f"engine CPU {first['cpu']:.1f} s"),
             (
-                "  by table",
-                f"{synced:,}",
-                ", ".join(f"{k} {v:,}" for k, v in by_kind.items()),
+                "records synced",
+                f"{created:,}",
+                "created (organizations+locations+contacts+configs)",
             ),
-            ("  run counts", "", counts),
+            ("  in the database", f"{sum(first['tables'].values()):,}", _join(first["tables"])),
+            ("  run counts", f"{first['processed']:,}", f"processed: {_join(first['counts'])}"),
             ("  run status", first["status"], first.get("error") or ""),
-            ("records/s", f"{rate:,.0f}", rate_note),
+            (
+                "records/s",
+                f"{rate:,.0f}",
+                f"target >= {TARGET_RECORDS_PER_S:,} (SQLite): {_verdict(rate_ok)}"
+                if sqlite
+                else f"(the {TARGET_RECORDS_PER_S:,}/s target is for SQLite)",
+            ),
             (
                 "peak RSS (engine)",
                 f"{rss_mb:.0f} MB",
                 f"{first['maxrss_kib'] / 1024:.0f} MiB; target <= {TARGET_RSS_MB} MB: "
                 f"{_verdict(rss_mb <= TARGET_RSS_MB)}",
             ),
-            (
-                "  phases",
-                "",
-                ", ".join(f"{name} {sec:.1f}s" for name, sec in first["phases"].items()),
-            ),
+            ("  phases", "", _join(first["phases"], "s")),
         ],
     )
     _table(
-        "2. Limits, same run",
+        "2. Limits, measured in the same run",
         [
             (
                 "(a) raw fetch",
                 f"{fetch:.1f} s",
-                f"{limits['requests']:,} requests, {limits['records']:,} records "
-                f"({limits['site_requests']:,} site lists, {limits['in_flight']} in flight), "
-                "JSON parsed",
+                f"{limits['requests']:,} requests ({limits['site_requests']:,} site lists, "
+                f"{limits['in_flight']} in flight), {limits['records']:,} records; "
+                f"client CPU {limits['fetch_cpu']:.1f} s",
             ),
+            ("", "", _join(limits["fetch_seconds"], "s")),
             (
                 "(b) bulk_create",
                 f"{insert:.1f} s",
@@ -414,18 +426,17 @@ def _report(
             ),
             ("fetch + insert", f"{fetch + insert:.1f} s", ""),
             (
-                "engine / (fetch+insert)",
+                "engine / (fetch + insert)",
                 f"{ratio:.2f}",
                 f"target <= {TARGET_RATIO}: {_verdict(ratio <= TARGET_RATIO)}",
             ),
         ],
     )
-    resync_counts = ", ".join(f"{k} {v}" for k, v in sorted(second["counts"].items()))
     _table(
         "3. Second full sync, nothing changed",
         [
-            ("wall time", f"{second['wall']:.1f} s", ""),
-            ("records examined", f"{examined:,}", f"processed; {resync_counts}"),
+            ("wall time", f"{second['wall']:.1f} s", f"engine CPU {second['cpu']:.1f} s"),
+            ("records examined", f"{examined:,}", f"processed: {_join(second['counts'])}"),
             (
                 "records/s",
                 f"{resync_rate:,.0f}",
@@ -435,35 +446,48 @@ def _report(
             (
                 "rows written",
                 f"{written:,}",
-                f"ctx.rows_written (asset+link rows); target 0: {_verdict(written == 0)}",
+                f"asset + link rows (ctx.rows_written); target 0: {_verdict(written == 0)}",
             ),
             (
-                "  rows touched (db)",
+                "  rows touched",
                 f"{second['touched_rows']:,}",
-                "asset/link rows with updated_at during the resync",
+                "asset/link rows whose updated_at moved during the resync (database check)",
             ),
             ("  run status", second["status"], second.get("error") or ""),
-            ("peak RSS", f"{_mb(second['maxrss_kib']):.0f} MB", ""),
+            ("  peak RSS", f"{_mb(second['maxrss_kib']):.0f} MB", ""),
+            ("  phases", "", _join(second["phases"], "s")),
         ],
     )
     print(
-        "Run bookkeeping rows (the sync_run row, updated with progress once per page, and "
-        "the run's own queue/claim/finish updates) are not counted in rows written."
+        "Rows written leave out run bookkeeping: the sync_run row (progress and checkpoint,\n"
+        "updated once per page; claim, heartbeat and finish) is not counted."
     )
     print()
-    targets = [
-        (
-            f"end to end >= {TARGET_RECORDS_PER_S:,} records/s (SQLite)",
-            _verdict(rate >= TARGET_RECORDS_PER_S) if sqlite else "n/a (PostgreSQL run)",
-        ),
-        (f"engine / (fetch+insert) <= {TARGET_RATIO}", _verdict(ratio <= TARGET_RATIO)),
-        (f"peak RSS <= {TARGET_RSS_MB} MB", _verdict(rss_mb <= TARGET_RSS_MB)),
-        (
-            f"no-change resync: 0 rows at >= {TARGET_RESYNC_PER_S:,} records/s",
-            _verdict(written == 0 and resync_rate >= TARGET_RESYNC_PER_S),
-        ),
-    ]
-    _table("Targets", [(name, verdict, "") for name, verdict in targets])
+    _table(
+        "Targets",
+        [
+            (
+                f"end to end >= {TARGET_RECORDS_PER_S:,} records/s on SQLite",
+                _verdict(rate_ok) if sqlite else "n/a",
+                f"{rate:,.0f}/s" + ("" if sqlite else " on PostgreSQL"),
+            ),
+            (
+                f"engine / (fetch + insert) <= {TARGET_RATIO}",
+                _verdict(ratio <= TARGET_RATIO),
+                f"{ratio:.2f}",
+            ),
+            (
+                f"peak RSS <= {TARGET_RSS_MB} MB",
+                _verdict(rss_mb <= TARGET_RSS_MB),
+                f"{rss_mb:.0f} MB",
+            ),
+            (
+                f"no-change resync: 0 rows, >= {TARGET_RESYNC_PER_S:,} records/s",
+                _verdict(resync_ok),
+                f"{written:,} rows, {resync_rate:,.0f}/s",
+            ),
+        ],
+    )
 
 
 def _print_profile(path: str) -> None:
@@ -480,6 +504,7 @@ def _print_profile(path: str) -> None:
 
 
 def _child(role: str) -> int:
+    _die_with_parent()
     config: dict[str, Any] = json.loads(sys.stdin.readline())
     if role == "simulator":
         _simulator(config)
@@ -490,10 +515,22 @@ def _child(role: str) -> int:
     return 0
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process if the benchmark dies without stopping it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent was already gone
+        sys.exit(1)
+
+
 def _simulator(config: dict[str, Any]) -> None:
     """Build the dataset and serve it until the parent closes our stdin or terminates us."""
     import gc
-    import signal
 
     from simulators.connectwise import (
         ApiCredentials,
@@ -519,11 +556,6 @@ def _simulator(config: dict[str, Any]) -> None:
     sites = sum(len(children) for children in store.table("sites").children.values())
     sizes = sizes.replace(" companies,", f" companies, {sites:,} sites,")
 
-    def orphaned() -> None:  # the parent died without stopping us
-        sys.stdin.read()
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=orphaned, daemon=True).start()
     Path(config["ready"]).write_text(
         json.dumps({"base_url": f"http://{host}:{port}", "sizes": sizes})
     )
@@ -627,13 +659,14 @@ async def _timed_run(open_provider: Any, profile: str | None) -> dict[str, Any]:
     full_sync._set_phase = mark_phase  # type: ignore[assignment]
     worker = Worker(open_provider, schedule=False)
     profiler = cProfile.Profile() if profile else None
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     if profiler is not None:
         profiler.enable()
     runs = await worker.run_until_idle()
     if profiler is not None:
         profiler.disable()
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     full_sync._set_phase = set_phase  # type: ignore[assignment]
     if profiler is not None and profile:
         profiler.dump_stats(profile)
@@ -645,7 +678,8 @@ async def _timed_run(open_provider: Any, profile: str | None) -> dict[str, Any]:
     phases = {name: end - begin for (name, begin), (_, end) in itertools.pairwise(bounds)}
     return {
         "wall": wall,
-        "counts": dict(ctx.counts),
+        "cpu": cpu,
+        "counts": {name: n for name, n in ctx.counts.items() if n},
         "processed": ctx.processed,
         "rows_written": ctx.rows_written,
         "status": str(run.status),
@@ -676,6 +710,7 @@ class Fetched:
     configurations: list[dict[str, Any]]
     requests: int = 0
     site_requests: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -731,6 +766,7 @@ class RawFetcher:
     async def fetch_all(self, in_flight: int) -> Fetched:
         from sync.providers.connectwise.query import cw_and, cw_eq, cw_in
 
+        marks = [time.perf_counter()]
         await self.connect()
         references = {
             name: await self.pages(f"company/{name}")
@@ -750,6 +786,7 @@ class RawFetcher:
             "company/companies",
             cw_and(cw_eq("deletedFlag", False), cw_in("status/id", ids("companies/statuses"))),
         )
+        marks.append(time.perf_counter())
         gate = asyncio.Semaphore(in_flight)
 
         async def sites_of(company: int) -> list[dict[str, Any]]:
@@ -757,7 +794,9 @@ class RawFetcher:
                 return await self.pages(f"company/companies/{company}/sites")
 
         site_lists = await asyncio.gather(*(sites_of(int(c["id"])) for c in companies))
+        marks.append(time.perf_counter())
         contacts = await self.pages("company/contacts")
+        marks.append(time.perf_counter())
         configurations = await self.pages(
             "company/configurations",
             cw_and(
@@ -772,8 +811,13 @@ class RawFetcher:
             contacts,
             configurations,
         )
+        marks.append(time.perf_counter())
         fetched.requests = self.requests
         fetched.site_requests = len(companies)
+        names = ("reference+companies", "sites", "contacts", "configurations")
+        fetched.seconds = {
+            n: b - a for n, (a, b) in zip(names, itertools.pairwise(marks), strict=True)
+        }
         return fetched
 
 
@@ -789,12 +833,15 @@ async def _limits(config: dict[str, Any]) -> dict[str, Any]:
     )
     async with client:
         fetcher = RawFetcher(client, config)
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         fetched = await fetcher.fetch_all(SITE_CONCURRENCY)
         fetch_wall = time.perf_counter() - start
+        fetch_cpu = time.process_time() - cpu
     insert = await _insert_floor(config["db_url"], fetched)
     return {
         "fetch_wall": fetch_wall,
+        "fetch_cpu": fetch_cpu,
+        "fetch_seconds": fetched.seconds,
         "requests": fetched.requests,
         "site_requests": fetched.site_requests,
         "in_flight": SITE_CONCURRENCY,

@@ -12,6 +12,7 @@ from sync.providers.base import PsaProvider
 from sync.providers.connectwise.client import ConnectWiseClient
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.providers.connectwise.provider import ConnectWiseProvider
+from sync.providers.http import RetryPolicy
 from sync.providers.urls import build_http_client
 
 ProviderFactory = Callable[[Integration], Awaitable[PsaProvider]]
@@ -33,18 +34,25 @@ def connectwise_provider(
     *,
     sandbox: bool,
     transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
 ) -> PsaProvider:
     http = build_http_client(transport=transport)
-    return _OwnedConnectWise(ConnectWiseClient(http, credentials, sandbox=sandbox), http)
+    client = ConnectWiseClient(http, credentials, sandbox=sandbox, retry=retry or RetryPolicy())
+    return _OwnedConnectWise(client, http)
 
 
 def provider_factory(
-    vault: Vault, *, transport: httpx.AsyncBaseTransport | None = None
+    vault: Vault,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
 ) -> ProviderFactory:
     async def open_provider(integration: Integration) -> PsaProvider:
         if integration.provider != Provider.CONNECTWISE_MANAGE:
             raise NotImplementedError(f"no provider for {integration.provider}")
         credentials = ConnectWiseCredentials.from_dict(integration.credentials(vault))
-        return connectwise_provider(credentials, sandbox=integration.sandbox, transport=transport)
+        return connectwise_provider(
+            credentials, sandbox=integration.sandbox, transport=transport, retry=retry
+        )
 
     return open_provider

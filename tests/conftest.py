@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,10 +36,13 @@ from simulators.connectwise import (
 )
 from sync.connections import provider_factory
 from sync.integrations import add_connectwise
+from sync.providers.http import RetryPolicy
 from sync.runner import Worker
 
 POSTGRES_URL = os.environ.get("PSASYNC_TEST_POSTGRES_URL", "").strip()
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Retries as in production, minus the waiting.
+FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01, max_retry_after=0.01)
 BACKEND = os.environ.get("PSASYNC_TEST_BACKEND", "sqlite").strip().lower()
 
 if BACKEND not in {"sqlite", "postgres"}:
@@ -112,8 +116,13 @@ async def db(database_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def vault() -> Vault:
-    return Vault([Vault.generate_key()])
+def secret_key() -> str:
+    return Vault.generate_key()
+
+
+@pytest.fixture
+def vault(secret_key: str) -> Vault:
+    return Vault([secret_key])
 
 
 @pytest.fixture
@@ -145,13 +154,9 @@ def connect(account: Account, psa: Psa, vault: Vault) -> Callable[..., Awaitable
 
 @pytest.fixture
 def worker(vault: Vault) -> Worker:
-    return Worker(provider_factory(vault), schedule=False, retry_delay=_no_delay())
-
-
-def _no_delay() -> Any:
-    from datetime import timedelta
-
-    return timedelta(0)
+    return Worker(
+        provider_factory(vault, retry=FAST_RETRY), schedule=False, retry_delay=timedelta(0)
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,47 @@
+# psasync: `make run` starts the service (with a demo PSA), `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit postgres-tests bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/psasync migrate
+	$(BIN)/psasync serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+# The database tests once more on PostgreSQL, when PSASYNC_TEST_POSTGRES_URL is set.
+postgres-tests: $(STAMP)
+	@if [ -n "$$PSASYNC_TEST_POSTGRES_URL" ]; then \
+		PSASYNC_TEST_BACKEND=postgres $(BIN)/pytest -q -p no:cacheprovider -m db; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "CI=true but PSASYNC_TEST_POSTGRES_URL is not set: PostgreSQL tests must run"; exit 1; \
+	else \
+		echo "PSASYNC_TEST_POSTGRES_URL not set: skipping the PostgreSQL pass"; \
+	fi
+
+test: lint typecheck unit postgres-tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/full_sync.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
