@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from harness import ALL_SCOPE, CREDENTIALS, Psa
+from harness import ALL_SCOPE, CREDENTIALS, FAST_RETRY, Psa
 from tortoise import Tortoise
 from tortoise.contrib.test import truncate_all_models
 
@@ -36,13 +36,10 @@ from simulators.connectwise import (
 )
 from sync.connections import provider_factory
 from sync.integrations import add_connectwise
-from sync.providers.http import RetryPolicy
 from sync.runner import Worker
 
 POSTGRES_URL = os.environ.get("PSASYNC_TEST_POSTGRES_URL", "").strip()
 IN_CI = os.environ.get("CI", "").lower() == "true"
-# Retries as in production, minus the waiting.
-FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01, max_retry_after=0.01)
 BACKEND = os.environ.get("PSASYNC_TEST_BACKEND", "sqlite").strip().lower()
 
 if BACKEND not in {"sqlite", "postgres"}:

@@ -8,8 +8,11 @@ from models import Integration, ReferenceKind, SyncRun
 from simulators.connectwise import ApiCredentials, ConnectWiseSimulator
 from sync import jobs
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.providers.http import RetryPolicy
 from sync.runner import Worker
 
+# Retries as in production, minus the waiting.
+FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01, max_retry_after=0.01)
 CREDENTIALS = ApiCredentials(company_id="acme", public_key="pub-key", private_key="priv-key")
 ALL_SCOPE = {
     ReferenceKind.ORGANIZATION_TYPE: ["Client", "Partner", "Vendor"],

@@ -56,7 +56,7 @@ async def test_a_psa_outage_requeues_the_run_which_completes_once_the_psa_is_bac
     integration = await connect()
     psa.simulator.faults.error_every = 1  # every request: 503
     now = utcnow()
-    worker = Worker(provider_factory(vault, retry=_fast()), schedule=False, clock=lambda: now)
+    worker = Worker(provider_factory(vault, retry=FAST_RETRY), schedule=False, clock=lambda: now)
     assert await worker.run_once()
 
     run = await SyncRun.get(integration_id=integration.id)
@@ -72,7 +72,7 @@ async def test_a_psa_outage_requeues_the_run_which_completes_once_the_psa_is_bac
 
     psa.simulator.faults.error_every = 0
     later = Worker(
-        provider_factory(vault, retry=_fast()),
+        provider_factory(vault, retry=FAST_RETRY),
         schedule=False,
         clock=lambda: now + timedelta(hours=1),
     )
@@ -254,9 +254,3 @@ async def test_a_worker_killed_mid_run_leaves_a_run_that_resumes_without_duplica
     # Counts carried over the crash: every record created exactly once.
     total = await RecordLink.filter(integration_id=integration.id).count()
     assert done.created == total
-
-
-def _fast():  # type: ignore[no-untyped-def]
-    from conftest import FAST_RETRY
-
-    return FAST_RETRY
