@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from harness import Psa
+from harness import FAST_RETRY, Psa
 
 from models import (
     Integration,
