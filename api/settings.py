@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from models.vault import Vault
+from models.vault import Vault, VaultError
 
 log = logging.getLogger("psasync")
 
@@ -108,7 +108,10 @@ def _secret_keys(env: Mapping[str, str]) -> tuple[str, ...]:
                 path,
             )
     keys = tuple(key.strip() for key in raw.split(",") if key.strip())
-    Vault(keys)  # fail now, with a clear message, rather than at the first credential
+    try:
+        Vault(keys)  # fail now, with a clear message, rather than at the first credential
+    except VaultError as exc:
+        raise SettingsError(str(exc)) from None
     return keys
 
 

@@ -129,7 +129,9 @@ def _config(target: Servable, host: str) -> uvicorn.Config:
         lifespan="off",
         ws="none",
         http="h11",
+        # No logging config and no level: uvicorn would set them on the process-wide
+        # "uvicorn.*" loggers, silencing a service that runs the simulator in a thread.
         log_config=None,
-        log_level="warning",
+        log_level=None,
         access_log=False,
     )
