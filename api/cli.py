@@ -325,7 +325,7 @@ async def _follow(run_id: uuid.UUID, settings: Settings, grace: float) -> SyncRu
             click.echo("no running service picked it up: running it here", err=True)
             worker = Worker(provider_factory(settings.vault), schedule=False)
             local = asyncio.create_task(worker.run_until_idle())
-        line = f"{_label(run)}: {run.processed:,} records ({run.phase or 'starting'})"
+        line = _progress_line(run)
         if line != last and sys.stderr.isatty():
             click.echo("\r" + line.ljust(70), nl=False, err=True)
         last = line
@@ -333,6 +333,16 @@ async def _follow(run_id: uuid.UUID, settings: Settings, grace: float) -> SyncRu
         waited += 0.5
         if local is not None and local.done() and local.exception():
             raise local.exception()  # type: ignore[misc]
+
+
+def _progress_line(run: SyncRun, width: int = 30) -> str:
+    phase = run.phase or "starting"
+    if not run.total:
+        return f"{_label(run)} {run.processed:,} records ({phase})"
+    share = min(run.processed / run.total, 1.0)
+    filled = int(share * width)
+    bar = "#" * filled + "-" * (width - filled)
+    return f"{_label(run)} [{bar}] {share:4.0%} {run.processed:,}/{run.total:,} ({phase})"
 
 
 def _label(run: SyncRun) -> str:

@@ -57,6 +57,9 @@ async def full_sync(ctx: RunContext, provider: PsaProvider) -> None:
     lists = await provider.reference_data()
     ctx.reference = await reference.sync_reference_data(ctx.integration, lists, dry_run=ctx.dry_run)
     scope = ctx.reference.scope()
+    total = await provider.estimate_total(scope, contacts=ctx.integration.contacts_enabled)
+    if total is not None:
+        await SyncRun.filter(id=ctx.run.id).update(total=total)
     resume = dict(ctx.checkpoint)
     start = PHASES.index(resume["phase"]) if resume.get("phase") in PHASES else 0
     for index, phase in enumerate(PHASES):
@@ -254,6 +257,8 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
             records.extend(result)
         if issues and not ctx.dry_run:
             await SyncRunIssue.bulk_create(issues)
+        if records:  # sites are only countable once fetched: the total grows with them
+            await SyncRun.filter(id=ctx.run.id).update(total=F("total") + len(records))
         ids = [r.psa_id for r in records]
         links = await links_where(
             ctx, AssetKind.LOCATION, Q(psa_parent_id__in=fetched) | Q(psa_id__in=ids)

@@ -58,6 +58,10 @@ class PsaProvider(Protocol):
 
     async def reference_data(self) -> dict[ReferenceKind, list[PsaReference]]: ...
 
+    async def estimate_total(self, scope: ProviderScope, *, contacts: bool) -> int | None:
+        """Roughly how many records a full sync will list (for progress), if cheap to know."""
+        ...
+
     def organizations(
         self, scope: ProviderScope, *, after: int | None = None
     ) -> AsyncIterator[list[PsaRecord]]: ...

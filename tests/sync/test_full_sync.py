@@ -91,6 +91,8 @@ async def test_first_full_sync_brings_in_scope_records_linked_to_their_psa_recor
     assert run.status == RunStatus.SUCCEEDED
     total = len(companies) + len(expected_sites) + len(expected_contacts)
     assert run.created == total + len(in_scope_configurations(psa))
+    assert run.total is not None
+    assert run.processed == run.total  # progress reaches its announced total
 
 
 async def test_fields_follow_the_connectwise_mapping_table(

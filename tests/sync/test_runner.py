@@ -120,6 +120,9 @@ class _Watching:
     async def reference_data(self):  # type: ignore[no-untyped-def]
         return await self.inner.reference_data()
 
+    async def estimate_total(self, scope: ProviderScope, *, contacts: bool) -> int | None:
+        return await self.inner.estimate_total(scope, contacts=contacts)
+
     async def organizations(self, scope: ProviderScope, *, after: int | None = None):  # type: ignore[no-untyped-def]
         current = await Integration.get(id=self.integration.id)
         self.seen.append(current.status_label)
