@@ -238,7 +238,11 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
             )  # fmt: skip
 
     if ctx.dry_run:
-        await record_progress(ctx, plan.counts, page.checkpoint)
+        # The run's own rows are its report: a dry run keeps its counts and its issues.
+        async with in_transaction():
+            if plan.issues:
+                await SyncRunIssue.bulk_create(plan.issues)
+            await record_progress(ctx, plan.counts, page.checkpoint)
     else:
         await _write(ctx, model, plan, page, now)
     return plan.counts

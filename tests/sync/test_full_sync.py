@@ -301,6 +301,9 @@ async def test_an_ambiguous_match_is_reported_and_nothing_is_linked_or_created(
     assert run.status == RunStatus.SUCCEEDED
     assert run.failed >= 1
 
+    preview = await sync_now(worker, integration, dry_run=True)
+    assert await SyncRunIssue.filter(run_id=preview.id, code="ambiguous_match").exists()
+
 
 async def test_a_company_out_of_scope_is_orphaned_kept_and_relinked_when_back(
     psa: Psa, connect: Connect, worker: Worker
