@@ -293,24 +293,11 @@ def _plan_linked(
 ) -> None:
     relinked = link.state != LinkState.SYNCED
     if base == snap and not relinked:
-        # Same values under a new stamp (an unmapped field changed): remember the stamp.
+        # Same values under a new stamp (an unmapped field changed): remember the stamp only.
         plan.counts["unchanged"] += 1
-        plan.link_updates.append(
-            RecordLink(
-                id=link.id,
-                snapshot=snap,
-                psa_updated_at=record.updated_at,
-                synced_at=now,
-                state=LinkState.SYNCED,
-                psa_parent_id=record.parent_psa_id,
-                refs_pending=_refs_pending(record, values),
-                last_error=None,
-                updated_at=now,
-            )
-        )
-        return
-    plan.counts["linked" if relinked else "updated"] += 1
-    plan.updates[link.local_id] = (values, link)
+    else:
+        plan.counts["linked" if relinked else "updated"] += 1
+        plan.updates[link.local_id] = (values, link)
     plan.link_updates.append(
         RecordLink(
             id=link.id,
