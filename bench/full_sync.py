@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/full_sync.py                       # 20k companies, SQLite
     .venv/bin/python bench/full_sync.py --postgres postgres://postgres@127.0.0.1:5432/psasync_bench
-    .venv/bin/python bench/full_sync.py --companies 5000 --profile /tmp/sync.prof
+    .venv/bin/python bench/full_sync.py --companies 5000 --profile /tmp/psasync-profile
 
 Every measured piece runs in its own fresh process, started from this script with a hidden
 ``--role``, so each peak RSS belongs to that piece alone:
@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 SCRIPT = Path(__file__).resolve()
@@ -95,9 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--profile",
-        metavar="FILE",
-        help="run the first sync under cProfile, save the stats to FILE and print the top "
-        "functions (timings are then inflated by the profiler)",
+        metavar="DIR",
+        help="run both syncs under cProfile, save sync.prof and resync.prof in DIR and print "
+        "their top functions (timings are then inflated by the profiler)",
     )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -140,12 +141,16 @@ def _benchmark(args: argparse.Namespace) -> int:
         _say(f"simulator at {base_url}: {sim['sizes']}")
 
         common = {"base_url": base_url, "credentials": creds.as_dict()}
+        profiles: dict[str, str | None] = {"sync": None, "resync": None}
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            profiles = {role: str(Path(args.profile, f"{role}.prof")) for role in profiles}
         vault_key = _vault_key()
         asyncio.run(_fresh_database(sync_db))
         _say("full sync into a fresh database ...")
         first = _run_role(
             "sync",
-            {**common, "db_url": sync_db, "vault_key": vault_key, "profile": args.profile},
+            {**common, "db_url": sync_db, "vault_key": vault_key, "profile": profiles["sync"]},
             workdir,
         )
         _say(f"  {first['wall']:.1f} s; no-change resync ...")
@@ -156,6 +161,7 @@ def _benchmark(args: argparse.Namespace) -> int:
                 "db_url": sync_db,
                 "vault_key": vault_key,
                 "integration_id": first["integration_id"],
+                "profile": profiles["resync"],
             },
             workdir,
         )
@@ -165,8 +171,9 @@ def _benchmark(args: argparse.Namespace) -> int:
         _say("")
         load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (1-min load average)"
         _report(args, backend, sim, first, second, limits, load)
-        if args.profile:
-            _print_profile(args.profile)
+        for role, path in profiles.items():
+            if path:
+                _print_profile(role, path)
         return 0
     finally:
         if simulator is not None:
@@ -268,30 +275,28 @@ def _server_and_name(url: str) -> tuple[str, str]:
     name = parts.path.lstrip("/")
     if not name or not name.replace("_", "").isalnum():
         raise ValueError(f"use a plain database name in the PostgreSQL URL, not {name!r}")
+    if "bench" not in name:  # it is dropped and re-created: never someone's real database
+        raise ValueError(f"the benchmark database's name must contain 'bench', not {name!r}")
     return urlunsplit(parts._replace(scheme="postgresql", path="/postgres", query="")), name
 
 
 async def _fresh_database(url: str) -> None:
     if not url.startswith(("postgres://", "postgresql://")):
         return  # SQLite: a new file in the work directory
-    import asyncpg
-
     server, name = _server_and_name(url)
     conn = await asyncpg.connect(server)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
 
 
 async def _drop_database(url: str) -> None:
-    import asyncpg
-
     server, name = _server_and_name(url)
     conn = await asyncpg.connect(server)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         await conn.close()
 
@@ -301,8 +306,6 @@ async def _describe_backend(url: str) -> str:
         import sqlite3
 
         return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL)"
-    import asyncpg
-
     server, _ = _server_and_name(url)
     conn = await asyncpg.connect(server)
     try:
@@ -390,6 +393,11 @@ def _report(
             ),
             ("  in the database", f"{sum(first['tables'].values()):,}", _join(first["tables"])),
             ("  run counts", f"{first['processed']:,}", f"processed: {_join(first['counts'])}"),
+            (
+                "  rows written",
+                f"{first['rows_written']:,}",
+                "asset + link rows, as the engine counts them (ctx.rows_written)",
+            ),
             ("  run status", first["status"], first.get("error") or ""),
             (
                 "records/s",
@@ -433,7 +441,7 @@ def _report(
         ],
     )
     _table(
-        "3. Second full sync, nothing changed",
+        f"3. Second full sync, nothing changed{profiled}",
         [
             ("wall time", f"{second['wall']:.1f} s", f"engine CPU {second['cpu']:.1f} s"),
             ("records examined", f"{examined:,}", f"processed: {_join(second['counts'])}"),
@@ -490,10 +498,10 @@ def _report(
     )
 
 
-def _print_profile(path: str) -> None:
+def _print_profile(role: str, path: str) -> None:
     import pstats
 
-    print(f"cProfile of the first sync ({path}), top 25 by own time:")
+    print(f"cProfile of the {role} ({path}), top 25 by own time:")
     stats = pstats.Stats(path, stream=sys.stdout)
     stats.sort_stats("tottime").print_stats(25)
     print("top 40 by cumulative time:")
@@ -623,7 +631,8 @@ async def _resync(config: dict[str, Any]) -> dict[str, Any]:
         integration = await Integration.get(id=config["integration_id"])
         await jobs.manual_sync(integration)
         started = _utcnow()
-        result = await _timed_run(provider_factory(Vault([config["vault_key"]])), None)
+        vault = Vault([config["vault_key"]])
+        result = await _timed_run(provider_factory(vault), config.get("profile"))
         touched = await RecordLink.filter(
             integration_id=integration.id, updated_at__gte=started
         ).count()
@@ -656,7 +665,7 @@ async def _timed_run(open_provider: Any, profile: str | None) -> dict[str, Any]:
         marks.append((phase, time.perf_counter()))
         await set_phase(ctx, phase)
 
-    full_sync._set_phase = mark_phase  # type: ignore[assignment]
+    full_sync._set_phase = mark_phase
     worker = Worker(open_provider, schedule=False)
     profiler = cProfile.Profile() if profile else None
     cpu, start = time.process_time(), time.perf_counter()
@@ -667,7 +676,7 @@ async def _timed_run(open_provider: Any, profile: str | None) -> dict[str, Any]:
         profiler.disable()
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu
-    full_sync._set_phase = set_phase  # type: ignore[assignment]
+    full_sync._set_phase = set_phase
     if profiler is not None and profile:
         profiler.dump_stats(profile)
     ctx = worker.last_context

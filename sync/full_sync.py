@@ -18,6 +18,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
+from itertools import pairwise
 from typing import Any
 
 from tortoise.expressions import F, Q, Subquery
@@ -32,7 +33,7 @@ from models import (
     SyncRun,
     SyncRunIssue,
 )
-from sync import reference
+from sync import reference, statistics
 from sync.apply import (
     RELATIONS,
     LinkRow,
@@ -44,7 +45,7 @@ from sync.apply import (
     resolve,
 )
 from sync.context import RunContext
-from sync.errors import RecordError
+from sync.errors import ProtocolError, RecordError
 from sync.providers.base import ProviderScope, PsaProvider, PsaRecord
 from sync.snapshot import encode
 
@@ -126,14 +127,19 @@ async def _ranged(
 ) -> None:
     """Apply pages that arrive in ascending PSA id order, orphaning the gaps between them."""
     low = after if after is not None else -1
+    written = 0
     async for records in pages:
         if not records:
             continue
-        high = records[-1].psa_id
         ids = [r.psa_id for r in records]
-        links = await links_where(
-            ctx, kind, Q(psa_id__gt=low, psa_id__lte=high) | Q(psa_id__in=ids)
-        )
+        if ids[0] <= low or any(a >= b for a, b in pairwise(ids)):
+            # The gaps between pages are what gets orphaned: out-of-order pages would
+            # orphan records the PSA still has.
+            raise ProtocolError(f"the PSA listed {kind.value}s out of id order after {low}")
+        high = ids[-1]
+        # Every id of the page lies in (low, high]: one range read covers the page and the
+        # links the PSA no longer returns.
+        links = await links_where(ctx, kind, Q(psa_id__gt=low, psa_id__lte=high))
         organizations, related = await prepare(records)
         checkpoint = {"phase": ctx.checkpoint["phase"], "after": high}
         await apply(
@@ -141,9 +147,12 @@ async def _ranged(
             Page(kind, records, links, organizations, related, out_of_scope, checkpoint),
         )
         low = high
+        written += 1
+        await statistics.refresh_as_tables_grow(ctx, kind, written)
     # Past the last page: whatever we still link there is gone from the PSA's list.
     tail = await links_where(ctx, kind, Q(psa_id__gt=low, state=LinkState.SYNCED))
     await _orphan(ctx, [link.id for link in tail.values()])
+    await statistics.refresh(ctx, kind)
 
 
 async def _orphan(ctx: RunContext, link_ids: Sequence[uuid.UUID]) -> None:
@@ -223,6 +232,7 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
     """Sites hang off companies: fetch them for a batch of synced organizations at a time."""
     gate = asyncio.Semaphore(SITE_CONCURRENCY)
     low = after if after is not None else -1
+    batches = 0
     while True:
         batch = await _synced_organizations(ctx, low)
         if not batch:
@@ -259,10 +269,11 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
             await SyncRunIssue.bulk_create(issues)
         if records:  # sites are only countable once fetched: the total grows with them
             await SyncRun.filter(id=ctx.run.id).update(total=F("total") + len(records))
-        ids = [r.psa_id for r in records]
-        links = await links_where(
-            ctx, AssetKind.LOCATION, Q(psa_parent_id__in=fetched) | Q(psa_id__in=ids)
-        )
+        # Sites of these companies, and sites that moved here from another company.
+        links = await links_where(ctx, AssetKind.LOCATION, Q(psa_parent_id__in=fetched))
+        moved = [r.psa_id for r in records if r.psa_id not in links]
+        if moved:
+            links.update(await links_where(ctx, AssetKind.LOCATION, Q(psa_id__in=moved)))
         high = max(batch)
         await apply(
             ctx,
@@ -275,6 +286,9 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
             ),
         )
         low = high
+        batches += 1
+        await statistics.refresh_as_tables_grow(ctx, AssetKind.LOCATION, batches)
+    await statistics.refresh(ctx, AssetKind.LOCATION)
     # Sites of organizations that stopped syncing are orphans too (features.md §A7).
     synced = RecordLink.filter(
         integration_id=ctx.integration.id, kind=AssetKind.ORGANIZATION, state=LinkState.SYNCED
