@@ -9,7 +9,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -279,7 +278,7 @@ async def integrations_settings(
             found.contacts_enabled = contacts
         if interval is not None:
             found.sync_interval_seconds = interval
-        found.settings_changed_at = datetime.now(UTC)
+        found.settings_version += 1
         await found.save()
         run = await jobs.enqueue(found)
         await _print_scope(found)

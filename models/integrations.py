@@ -40,8 +40,9 @@ class Integration(Model):
     contacts_enabled = fields.BooleanField(default=True)
     two_way_enabled = fields.BooleanField(default=False)
     sync_interval_seconds = fields.IntField(default=DEFAULT_SYNC_INTERVAL)
-    # Scope changes make every record worth a full look on the next sync, not a stamp check.
-    settings_changed_at = fields.DatetimeField(null=True)
+    # Bumped by every scope change: links read under an older version get a full look on
+    # the next sync instead of a stamp check.
+    settings_version = fields.IntField(default=0)
     credentials_token = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

@@ -18,9 +18,10 @@ class RecordLink(Model):
 
     ``snapshot`` holds the mapped field values as of the last successful sync (the base of a
     three-way merge); ``psa_updated_at`` is the PSA's own last-updated stamp of that version
-    and ``synced_at`` when we read it, which together let an unchanged record be skipped
-    without comparing fields. ``psa_parent_id`` is the PSA id of the owning company, which
-    ConnectWise needs to address a site and which scopes contacts and configurations.
+    and ``synced_at`` when we read it, which together (as ``psa_stamp``/``stamp_trusted``)
+    let an unchanged record be skipped without comparing fields. ``psa_parent_id`` is the
+    PSA id of the owning company, which ConnectWise needs to address a site and which scopes
+    contacts and configurations.
     """
 
     id = fields.UUIDField(primary_key=True)
@@ -34,6 +35,13 @@ class RecordLink(Model):
     snapshot: Any = fields.JSONField(default=dict)
     psa_updated_at = fields.DatetimeField(null=True)
     synced_at = fields.DatetimeField(null=True)
+    # The same facts as integers, for the per-page hot path (no datetime parsing per row):
+    # the PSA stamp in epoch seconds; whether we read it at least one stamp-resolution after
+    # it was set (so no later write can hide under the same stamp); the integration's
+    # settings version when it was read.
+    psa_stamp = fields.BigIntField(null=True)
+    stamp_trusted = fields.BooleanField(default=False)
+    settings_version = fields.IntField(default=0)
     state = fields.CharEnumField(LinkState, max_length=16, default=LinkState.SYNCED)
     # A relation the PSA names could not be resolved yet (its target may arrive later).
     refs_pending = fields.BooleanField(default=False)

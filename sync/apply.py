@@ -55,7 +55,16 @@ CODES: dict[ReferenceKind, str] = {
     ReferenceKind.CONFIGURATION_STATUS: "configuration_status_id",
     ReferenceKind.CONTACT_TYPE: "contact_type_id",
 }
-LINK_COLUMNS = ("id", "local_id", "psa_id", "psa_parent_id", "state", "psa_updated_at", "synced_at")
+LINK_COLUMNS = (
+    "id",
+    "local_id",
+    "psa_id",
+    "psa_parent_id",
+    "state",
+    "psa_stamp",
+    "stamp_trusted",
+    "settings_version",
+)
 
 
 @dataclass(slots=True)
@@ -65,8 +74,9 @@ class LinkRow:
     psa_id: int
     psa_parent_id: int | None
     state: LinkState
-    psa_updated_at: datetime | None
-    synced_at: datetime | None
+    psa_stamp: int | None
+    stamp_trusted: bool
+    settings_version: int
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> LinkRow:
@@ -76,8 +86,9 @@ class LinkRow:
             row["psa_id"],
             row["psa_parent_id"],
             LinkState(row["state"]),
-            row["psa_updated_at"],
-            row["synced_at"],
+            row["psa_stamp"],
+            bool(row["stamp_trusted"]),
+            row["settings_version"],
         )
 
 
@@ -137,7 +148,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
     plan = _Plan()
     now = ctx.clock()
     model = ASSET_MODELS[page.kind]
-    stale_after = ctx.integration.settings_changed_at
+    settings_version = ctx.integration.settings_version
 
     pending: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]] = []
     needs_snapshot: list[uuid.UUID] = []
@@ -161,12 +172,11 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
             continue
         if (
             link is not None
+            and link.stamp_trusted
             and link.state == LinkState.SYNCED
+            and link.settings_version == settings_version
             and record.updated_at is not None
-            and link.psa_updated_at == record.updated_at
-            and link.synced_at is not None
-            and link.synced_at >= record.updated_at + STAMP_RESOLUTION
-            and (stale_after is None or link.synced_at > stale_after)
+            and link.psa_stamp == int(record.updated_at.timestamp())
         ):
             plan.counts["unchanged"] += 1
             continue
@@ -223,18 +233,17 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
                 psa_id=record.psa_id,
                 psa_parent_id=record.parent_psa_id,
                 snapshot=snap,
-                psa_updated_at=record.updated_at,
-                synced_at=now,
                 state=LinkState.SYNCED,
                 refs_pending=_refs_pending(record, values),
                 created_at=now,
                 updated_at=now,
+                **_stamps(ctx, record, now),
             )
         )
         if ctx.dry_run:
             ctx.planned[page.kind][record.psa_id] = LinkRow(
                 uuid.uuid4(), local_id, record.psa_id, record.parent_psa_id,
-                LinkState.SYNCED, record.updated_at, now,
+                LinkState.SYNCED, None, False, settings_version,
             )  # fmt: skip
 
     if ctx.dry_run:
@@ -302,15 +311,25 @@ def _plan_linked(
         RecordLink(
             id=link.id,
             snapshot=snap,
-            psa_updated_at=record.updated_at,
-            synced_at=now,
             state=LinkState.SYNCED,
             psa_parent_id=record.parent_psa_id,
             refs_pending=_refs_pending(record, values),
             last_error=None,
             updated_at=now,
+            **_stamps(ctx, record, now),
         )
     )
+
+
+def _stamps(ctx: RunContext, record: PsaRecord, now: datetime) -> dict[str, Any]:
+    stamp = record.updated_at
+    return {
+        "psa_updated_at": stamp,
+        "synced_at": now,
+        "psa_stamp": None if stamp is None else int(stamp.timestamp()),
+        "stamp_trusted": stamp is not None and now >= stamp + STAMP_RESOLUTION,
+        "settings_version": ctx.integration.settings_version,
+    }
 
 
 def _new_asset(
@@ -434,6 +453,9 @@ LINK_UPDATE_FIELDS = [
     "snapshot",
     "psa_updated_at",
     "synced_at",
+    "psa_stamp",
+    "stamp_trusted",
+    "settings_version",
     "state",
     "psa_parent_id",
     "refs_pending",

@@ -35,6 +35,7 @@ from models import (
 )
 from sync import reference, statistics
 from sync.apply import (
+    LINK_COLUMNS,
     RELATIONS,
     LinkRow,
     Page,
@@ -314,7 +315,7 @@ async def _synced_organizations(ctx: RunContext, after: int) -> dict[int, LinkRo
         )
         .order_by("psa_id")
         .limit(SITE_BATCH)
-        .values(*_LINK_COLUMNS)
+        .values(*LINK_COLUMNS)
     )
     batch = {row["psa_id"]: LinkRow.of(row) for row in found}
     if ctx.dry_run:  # organizations this dry run would have created have sites too
@@ -322,17 +323,6 @@ async def _synced_organizations(ctx: RunContext, after: int) -> dict[int, LinkRo
         batch.update((i, planned[i]) for i in sorted(planned) if i > after)
         batch = dict(sorted(batch.items())[:SITE_BATCH])
     return batch
-
-
-_LINK_COLUMNS = (
-    "id",
-    "local_id",
-    "psa_id",
-    "psa_parent_id",
-    "state",
-    "psa_updated_at",
-    "synced_at",
-)
 
 
 async def resolve_pending_relations(ctx: RunContext, kind: AssetKind) -> None:

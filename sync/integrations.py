@@ -7,7 +7,6 @@ an error naming what is wrong (``INVALID_CREDENTIALS``, ``UNREACHABLE``, ``INSEC
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
@@ -104,7 +103,6 @@ async def add_connectwise(
             sandbox=sandbox,
             contacts_enabled=contacts_enabled,
             sync_interval_seconds=sync_interval_seconds,
-            settings_changed_at=datetime.now(UTC),
         )
         integration.set_credentials(vault, credentials.to_dict())
         await integration.save()

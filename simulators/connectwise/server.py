@@ -128,7 +128,7 @@ def _config(target: Servable, host: str) -> uvicorn.Config:
         host=host,
         lifespan="off",
         ws="none",
-        http="h11",
+        http="auto",  # httptools when installed: the benchmark serves 20k site lists
         # No logging config and no level: uvicorn would set them on the process-wide
         # "uvicorn.*" loggers, silencing a service that runs the simulator in a thread.
         log_config=None,
