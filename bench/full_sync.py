@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -41,6 +42,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -49,6 +51,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 SCRIPT = Path(__file__).resolve()
+ENGINE_PACKAGES = ("sync", "models")
 API_VERSION = "2025.1"
 PAGE_SIZE = 1000
 INSERT_BATCH = 1000
@@ -123,6 +126,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     load_before = os.getloadavg()[0]
+    engine_before = _engine_fingerprint()
     workdir = Path(tempfile.mkdtemp(prefix="psasync-bench-"))
     simulator: subprocess.Popen[str] | None = None
     databases: list[str] = []
@@ -170,7 +174,10 @@ def _benchmark(args: argparse.Namespace) -> int:
         limits = _run_role("limits", {**common, "db_url": insert_db}, workdir)
         _say("")
         load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (1-min load average)"
-        _report(args, backend, sim, first, second, limits, load)
+        engine = engine_before
+        if _engine_fingerprint() != engine_before:
+            engine += "; WARNING: the engine sources changed during the run"
+        _report(args, backend, sim, first, second, limits, load, engine)
         for role, path in profiles.items():
             if path:
                 _print_profile(role, path)
@@ -318,6 +325,25 @@ async def _describe_backend(url: str) -> str:
 # -- report -----------------------------------------------------------------------------------
 
 
+def _engine_fingerprint() -> str:
+    """Which engine code was measured: a digest of sync/ and models/, and the newest file."""
+    import importlib.util
+
+    digest = hashlib.sha256()
+    newest = (0.0, "")
+    for package in ENGINE_PACKAGES:
+        found = importlib.util.find_spec(package)
+        if found is None or found.origin is None:
+            raise RuntimeError(f"cannot find the {package!r} package: is psasync installed?")
+        root = Path(found.origin).parent.parent
+        for path in sorted((root / package).rglob("*.py")):
+            name = str(path.relative_to(root))
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+            newest = max(newest, (path.stat().st_mtime, name))
+    stamp = datetime.fromtimestamp(newest[0], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"sources {digest.hexdigest()[:12]} (sync/, models/; newest {newest[1]}, {stamp})"
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -360,6 +386,7 @@ def _report(
     second: dict[str, Any],
     limits: dict[str, Any],
     load: str,
+    engine: str,
 ) -> None:
     sqlite = not args.postgres
     created = first["counts"].get("created", 0)
@@ -380,6 +407,7 @@ def _report(
     print(f"  database  {backend}")
     print(f"  dataset   {sim['sizes']} (seed {args.seed})")
     print(f"  load      {load}")
+    print(f"  engine    {engine}")
     print()
     profiled = " (under cProfile: slower than normal)" if args.profile else ""
     _table(
@@ -630,7 +658,7 @@ async def _resync(config: dict[str, Any]) -> dict[str, Any]:
     try:
         integration = await Integration.get(id=config["integration_id"])
         await jobs.manual_sync(integration)
-        started = _utcnow()
+        started = datetime.now(UTC)
         vault = Vault([config["vault_key"]])
         result = await _timed_run(provider_factory(vault), config.get("profile"))
         touched = await RecordLink.filter(
@@ -642,12 +670,6 @@ async def _resync(config: dict[str, Any]) -> dict[str, Any]:
         return result
     finally:
         await Tortoise.close_connections()
-
-
-def _utcnow() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 async def _timed_run(open_provider: Any, profile: str | None) -> dict[str, Any]:
@@ -753,6 +775,15 @@ class RawFetcher:
         codebase = response.json()["Codebase"].strip("/")
         self.api = f"{self.site}/{codebase}/apis/3.0"
 
+    async def count(self, path: str, conditions: str | None = None) -> int:
+        params = {"conditions": conditions} if conditions else None
+        headers = {k: v for k, v in self.headers.items() if k != "pagination-type"}
+        response = await self.client.get(f"{self.api}/{path}/count", params=params, headers=headers)
+        self.requests += 1
+        response.raise_for_status()
+        total: int = response.json()["count"]
+        return total
+
     async def pages(self, path: str, conditions: str | None = None) -> list[dict[str, Any]]:
         params = {"pageSize": str(PAGE_SIZE)}
         if conditions:
@@ -791,10 +822,18 @@ class RawFetcher:
         def ids(name: str) -> list[int]:
             return sorted(int(r["id"]) for r in references[name])
 
-        companies = await self.pages(
-            "company/companies",
-            cw_and(cw_eq("deletedFlag", False), cw_in("status/id", ids("companies/statuses"))),
+        company_conditions = cw_and(
+            cw_eq("deletedFlag", False), cw_in("status/id", ids("companies/statuses"))
         )
+        configuration_conditions = cw_and(
+            cw_in("type/id", ids("configurations/types")),
+            cw_in("status/id", ids("configurations/statuses")),
+        )
+        # The run's progress total (the engine's provider.estimate_total).
+        await self.count("company/companies", company_conditions)
+        await self.count("company/configurations", configuration_conditions)
+        await self.count("company/contacts")
+        companies = await self.pages("company/companies", company_conditions)
         marks.append(time.perf_counter())
         gate = asyncio.Semaphore(in_flight)
 
@@ -806,13 +845,7 @@ class RawFetcher:
         marks.append(time.perf_counter())
         contacts = await self.pages("company/contacts")
         marks.append(time.perf_counter())
-        configurations = await self.pages(
-            "company/configurations",
-            cw_and(
-                cw_in("type/id", ids("configurations/types")),
-                cw_in("status/id", ids("configurations/statuses")),
-            ),
-        )
+        configurations = await self.pages("company/configurations", configuration_conditions)
         fetched = Fetched(
             references,
             companies,
@@ -823,7 +856,7 @@ class RawFetcher:
         marks.append(time.perf_counter())
         fetched.requests = self.requests
         fetched.site_requests = len(companies)
-        names = ("reference+companies", "sites", "contacts", "configurations")
+        names = ("reference+counts+companies", "sites", "contacts", "configurations")
         fetched.seconds = {
             n: b - a for n, (a, b) in zip(names, itertools.pairwise(marks), strict=True)
         }
@@ -932,8 +965,6 @@ def _rows(
     references: dict[tuple[str, int], uuid.UUID],
 ) -> list[tuple[Any, list[Any], list[Any]]]:
     """(model, asset rows, link rows) per batch of up to 1000 records, in the engine's order."""
-    from datetime import UTC, datetime
-
     from models import ASSET_MODELS, AssetKind, ContactSource, LinkState, RecordLink, match_keys
     from sync.apply import CODES, RELATIONS
     from sync.providers.connectwise import mapping
@@ -996,6 +1027,7 @@ def _rows(
                         snapshot=snapshot_of(values, record.refs),
                         psa_updated_at=record.updated_at,
                         synced_at=now,
+                        **_link_stamps(record.updated_at),
                         state=LinkState.SYNCED,
                         refs_pending=False,
                         created_at=now,
@@ -1004,6 +1036,19 @@ def _rows(
                 )
             batches.append((model, rows, links))
     return batches
+
+
+def _link_stamps(stamp: datetime | None) -> dict[str, Any]:
+    """The integer stamp columns the engine keeps beside the datetimes, where it has them."""
+    from models import RecordLink
+
+    if "psa_stamp" not in RecordLink._meta.fields_map:
+        return {}
+    return {
+        "psa_stamp": None if stamp is None else int(stamp.timestamp()),
+        "stamp_trusted": stamp is not None,
+        "settings_version": 0,
+    }
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from models import (
     SyncRunIssue,
     match_keys,
 )
+from models.bulk import insert_rows
 from sync.context import RunContext
 from sync.providers.base import PsaRecord
 from sync.snapshot import snapshot_of
@@ -134,8 +135,8 @@ class Page:
 
 @dataclass
 class _Plan:
-    creates: list[Asset] = field(default_factory=list)
-    new_links: list[RecordLink] = field(default_factory=list)
+    creates: list[dict[str, Any]] = field(default_factory=list)
+    new_links: list[dict[str, Any]] = field(default_factory=list)
     updates: dict[uuid.UUID, tuple[dict[str, Any], LinkRow | None]] = field(default_factory=dict)
     link_updates: list[RecordLink] = field(default_factory=list)
     orphans: list[uuid.UUID] = field(default_factory=list)
@@ -222,23 +223,23 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
             plan.updates[local_id] = (values, None)
             plan.counts["linked"] += 1
         else:
-            plan.creates.append(_new_asset(ctx, page.kind, model, local_id, values, now))
+            plan.creates.append(_new_asset(ctx, page.kind, local_id, values, now))
             plan.counts["created"] += 1
         plan.new_links.append(
-            RecordLink(
-                id=uuid.uuid4(),
-                integration_id=ctx.integration.id,
-                kind=page.kind,
-                local_id=local_id,
-                psa_id=record.psa_id,
-                psa_parent_id=record.parent_psa_id,
-                snapshot=snap,
-                state=LinkState.SYNCED,
-                refs_pending=_refs_pending(record, values),
-                created_at=now,
-                updated_at=now,
+            {
+                "id": uuid.uuid4(),
+                "integration_id": ctx.integration.id,
+                "kind": page.kind,
+                "local_id": local_id,
+                "psa_id": record.psa_id,
+                "psa_parent_id": record.parent_psa_id,
+                "snapshot": snap,
+                "state": LinkState.SYNCED,
+                "refs_pending": _refs_pending(record, values),
+                "created_at": now,
+                "updated_at": now,
                 **_stamps(ctx, record, now),
-            )
+            }
         )
         if ctx.dry_run:
             ctx.planned[page.kind][record.psa_id] = LinkRow(
@@ -333,26 +334,20 @@ def _stamps(ctx: RunContext, record: PsaRecord, now: datetime) -> dict[str, Any]
 
 
 def _new_asset(
-    ctx: RunContext,
-    kind: AssetKind,
-    model: type[Asset],
-    local_id: uuid.UUID,
-    values: dict[str, Any],
-    now: datetime,
-) -> Asset:
-    extra: dict[str, Any] = {}
-    if kind == AssetKind.CONTACT:
-        extra["source"] = ContactSource.PSA
-        extra["primary_email"] = _primary_email(values)
-    return model(
-        id=local_id,
-        account_id=ctx.integration.account_id,  # type: ignore[attr-defined]
-        created_at=now,
-        updated_at=now,
-        version=1,
+    ctx: RunContext, kind: AssetKind, local_id: uuid.UUID, values: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    row = {
         **values,
-        **extra,
-    )
+        "id": local_id,
+        "account_id": ctx.integration.account_id,  # type: ignore[attr-defined]
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    if kind == AssetKind.CONTACT:
+        row["source"] = ContactSource.PSA
+        row["primary_email"] = _primary_email(values)
+    return row
 
 
 def _primary_email(values: dict[str, Any]) -> str | None:
@@ -429,11 +424,11 @@ async def _write(
             columns.add("primary_email")
     async with in_transaction():
         if plan.creates:
-            await model.bulk_create(plan.creates)
+            await insert_rows(model, plan.creates)
         if rows:
             await model.bulk_update(rows, fields=sorted(columns))
         if plan.new_links:
-            await RecordLink.bulk_create(plan.new_links)
+            await insert_rows(RecordLink, plan.new_links)
         if plan.link_updates:
             await RecordLink.bulk_update(plan.link_updates, fields=LINK_UPDATE_FIELDS)
         if plan.orphans:

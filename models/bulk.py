@@ -1,0 +1,54 @@
+"""Bulk inserts from plain rows, for the sync engine's pages.
+
+``Model.bulk_create`` needs a model instance per row, and Tortoise 1.x instances are costly
+to build (``__setattr__`` inspects every attribute; measured ~150 µs a row with the per-field
+conversion, 5k rows/s on SQLite). A page of a first sync inserts thousands of rows, so this
+feeds the executor's own INSERT statement with rows converted field by field, the way
+``bulk_create`` converts them, minus the instances. Use inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tortoise.fields import Field
+from tortoise.fields.data import CharField
+from tortoise.models import Model
+
+Converter = Callable[[Any], Any]
+
+
+def _converter(model: type[Model], field: Field[Any]) -> Converter:
+    if type(field).to_db_value is Field.to_db_value and not isinstance(field, CharField):
+        # Plain ints, booleans and text: the database driver takes them as they are.
+        return lambda value: value
+    return lambda value: field.to_db_value(value, model)
+
+
+def _default(field: Field[Any]) -> Callable[[], Any]:
+    default = field.default
+    if callable(default):
+        return default  # type: ignore[no-any-return]
+    return lambda: default
+
+
+async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT ``rows`` (field name → value; missing fields take their default)."""
+    if not rows:
+        return
+    db = model._meta.db
+    executor = db.executor_class(model, db)
+    fields_map = model._meta.fields_map
+    plan = [
+        (name, _converter(model, fields_map[name]), _default(fields_map[name]))
+        for name in executor.regular_columns
+    ]
+    values = [
+        [
+            convert(row[name]) if name in row else convert(default())
+            for name, convert, default in plan
+        ]
+        for row in rows
+    ]
+    await db.execute_many(executor.insert_query, values)
