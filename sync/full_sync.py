@@ -365,11 +365,26 @@ async def resolve_pending_relations(ctx: RunContext, kind: AssetKind) -> None:
                     columns[column] = target.local_id
                     snapshot[column] = encode(target.local_id)
             changes.append((row["id"], columns, snapshot))
+        # Read the assets to change before the transaction; write everything in batches.
+        changed = {
+            as_uuid(row["local_id"]): cols
+            for (_, cols, _), row in zip(changes, rows, strict=True)
+            if cols
+        }
+        assets = await model.filter(id__in=list(changed)).all() if changed else []
+        now = ctx.clock()
+        for asset in assets:
+            for column, value in changed[asset.id].items():
+                setattr(asset, column, value)
+            asset.version += 1
+            asset.updated_at = now
+        columns_changed = sorted({c for cols in changed.values() for c in cols})
+        links = [
+            RecordLink(id=link_id, snapshot=snapshot, refs_pending=False, updated_at=now)
+            for link_id, _, snapshot in changes
+        ]
         async with in_transaction():
-            for (link_id, columns, snapshot), row in zip(changes, rows, strict=True):
-                if columns:
-                    await model.filter(id=row["local_id"]).update(
-                        **columns, updated_at=ctx.clock(), version=F("version") + 1
-                    )
-                await RecordLink.filter(id=link_id).update(snapshot=snapshot, refs_pending=False)
-        ctx.rows_written += len(changes) + sum(2 for _, c, _ in changes if c)
+            if assets:
+                await model.bulk_update(assets, fields=[*columns_changed, "version", "updated_at"])
+            await RecordLink.bulk_update(links, fields=["snapshot", "refs_pending", "updated_at"])
+        ctx.rows_written += len(links) + len(assets)
