@@ -232,63 +232,38 @@ async def _configurations(
 async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) -> None:
     """Sites hang off companies: fetch them for a batch of synced organizations at a time."""
     gate = asyncio.Semaphore(SITE_CONCURRENCY)
+
+    async def fetch(company: int) -> list[PsaRecord] | RecordError:
+        async with gate:
+            try:
+                return [r async for page in provider.locations(company) for r in page]
+            except RecordError as exc:  # the company went away since we listed it
+                return exc
+
+    async def fetch_batch(
+        batch: dict[int, LinkRow],
+    ) -> tuple[dict[int, LinkRow], list[list[PsaRecord] | RecordError]]:
+        return batch, await asyncio.gather(*(fetch(c) for c in batch))
+
     low = after if after is not None else -1
     batches = 0
-    while True:
-        batch = await _synced_organizations(ctx, low)
-        if not batch:
-            break
-
-        async def fetch(company: int) -> list[PsaRecord] | RecordError:
-            async with gate:
-                try:
-                    return [r async for page in provider.locations(company) for r in page]
-                except RecordError as exc:  # the company went away since we listed it
-                    return exc
-
-        results = await asyncio.gather(*(fetch(c) for c in batch))
-        records: list[PsaRecord] = []
-        fetched: list[int] = []
-        issues: list[SyncRunIssue] = []
-        for company, result in zip(batch, results, strict=True):
-            if isinstance(result, RecordError):
-                issues.append(
-                    SyncRunIssue(
-                        id=uuid.uuid4(),
-                        run_id=ctx.run.id,
-                        code="locations_unavailable",
-                        kind=AssetKind.ORGANIZATION,
-                        psa_id=company,
-                        message=f"sites of company {company} could not be read: {result}",
-                        detail={"status": result.status_code, "errors": result.errors},
-                    )
-                )
-                continue
-            fetched.append(company)
-            records.extend(result)
-        if issues and not ctx.dry_run:
-            await SyncRunIssue.bulk_create(issues)
-        if records:  # sites are only countable once fetched: the total grows with them
-            await SyncRun.filter(id=ctx.run.id).update(total=F("total") + len(records))
-        # Sites of these companies, and sites that moved here from another company.
-        links = await links_where(ctx, AssetKind.LOCATION, Q(psa_parent_id__in=fetched))
-        moved = [r.psa_id for r in records if r.psa_id not in links]
-        if moved:
-            links.update(await links_where(ctx, AssetKind.LOCATION, Q(psa_id__in=moved)))
-        high = max(batch)
-        await apply(
-            ctx,
-            Page(
-                AssetKind.LOCATION,
-                records,
-                links,
-                batch,
-                checkpoint={"phase": "locations", "after": high},
-            ),
-        )
-        low = high
-        batches += 1
-        await statistics.refresh_as_tables_grow(ctx, AssetKind.LOCATION, batches)
+    first = await _synced_organizations(ctx, low)
+    # While one batch is written, the next one is fetched: the PSA and the database work
+    # at the same time (the fetching task never touches the database).
+    pending = asyncio.create_task(fetch_batch(first)) if first else None
+    try:
+        while pending is not None:
+            batch, results = await pending
+            high = max(batch)
+            following = await _synced_organizations(ctx, high)
+            pending = asyncio.create_task(fetch_batch(following)) if following else None
+            await _write_sites(ctx, batch, results, high)
+            low = high
+            batches += 1
+            await statistics.refresh_as_tables_grow(ctx, AssetKind.LOCATION, batches)
+    finally:
+        if pending is not None:
+            pending.cancel()
     await statistics.refresh(ctx, AssetKind.LOCATION)
     # Sites of organizations that stopped syncing are orphans too (features.md §A7).
     synced = RecordLink.filter(
@@ -302,6 +277,44 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
         .values_list("id", flat=True)
     )
     await _orphan(ctx, [as_uuid(i) for i in stray])
+
+
+async def _write_sites(
+    ctx: RunContext,
+    batch: dict[int, LinkRow],
+    results: list[list[PsaRecord] | RecordError],
+    high: int,
+) -> None:
+    records: list[PsaRecord] = []
+    fetched: list[int] = []
+    issues: list[SyncRunIssue] = []
+    for company, result in zip(batch, results, strict=True):
+        if isinstance(result, RecordError):
+            issues.append(
+                SyncRunIssue(
+                    id=uuid.uuid4(),
+                    run_id=ctx.run.id,
+                    code="locations_unavailable",
+                    kind=AssetKind.ORGANIZATION,
+                    psa_id=company,
+                    message=f"sites of company {company} could not be read: {result}",
+                    detail={"status": result.status_code, "errors": result.errors},
+                )
+            )
+            continue
+        fetched.append(company)
+        records.extend(result)
+    if issues and not ctx.dry_run:
+        await SyncRunIssue.bulk_create(issues)
+    if records:  # sites are only countable once fetched: the total grows with them
+        await SyncRun.filter(id=ctx.run.id).update(total=F("total") + len(records))
+    # Sites of these companies, and sites that moved here from another company.
+    links = await links_where(ctx, AssetKind.LOCATION, Q(psa_parent_id__in=fetched))
+    moved = [r.psa_id for r in records if r.psa_id not in links]
+    if moved:
+        links.update(await links_where(ctx, AssetKind.LOCATION, Q(psa_id__in=moved)))
+    checkpoint = {"phase": "locations", "after": high}
+    await apply(ctx, Page(AssetKind.LOCATION, records, links, batch, checkpoint=checkpoint))
 
 
 async def _synced_organizations(ctx: RunContext, after: int) -> dict[int, LinkRow]:
