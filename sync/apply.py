@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,9 +128,15 @@ class Page:
     records: Sequence[PsaRecord]
     links: dict[int, LinkRow]  # every link the page covers, returned or not
     organizations: dict[int, LinkRow] = field(default_factory=dict)
-    related: dict[AssetKind, dict[int, LinkRow]] = field(default_factory=dict)
+    # Other related records (sites, contacts), resolved only for the records that need a
+    # full look: on a resync where nothing changed, that is none of them.
+    related: RelatedLoader | None = None
     out_of_scope: Callable[[PsaRecord], str | None] = lambda _record: None
     checkpoint: dict[str, Any] | None = None
+
+
+Related = dict[AssetKind, dict[int, LinkRow]]
+RelatedLoader = Callable[[list[PsaRecord]], Awaitable[Related]]
 
 
 @dataclass
@@ -151,8 +157,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
     model = ASSET_MODELS[page.kind]
     settings_version = ctx.integration.settings_version
 
-    pending: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]] = []
-    needs_snapshot: list[uuid.UUID] = []
+    changed: list[PsaRecord] = []
     seen: set[int] = set()
     for record in page.records:
         seen.add(record.psa_id)
@@ -181,9 +186,15 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
         ):
             plan.counts["unchanged"] += 1
             continue
-        values = _local_values(ctx, page, record)
-        snap = snapshot_of(values, record.refs)
-        pending.append((record, values, snap))
+        changed.append(record)
+
+    related = await page.related(changed) if changed and page.related else {}
+    pending: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]] = []
+    needs_snapshot: list[uuid.UUID] = []
+    for record in changed:
+        values = _local_values(ctx, page, related, record)
+        pending.append((record, values, snapshot_of(values, record.refs)))
+        link = page.links.get(record.psa_id)
         if link is not None:
             needs_snapshot.append(link.id)
 
@@ -258,7 +269,9 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
     return plan.counts
 
 
-def _local_values(ctx: RunContext, page: Page, record: PsaRecord) -> dict[str, Any]:
+def _local_values(
+    ctx: RunContext, page: Page, related: Related, record: PsaRecord
+) -> dict[str, Any]:
     values = dict(record.values)
     for code_kind, psa_ids in record.codes.items():
         values[CODES[code_kind]] = ctx.reference.local_id(code_kind, psa_ids)
@@ -267,7 +280,7 @@ def _local_values(ctx: RunContext, page: Page, record: PsaRecord) -> dict[str, A
         values["organization_id"] = org.local_id if org else None
     for name, psa_id in record.refs.items():
         target_kind, column = RELATIONS[name]
-        target = page.related.get(target_kind, {}).get(psa_id) if psa_id is not None else None
+        target = related.get(target_kind, {}).get(psa_id) if psa_id is not None else None
         if (
             target is not None
             and name == "contact"

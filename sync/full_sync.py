@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -39,6 +39,8 @@ from sync.apply import (
     RELATIONS,
     LinkRow,
     Page,
+    Related,
+    RelatedLoader,
     apply,
     as_uuid,
     links_where,
@@ -123,7 +125,7 @@ async def _ranged(
     kind: AssetKind,
     pages: AsyncIterator[list[PsaRecord]],
     after: int | None,
-    prepare: Callable[[list[PsaRecord]], Any],
+    prepare: Callable[[list[PsaRecord]], Awaitable[tuple[dict[int, LinkRow], RelatedLoader]]],
     out_of_scope: Callable[[PsaRecord], str | None] = lambda _r: None,
 ) -> None:
     """Apply pages that arrive in ascending PSA id order, orphaning the gaps between them."""
@@ -172,16 +174,18 @@ async def _orphan(ctx: RunContext, link_ids: Sequence[uuid.UUID]) -> None:
 async def _organizations(
     ctx: RunContext, provider: PsaProvider, scope: ProviderScope, after: int | None
 ) -> None:
-    async def prepare(
-        records: list[PsaRecord],
-    ) -> tuple[dict[int, LinkRow], dict[AssetKind, dict[int, LinkRow]]]:
-        parents = await resolve(
-            ctx, AssetKind.ORGANIZATION, (r.refs.get("parent") for r in records)
-        )
-        sites = await resolve(
-            ctx, AssetKind.LOCATION, (r.refs.get("primary_location") for r in records)
-        )
-        return {}, {AssetKind.ORGANIZATION: parents, AssetKind.LOCATION: sites}
+    async def related(records: list[PsaRecord]) -> Related:
+        return {
+            AssetKind.ORGANIZATION: await resolve(
+                ctx, AssetKind.ORGANIZATION, (r.refs.get("parent") for r in records)
+            ),
+            AssetKind.LOCATION: await resolve(
+                ctx, AssetKind.LOCATION, (r.refs.get("primary_location") for r in records)
+            ),
+        }
+
+    async def prepare(records: list[PsaRecord]) -> tuple[dict[int, LinkRow], RelatedLoader]:
+        return {}, related
 
     await _ranged(
         ctx,
@@ -194,14 +198,16 @@ async def _organizations(
 
 
 async def _contacts(ctx: RunContext, provider: PsaProvider, after: int | None) -> None:
-    async def prepare(
-        records: list[PsaRecord],
-    ) -> tuple[dict[int, LinkRow], dict[AssetKind, dict[int, LinkRow]]]:
-        organizations = await resolve(
-            ctx, AssetKind.ORGANIZATION, (r.parent_psa_id for r in records)
-        )
-        sites = await resolve(ctx, AssetKind.LOCATION, (r.refs.get("location") for r in records))
-        return organizations, {AssetKind.LOCATION: sites}
+    async def related(records: list[PsaRecord]) -> Related:
+        return {
+            AssetKind.LOCATION: await resolve(
+                ctx, AssetKind.LOCATION, (r.refs.get("location") for r in records)
+            )
+        }
+
+    async def prepare(records: list[PsaRecord]) -> tuple[dict[int, LinkRow], RelatedLoader]:
+        parents = (r.parent_psa_id for r in records)
+        return await resolve(ctx, AssetKind.ORGANIZATION, parents), related
 
     await _ranged(ctx, AssetKind.CONTACT, provider.contacts(after=after), after, prepare)
 
@@ -209,15 +215,19 @@ async def _contacts(ctx: RunContext, provider: PsaProvider, after: int | None) -
 async def _configurations(
     ctx: RunContext, provider: PsaProvider, scope: ProviderScope, after: int | None
 ) -> None:
-    async def prepare(
-        records: list[PsaRecord],
-    ) -> tuple[dict[int, LinkRow], dict[AssetKind, dict[int, LinkRow]]]:
-        organizations = await resolve(
-            ctx, AssetKind.ORGANIZATION, (r.parent_psa_id for r in records)
-        )
-        sites = await resolve(ctx, AssetKind.LOCATION, (r.refs.get("location") for r in records))
-        contacts = await resolve(ctx, AssetKind.CONTACT, (r.refs.get("contact") for r in records))
-        return organizations, {AssetKind.LOCATION: sites, AssetKind.CONTACT: contacts}
+    async def related(records: list[PsaRecord]) -> Related:
+        return {
+            AssetKind.LOCATION: await resolve(
+                ctx, AssetKind.LOCATION, (r.refs.get("location") for r in records)
+            ),
+            AssetKind.CONTACT: await resolve(
+                ctx, AssetKind.CONTACT, (r.refs.get("contact") for r in records)
+            ),
+        }
+
+    async def prepare(records: list[PsaRecord]) -> tuple[dict[int, LinkRow], RelatedLoader]:
+        parents = (r.parent_psa_id for r in records)
+        return await resolve(ctx, AssetKind.ORGANIZATION, parents), related
 
     await _ranged(
         ctx,
