@@ -17,7 +17,7 @@ Every measured piece runs in its own fresh process, started from this script wit
                 bulk-inserted with plain Tortoise ``bulk_create`` into an empty database
 
 The parent prints one table, with PASS/MISS against the targets, a digest of the engine's
-sources (sync/, models/) so a figure can be tied to the code it measured, and the load
+sources (sync/, models/, simulators/) so a figure can be tied to the code it measured, and the load
 average (other work on the machine skews every figure). It removes its temp files, databases
 and processes however it ends (Ctrl+C, kill; children also die with it). Runs of this script
 take a lock on it and queue: two at once would measure each other. All traffic stays on
@@ -55,7 +55,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 SCRIPT = Path(__file__).resolve()
-ENGINE_PACKAGES = ("sync", "models")
+ENGINE_PACKAGES = ("sync", "models", "simulators")
 API_VERSION = "2025.1"
 PAGE_SIZE = 1000
 INSERT_BATCH = 1000
@@ -135,6 +135,7 @@ def _machine_lock() -> Iterator[None]:
 
 
 def _terminated(signum: int, _frame: object) -> None:
+    _say(f"stopped by signal {signum}: cleaning up")
     raise SystemExit(128 + signum)
 
 
@@ -348,7 +349,7 @@ async def _describe_backend(url: str) -> str:
 
 
 def _engine_fingerprint() -> str:
-    """Which engine code was measured: a digest of sync/ and models/, and the newest file."""
+    """Which code was measured: a digest of the engine and simulator, and the newest file."""
     import importlib.util
 
     digest = hashlib.sha256()
@@ -363,7 +364,8 @@ def _engine_fingerprint() -> str:
             digest.update(name.encode() + b"\0" + path.read_bytes())
             newest = max(newest, (path.stat().st_mtime, name))
     stamp = datetime.fromtimestamp(newest[0], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"sources {digest.hexdigest()[:12]} (sync/, models/; newest {newest[1]}, {stamp})"
+    packages = ", ".join(f"{p}/" for p in ENGINE_PACKAGES)
+    return f"sources {digest.hexdigest()[:12]} ({packages}; newest {newest[1]}, {stamp})"
 
 
 def _cpu_model() -> str:
