@@ -18,10 +18,11 @@ from models.enums import (
 from models.integrations import Integration
 from models.links import RecordLink
 from models.reference import ReferenceMapping, ReferenceValue
-from models.runs import SyncRun, SyncRunIssue
+from models.runs import COUNT_FIELDS, SyncRun, SyncRunIssue
 
 __all__ = [
     "ASSET_MODELS",
+    "COUNT_FIELDS",
     "Account",
     "ApiKey",
     "Asset",

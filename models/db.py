@@ -1,7 +1,10 @@
-"""Tortoise configuration and start-up migrations."""
+"""Tortoise configuration, start-up migrations, and a statement counter."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 MODEL_MODULES = [
@@ -42,3 +45,38 @@ async def migrate(database_url: str) -> None:
         await run_migrations(config=tortoise_config(database_url))
     finally:
         await Tortoise.close_connections()
+
+
+class QueryCounter(logging.Handler):
+    """Counts the SQL statements Tortoise sends while installed (see ``count_queries``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.lstrip().split(" ", 1)[0].upper() in _STATEMENTS:
+            self.statements.append(message)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+_STATEMENTS = {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}
+
+
+@contextmanager
+def count_queries() -> Iterator[QueryCounter]:
+    """Count the statements sent inside the block (tests and benchmarks)."""
+    logger = logging.getLogger("tortoise.db_client")
+    counter = QueryCounter()
+    level = logger.level
+    logger.addHandler(counter)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(level)

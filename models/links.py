@@ -45,6 +45,9 @@ class RecordLink(Model):
     state = fields.CharEnumField(LinkState, max_length=16, default=LinkState.SYNCED)
     # A relation the PSA names could not be resolved yet (its target may arrive later).
     refs_pending = fields.BooleanField(default=False)
+    # The sync created the local record (rather than matching one that already existed):
+    # deleting an integration with its data removes only these.
+    created_by_sync = fields.BooleanField(default=False)
     last_error = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

@@ -29,12 +29,14 @@ from models import (
     LinkState,
     RecordLink,
     ReferenceKind,
+    RunStatus,
     SyncRun,
     SyncRunIssue,
     match_keys,
 )
 from models.bulk import insert_rows
 from sync.context import RunContext
+from sync.errors import RunPreempted
 from sync.providers.base import PsaRecord
 from sync.snapshot import snapshot_of
 
@@ -247,6 +249,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
                 "snapshot": snap,
                 "state": LinkState.SYNCED,
                 "refs_pending": _refs_pending(record, values),
+                "created_by_sync": not found,
                 "created_at": now,
                 "updated_at": now,
                 **_stamps(ctx, record, now),
@@ -373,6 +376,10 @@ def _ambiguous(
     ctx: RunContext, kind: AssetKind, record: PsaRecord, candidates: list[uuid.UUID]
 ) -> SyncRunIssue:
     names = ", ".join(str(c) for c in candidates)
+    values = record.values
+    label = values.get("name") or " ".join(
+        str(v) for v in (values.get("first_name"), values.get("last_name")) if v
+    )
     return SyncRunIssue(
         id=uuid.uuid4(),
         run_id=ctx.run.id,
@@ -380,7 +387,8 @@ def _ambiguous(
         kind=kind,
         psa_id=record.psa_id,
         message=(
-            f"{kind.value} {record.psa_id} matches {len(candidates)} local records ({names}); "
+            f"{kind.value} {label!r} (PSA id {record.psa_id}) matches {len(candidates)} local "
+            f"records ({names}); "
             "none was linked. Rename or remove the duplicates, then sync again."
         ),
         detail={"candidates": [str(c) for c in candidates]},
@@ -483,4 +491,8 @@ async def record_progress(
     changes["processed"] = F("processed") + processed
     if checkpoint is not None:
         changes["checkpoint"] = checkpoint
-    await SyncRun.filter(id=ctx.run.id).update(**changes)
+    owned = await SyncRun.filter(
+        id=ctx.run.id, status=RunStatus.RUNNING, lease_owner=ctx.run.lease_owner
+    ).update(**changes)
+    if not owned:
+        raise RunPreempted(f"run {ctx.run.id} was paused, cancelled or deleted")

@@ -8,7 +8,8 @@ import httpx
 
 from models import Integration, Provider
 from models.vault import Vault
-from sync.providers.base import PsaProvider
+from sync.providers.base import FieldMap, PsaProvider
+from sync.providers.connectwise import mapping as connectwise_mapping
 from sync.providers.connectwise.client import ConnectWiseClient
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.providers.connectwise.provider import ConnectWiseProvider
@@ -56,3 +57,12 @@ def provider_factory(
         )
 
     return open_provider
+
+
+FIELD_MAPS: dict[Provider, FieldMap] = {
+    Provider.CONNECTWISE_MANAGE: connectwise_mapping.FIELD_MAP,
+}
+
+
+def field_map(provider: Provider | str) -> FieldMap:
+    return FIELD_MAPS.get(Provider(provider), FieldMap(mapped={}))

@@ -72,3 +72,11 @@ class RecordError(SyncError):
         self.status_code = status_code
         self.psa_code = psa_code
         self.errors = errors or []
+
+
+class RunPreempted(Exception):
+    """The run is no longer this worker's: it was paused, cancelled or deleted meanwhile.
+
+    Raised inside a page's transaction, so the page is rolled back; the worker drops the run
+    without finishing it (whoever took it away decides what it becomes).
+    """

@@ -1,20 +1,33 @@
-"""Setting up an integration: test the connection, then store it and queue its first sync.
+"""An integration's life: set up, new credentials, pause, resume, delete.
 
-Nothing is stored when the PSA cannot be reached or refuses the credentials: the user gets
-an error naming what is wrong (``INVALID_CREDENTIALS``, ``UNREACHABLE``, ``INSECURE_URL``).
+Setting up tests the connection first: nothing is stored when the PSA cannot be reached or
+refuses the credentials, and the user gets an error naming what is wrong
+(``INVALID_CREDENTIALS``, ``UNREACHABLE``, ``INSECURE_URL``). New credentials are tested the
+same way before they replace the stored ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from models import (
+    ASSET_MODELS,
     Account,
+    AssetKind,
+    Configuration,
+    Contact,
     Integration,
+    IntegrationStatus,
+    Location,
+    Organization,
     Provider,
+    RecordLink,
     ReferenceKind,
+    RunStatus,
     RunTrigger,
     SyncRun,
     SyncState,
@@ -42,11 +55,14 @@ RECOMMENDED: Mapping[ReferenceKind, Sequence[str]] = {
 }
 
 
-class IntegrationSetupError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+class IntegrationError(Exception):
+    """An expected failure, with a stable ``code`` and the input ``field`` it is about."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
 
 
 async def try_connection(provider: PsaProvider) -> dict[ReferenceKind, list[PsaReference]]:
@@ -55,13 +71,13 @@ async def try_connection(provider: PsaProvider) -> dict[ReferenceKind, list[PsaR
         await provider.check_connection()
         return await provider.reference_data()
     except CredentialsError as exc:
-        raise IntegrationSetupError("INVALID_CREDENTIALS", exc.message) from exc
+        raise IntegrationError("INVALID_CREDENTIALS", exc.message) from exc
     except InsecureUrlError as exc:
-        raise IntegrationSetupError("INSECURE_URL", exc.message) from exc
+        raise IntegrationError("INSECURE_URL", exc.message) from exc
     except UnreachableError as exc:
-        raise IntegrationSetupError("UNREACHABLE", exc.message) from exc
+        raise IntegrationError("UNREACHABLE", exc.message) from exc
     except SyncError as exc:
-        raise IntegrationSetupError("CONNECTION_FAILED", exc.message) from exc
+        raise IntegrationError("CONNECTION_FAILED", exc.message) from exc
 
 
 async def add_connectwise(
@@ -82,9 +98,9 @@ async def add_connectwise(
             credentials.site_url, sandbox=sandbox, service="ConnectWise"
         )
     except InsecureUrlError as exc:
-        raise IntegrationSetupError("INSECURE_URL", exc.message) from exc
+        raise IntegrationError("INSECURE_URL", exc.message) from exc
     except UnreachableError as exc:
-        raise IntegrationSetupError("UNREACHABLE", exc.message) from exc
+        raise IntegrationError("UNREACHABLE", exc.message) from exc
     owned = provider is None
     provider = provider or connectwise_provider(credentials, sandbox=sandbox)
     try:
@@ -113,7 +129,7 @@ async def add_connectwise(
             if enable is not None and len(chosen) != len(names):
                 missing = sorted(set(names) - set(chosen))
                 known = ", ".join(sorted(r.name for r in lists.get(kind, [])))
-                raise IntegrationSetupError(
+                raise IntegrationError(
                     "UNKNOWN_REFERENCE",
                     f"{kind.value.replace('_', ' ')} not in the PSA: {', '.join(missing)} "
                     f"(the PSA has: {known})",
@@ -121,3 +137,153 @@ async def add_connectwise(
             await reference.set_sync_state(integration, kind, chosen, SyncState.ENABLED)
         run = await jobs.enqueue(integration, trigger=RunTrigger.SETUP)
     return integration, run
+
+
+async def update_connectwise_credentials(
+    integration: Integration,
+    changes: Mapping[str, str | None],
+    vault: Vault,
+    *,
+    provider: PsaProvider | None = None,
+) -> Integration:
+    """Replace some credential fields; the result is tested before anything is stored.
+
+    Fields left out keep their stored value, so a user rotating a private key does not have
+    to paste the public key again.
+    """
+    if integration.provider != Provider.CONNECTWISE_MANAGE:
+        raise IntegrationError("WRONG_PROVIDER", "these are ConnectWise credentials")
+    merged = {**integration.credentials(vault), **changes}
+    try:
+        credentials = ConnectWiseCredentials.from_dict(merged)
+    except ValueError as exc:
+        raise IntegrationError("INVALID_INPUT", str(exc)) from exc
+    try:
+        site_url = await validate_psa_url(
+            credentials.site_url, sandbox=integration.sandbox, service="ConnectWise"
+        )
+    except InsecureUrlError as exc:
+        raise IntegrationError("INSECURE_URL", exc.message, field="siteUrl") from exc
+    except UnreachableError as exc:
+        raise IntegrationError("UNREACHABLE", exc.message, field="siteUrl") from exc
+    owned = provider is None
+    provider = provider or connectwise_provider(credentials, sandbox=integration.sandbox)
+    try:
+        lists = await try_connection(provider)
+    finally:
+        if owned:
+            await provider.aclose()
+    integration.set_credentials(vault, credentials.to_dict())
+    async with in_transaction():
+        await Integration.filter(id=integration.id).update(
+            credentials_token=integration.credentials_token, site_url=site_url, last_error=None
+        )
+        await Integration.filter(id=integration.id, status=IntegrationStatus.ERROR).update(
+            status=IntegrationStatus.NOT_SYNCED
+        )
+        await reference.sync_reference_data(integration, lists)
+    await integration.refresh_from_db()
+    return integration
+
+
+async def pause(integration: Integration) -> Integration:
+    """Stop syncing: queued runs wait, and a running run is handed back to the queue.
+
+    The worker notices at its next page (the page's write finds the run no longer its own)
+    and drops it; the run keeps its checkpoint and carries on from there on resume.
+    """
+    async with in_transaction():
+        await SyncRun.filter(integration_id=integration.id, status=RunStatus.RUNNING).update(
+            status=RunStatus.QUEUED, lease_owner=None, lease_expires_at=None
+        )
+        await Integration.filter(id=integration.id).update(status=IntegrationStatus.PAUSED)
+    await integration.refresh_from_db()
+    return integration
+
+
+async def resume(integration: Integration) -> Integration:
+    """Back to the status the integration's runs say it has; queued runs start again."""
+    waiting = await SyncRun.filter(
+        integration_id=integration.id, status=RunStatus.QUEUED, dry_run=False
+    ).exists()
+    last = (
+        await SyncRun.filter(
+            integration_id=integration.id,
+            dry_run=False,
+            status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED],
+        )
+        .order_by("-finished_at")
+        .first()
+    )
+    if waiting:
+        status = IntegrationStatus.QUEUED
+    elif last is None:
+        status = IntegrationStatus.NOT_SYNCED
+    elif last.status == RunStatus.FAILED:
+        status = IntegrationStatus.ERROR
+    else:
+        status = IntegrationStatus.OK
+    await Integration.filter(id=integration.id, status=IntegrationStatus.PAUSED).update(
+        status=status
+    )
+    await integration.refresh_from_db()
+    return integration
+
+
+class DeleteMode(StrEnum):
+    DISCONNECT = "DISCONNECT"  # keep every record, drop the links
+    DELETE_DATA = "DELETE_DATA"  # also remove the records that came only from this PSA
+
+
+# Children before parents, so an organization is only removed once nothing else is in it.
+_DELETE_ORDER = (
+    AssetKind.CONFIGURATION,
+    AssetKind.CONTACT,
+    AssetKind.LOCATION,
+    AssetKind.ORGANIZATION,
+)
+
+
+async def delete(integration: Integration, mode: DeleteMode) -> dict[AssetKind, int]:
+    """Delete an integration; with DELETE_DATA, also the records it created.
+
+    A record is removed only when this integration's sync created it and no other
+    integration links it; records that existed before and were matched stay. An organization
+    that still holds records of its own (added locally, or from another PSA) stays too.
+    A run in progress is cancelled: its next page finds the run gone and is rolled back.
+    Returns how many records of each kind were removed.
+    """
+    removed: dict[AssetKind, int] = {}
+    account_id = integration.account_id  # type: ignore[attr-defined]
+    async with in_transaction():
+        if mode == DeleteMode.DELETE_DATA:
+            for kind in _DELETE_ORDER:
+                model = ASSET_MODELS[kind]
+                created_here = RecordLink.filter(
+                    integration_id=integration.id, kind=kind, created_by_sync=True
+                ).values("local_id")
+                linked_elsewhere = (
+                    RecordLink.filter(kind=kind)
+                    .exclude(integration_id=integration.id)
+                    .values("local_id")
+                )
+                doomed = model.filter(account_id=account_id, id__in=Subquery(created_here)).exclude(
+                    id__in=Subquery(linked_elsewhere)
+                )
+                if kind == AssetKind.ORGANIZATION:
+                    for child in (Location, Contact, Configuration):
+                        doomed = doomed.exclude(
+                            id__in=Subquery(
+                                child.filter(account_id=account_id).values("organization_id")
+                            )
+                        )
+                if kind == AssetKind.LOCATION:
+                    await Organization.filter(
+                        account_id=account_id, primary_location_id__in=Subquery(doomed.values("id"))
+                    ).update(primary_location_id=None)
+                removed[kind] = await doomed.delete()
+        await SyncRun.filter(
+            integration_id=integration.id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+        ).update(status=RunStatus.CANCELLED, lease_owner=None, lease_expires_at=None)
+        await integration.delete()  # links, mappings and run history go with it
+    return removed

@@ -22,7 +22,7 @@ from tortoise.expressions import F, Q, Subquery
 from models import Integration, IntegrationStatus, RunStatus, RunTrigger, SyncRun
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
-from sync.errors import FatalError, RetriableError
+from sync.errors import FatalError, RetriableError, RunPreempted
 from sync.full_sync import full_sync
 from sync.jobs import enqueue
 
@@ -191,6 +191,9 @@ class Worker:
         try:
             provider = await self.open_provider(integration)
             await full_sync(ctx, provider)
+        except RunPreempted:
+            log.info("run %s was taken away (paused, cancelled or deleted); dropping it", run.id)
+            return
         except RetriableError as exc:
             await self._retry_later(integration, run, exc)
             return
@@ -217,14 +220,14 @@ class Worker:
             self.retry_delay.total_seconds() * 2 ** (run.attempts - 1), exc.retry_after or 0
         )
         not_before = self.clock() + timedelta(seconds=delay)
-        await SyncRun.filter(id=run.id).update(
+        owned = await SyncRun.filter(id=run.id, lease_owner=self.worker_id).update(
             status=RunStatus.QUEUED,
             lease_owner=None,
             lease_expires_at=None,
             not_before=not_before,
             error=f"{exc.message}; retrying after {not_before:%H:%M:%S} UTC",
         )
-        if not run.dry_run:
+        if owned and not run.dry_run:
             await (
                 Integration.filter(id=integration.id)
                 .exclude(status=IntegrationStatus.PAUSED)
@@ -235,10 +238,10 @@ class Worker:
         self, integration: Integration, run: SyncRun, status: RunStatus, error: str | None
     ) -> None:
         now = self.clock()
-        await SyncRun.filter(id=run.id).update(
+        owned = await SyncRun.filter(id=run.id, lease_owner=self.worker_id).update(
             status=status, error=error, finished_at=now, lease_owner=None, lease_expires_at=None
         )
-        if run.dry_run:
+        if not owned or run.dry_run:  # paused or deleted meanwhile: not ours to finish
             return
         if status == RunStatus.SUCCEEDED:
             changes = {"status": IntegrationStatus.OK, "last_success_at": now, "last_error": None}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from models.enums import ReferenceKind
+from models.enums import AssetKind, ReferenceKind
 
 
 @dataclass(slots=True)
@@ -47,6 +47,18 @@ class ProviderScope:
 
     def ids(self, kind: ReferenceKind) -> frozenset[int]:
         return self.enabled.get(kind, frozenset())
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which local columns a provider syncs, per asset kind (no PSA names: local columns)."""
+
+    mapped: Mapping[AssetKind, frozenset[str]]
+    # Columns that flow from the PSA only, whatever the configured direction.
+    psa_to_local_only: Mapping[AssetKind, frozenset[str]] = field(default_factory=dict)
+
+    def columns(self, kind: AssetKind) -> frozenset[str]:
+        return self.mapped.get(kind, frozenset())
 
 
 class PsaProvider(Protocol):

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from models.enums import ReferenceKind
-from sync.providers.base import PsaRecord, RawRecord, parse_psa_datetime
+from models.enums import AssetKind, ReferenceKind
+from sync.providers.base import FieldMap, PsaRecord, RawRecord, parse_psa_datetime
 
 Getter = Callable[[RawRecord], Any]
 
@@ -126,6 +126,15 @@ class RecordMap:
     codes: Sequence[tuple[ReferenceKind, Getter, Callable[[Any], tuple[int, ...]]]] = ()
     parent: Getter | None = None
 
+    def columns(self) -> frozenset[str]:
+        """The local columns this map writes: what a one-way sync makes read-only."""
+        names = {f.local for f in self.fields}
+        names |= {f"{name}_id" for name, _ in self.refs}
+        names |= {f"{kind.value}_id" for kind, _, _ in self.codes}
+        if self.parent is not None:
+            names.add("organization_id")
+        return frozenset(names)
+
     def to_record(self, raw: RawRecord) -> PsaRecord:
         info = raw.get("_info")
         stamp = info.get("lastUpdated") if isinstance(info, dict) else None
@@ -203,3 +212,18 @@ CONFIGURATION = RecordMap(
 def reference_name(raw: RawRecord) -> str:
     """Reference lists name their entries ``name`` (types) or ``description`` (statuses)."""
     return str(raw.get("name") or raw.get("description") or raw.get("id"))
+
+
+RECORD_MAPS = {
+    AssetKind.ORGANIZATION: COMPANY,
+    AssetKind.LOCATION: SITE,
+    AssetKind.CONTACT: CONTACT,
+    AssetKind.CONFIGURATION: CONFIGURATION,
+}
+
+FIELD_MAP = FieldMap(
+    mapped={kind: record_map.columns() for kind, record_map in RECORD_MAPS.items()},
+    # ConnectWise site phone and fax only ever flow from the PSA, even under two-way sync
+    # (IT Glue's documented exception).
+    psa_to_local_only={AssetKind.LOCATION: frozenset({"phone", "fax"})},
+)

@@ -1,0 +1,99 @@
+"""The Sync Settings screen: which types and statuses sync, contacts, two-way, interval.
+
+Saving a change of scope queues a sync at once ("the sync will be automatically queued",
+both seeds) and bumps the integration's ``settings_version``, so records read under the old
+scope get a full look instead of a stamp check.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tortoise.transactions import in_transaction
+
+from models import Integration, ReferenceMapping, RunTrigger, SyncRun, SyncState
+from sync import jobs
+from sync.integrations import IntegrationError
+
+# Below a minute a "full sync every N seconds" would never finish before the next one.
+MIN_INTERVAL = 60
+MAX_INTERVAL = 7 * 24 * 3600
+
+
+@dataclass
+class SettingsChange:
+    """What the user changed; None leaves a setting as it is."""
+
+    # Reference value id (the account's type or status) → ENABLED or DISABLED.
+    states: Mapping[uuid.UUID, SyncState] = field(default_factory=dict)
+    contacts_enabled: bool | None = None
+    two_way_enabled: bool | None = None
+    sync_interval_seconds: int | None = None
+
+
+@dataclass
+class SettingsResult:
+    integration: Integration
+    run: SyncRun | None  # the sync queued because the scope changed
+
+
+async def update(integration: Integration, change: SettingsChange) -> SettingsResult:
+    interval = change.sync_interval_seconds
+    if interval is not None and interval != 0 and not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        raise IntegrationError(
+            "INVALID_INTERVAL",
+            f"the interval is 0 (no scheduled syncs) or between {MIN_INTERVAL} "
+            f"and {MAX_INTERVAL} seconds",
+            field="syncIntervalSeconds",
+        )
+    for state in change.states.values():
+        if state not in (SyncState.ENABLED, SyncState.DISABLED):
+            raise IntegrationError(
+                "INVALID_SYNC_STATE", "a value can be set ENABLED or DISABLED", field="syncState"
+            )
+    mappings = {
+        m.value_id: m  # type: ignore[attr-defined]
+        for m in await ReferenceMapping.filter(
+            integration_id=integration.id, value_id__in=list(change.states)
+        )
+    }
+    for value_id, state in change.states.items():
+        mapping = mappings.get(value_id)
+        if mapping is None:
+            raise IntegrationError(
+                "REFERENCE_NOT_FOUND",
+                f"{value_id} is not a type or status of this integration's PSA",
+                field="referenceId",
+            )
+        if mapping.sync_state == SyncState.NOT_CONNECTED and state == SyncState.ENABLED:
+            raise IntegrationError(
+                "NOT_CONNECTED",
+                f"{mapping.psa_name!r} is no longer in the PSA and cannot be enabled",
+                field="referenceId",
+            )
+
+    scope_changed = False
+    run = None
+    async with in_transaction():
+        for value_id, state in change.states.items():
+            mapping = mappings[value_id]
+            if mapping.sync_state not in (state, SyncState.NOT_CONNECTED):
+                mapping.sync_state = state
+                await mapping.save(update_fields=["sync_state", "updated_at"])
+                scope_changed = True
+        for name in ("contacts_enabled", "two_way_enabled"):
+            wanted = getattr(change, name)
+            if wanted is not None and wanted != getattr(integration, name):
+                setattr(integration, name, wanted)
+                scope_changed = True
+        if interval is not None:
+            integration.sync_interval_seconds = interval
+        if scope_changed:
+            integration.settings_version += 1
+        await integration.save()
+        if scope_changed:
+            run = await jobs.enqueue(integration, trigger=RunTrigger.SETTINGS)
+    await integration.refresh_from_db()
+    return SettingsResult(integration, run)
