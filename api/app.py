@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api import demo
+from api.graphql.view import GraphQLApp
 from api.settings import Settings, get_settings
 from models import Integration
 from models.db import migrate, tortoise_config
@@ -36,22 +37,33 @@ async def healthz(request: Request) -> JSONResponse:
     )
 
 
+def _wake(app: Starlette) -> None:
+    worker = app.state.worker
+    if worker is not None:
+        worker.wake()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     open_provider: ProviderFactory | None = None,
     migrate_on_start: bool = True,
+    manage_database: bool = True,
 ) -> Starlette:
+    """The service. ``manage_database=False`` leaves the database (and the demo) to the
+    caller, for tests that already hold a Tortoise connection."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if migrate_on_start:
+        if migrate_on_start and manage_database:
             await migrate(settings.database_url)
-        async with (
-            RegisterTortoise(app, config=tortoise_config(settings.database_url)),
-            demo.demo_psa(settings),
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            if manage_database:
+                await stack.enter_async_context(
+                    RegisterTortoise(app, config=tortoise_config(settings.database_url))
+                )
+                await stack.enter_async_context(demo.demo_psa(settings))
             worker = None
             task = None
             if settings.worker:
@@ -66,7 +78,15 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    app = Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    graphql = GraphQLApp(settings.vault, wake_worker=lambda: _wake(app))
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     app.state.worker = None
     return app

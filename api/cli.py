@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import sys
@@ -14,22 +15,26 @@ from typing import Any, TypeVar
 import click
 from tortoise import Tortoise
 
+from api import access
 from api.settings import Settings, SettingsError, get_settings, redact_url
 from models import (
     Account,
+    ApiKey,
     Integration,
     IntegrationStatus,
     ReferenceKind,
+    Role,
     RunStatus,
     SyncRun,
     SyncRunIssue,
     SyncState,
+    User,
 )
 from models.db import migrate, tortoise_config
 from models.vault import Vault
 from sync import jobs, reference
 from sync.connections import provider_factory
-from sync.integrations import IntegrationSetupError, add_connectwise
+from sync.integrations import IntegrationError, add_connectwise
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.runner import Worker
 
@@ -84,14 +89,13 @@ def serve(host: str | None, port: int | None) -> None:
     from api.app import create_app
 
     settings = _settings()
+    settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
     logging.getLogger("psasync").setLevel(settings.log_level.upper())
-    click.echo(f"psasync on http://{host or settings.host}:{port or settings.port}")
+    click.echo(f"psasync on http://{settings.host}:{settings.port}")
+    click.echo(f"  GraphQL (GraphiQL in a browser): http://{settings.host}:{settings.port}/graphql")
     click.echo(f"  database: {redact_url(settings.database_url)}")
     uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level,
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
     )
 
 
@@ -117,6 +121,83 @@ async def worker() -> None:
     settings = _settings()
     async with database(settings):
         await Worker(provider_factory(settings.vault)).run_forever()
+
+
+@main.group()
+def accounts() -> None:
+    """Accounts (tenants): every record belongs to one."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@run_async
+async def accounts_create(name: str) -> None:
+    """Create an account; then give it an administrator key with `psasync keys create`."""
+    settings = _settings()
+    async with database(settings):
+        if await Account.filter(name=name).exists():
+            raise click.ClickException(f"an account named {name!r} exists already")
+        account = await access.create_account(name)
+        click.echo(f"created account {account.name!r} ({account.id})")
+
+
+@main.group()
+def keys() -> None:
+    """API keys: what every GraphQL request authenticates with."""
+
+
+async def _find_account(ref: str) -> Account:
+    try:
+        found = await Account.filter(id=uuid.UUID(ref)).first()
+    except ValueError:
+        matches = await Account.filter(name=ref).limit(2)
+        if len(matches) > 1:
+            raise click.UsageError(f"several accounts are named {ref!r}: use the id") from None
+        found = matches[0] if matches else None
+    if found is None:
+        raise click.ClickException(f"no account {ref!r} (create it: psasync accounts create)")
+    return found
+
+
+@keys.command("create")
+@click.option("--account", "account_ref", required=True, help="Account name or id.")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.ADMINISTRATOR.value,
+    show_default=True,
+)
+@click.option("--email", default=None, help="The key's user (created if new; default admin@…).")
+@click.option("--name", default="cli", show_default=True, help="A label for the key.")
+@run_async
+async def keys_create(account_ref: str, role: str, email: str | None, name: str) -> None:
+    """Create an API key and print it. It is shown once: store it now."""
+    settings = _settings()
+    async with database(settings):
+        account = await _find_account(account_ref)
+        email = (email or f"{role}@{account.id.hex[:8]}.psasync.local").strip().lower()
+        user = await User.filter(account_id=account.id, email=email).first()
+        if user is None:
+            user = await access.create_user(account, email, Role(role))
+        elif user.role != role:
+            raise click.ClickException(f"{email} exists with the {user.role} role")
+        _row, key = await access.issue_key(user, name)
+        click.echo(f"API key for {email} ({role}) in {account.name!r}:", err=True)
+        click.echo(key)
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+@run_async
+async def keys_revoke(prefix: str) -> None:
+    """Revoke the key whose prefix (its first 12 characters) is PREFIX."""
+    settings = _settings()
+    async with database(settings):
+        found = await ApiKey.filter(prefix=prefix[:12]).limit(2)
+        if len(found) != 1:
+            raise click.ClickException(f"{len(found)} keys start with {prefix!r}")
+        await access.revoke_key(found[0])
+        click.echo(f"revoked {found[0].prefix}…")
 
 
 @main.group()
@@ -223,7 +304,7 @@ async def integrations_add(
                 contacts_enabled=contacts,
                 sync_interval_seconds=interval,
             )
-        except IntegrationSetupError as exc:
+        except IntegrationError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from exc
         click.echo(f"connected {integration.name} ({integration.id})")
         await _print_scope(integration)

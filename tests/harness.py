@@ -47,3 +47,30 @@ async def sync_now(worker: Worker, integration: Integration, *, dry_run: bool = 
     run = await jobs.manual_sync(integration, dry_run=dry_run)
     await worker.run_until_idle()
     return await SyncRun.get(id=run.id)
+
+
+class GraphQLClient:
+    """Posts GraphQL to the app with an API key; ``data`` fails the test on any error."""
+
+    def __init__(self, http: Any, key: str | None) -> None:
+        self.http = http
+        self.key = key
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> Any:
+        sent = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        sent.update(headers)
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=sent
+        )
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        response = await self.post(query, variables)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        body = await self.execute(query, variables)
+        assert not body.get("errors"), body["errors"]
+        return body["data"]

@@ -101,38 +101,88 @@ async def test_cli_dry_run_writes_nothing(psa: Psa, tmp_path: Path) -> None:
     assert "dry run: nothing written" in out
 
 
-async def test_serve_starts_the_demo_psa_and_syncs_it_to_ok(tmp_path: Path) -> None:
-    port, demo_port = free_port(), free_port()
-    env = cli_env(tmp_path, PSASYNC_PORT=str(port), PSASYNC_DEMO_PORT=str(demo_port))
+async def start_service(env: dict[str, str], port: int) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `psasync serve`; return it and the demo API key its banner printed."""
     server = await asyncio.create_subprocess_exec(
-        PSASYNC, "serve", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        PSASYNC, "serve", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(600):
-                try:
-                    health = await http.get("/healthz")
-                    if health.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.returncode is None, "the service exited"
-                await asyncio.sleep(0.1)
-            assert health.json()["status"] == "ok"
-            assert health.json()["worker"] is True
+    assert server.stdout is not None
+    key = None
+    async with asyncio.timeout(60):
+        while key is None:
+            line = (await server.stdout.readline()).decode()
+            assert line, "the service exited before printing the demo key"
+            if "API key:" in line:
+                key = line.split("API key:")[1].strip()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         for _ in range(600):
-            _code, out = await psasync(env, "status")
-            if "[OK]" in out:
-                break
-            await asyncio.sleep(0.5)
-        assert "Demo ConnectWise (simulator)  [OK]" in out
-        assert "SUCCEEDED" in out
-    finally:
-        server.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(server.communicate(), timeout=30)
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    return server, key
+
+
+async def stop_service(server: asyncio.subprocess.Process) -> bytes:
+    server.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(server.communicate(), timeout=30)
     # uvicorn shuts down, then re-raises the SIGTERM it captured: -15 after a clean stop.
     assert server.returncode in (0, -signal.SIGTERM)
+    return err
+
+
+INTEGRATIONS = "{ viewer { role } integrations { name statusLabel lastRun { status } } }"
+
+
+async def test_serve_runs_the_demo_a_newcomer_can_query_with_the_printed_key(
+    tmp_path: Path,
+) -> None:
+    port, demo_port = free_port(), free_port()
+    env = cli_env(tmp_path, PSASYNC_PORT=str(port), PSASYNC_DEMO_PORT=str(demo_port))
+    server, key = await start_service(env, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            auth = {"Authorization": f"Bearer {key}"}
+            for _ in range(600):
+                body = (await http.post("/graphql", json={"query": INTEGRATIONS},
+                                        headers=auth)).json()  # fmt: skip
+                (integration,) = body["data"]["integrations"]
+                if integration["statusLabel"] == "OK":
+                    break
+                await asyncio.sleep(0.25)
+            assert body["data"]["viewer"]["role"] == "ADMINISTRATOR"
+            assert integration == {
+                "name": "Demo ConnectWise (simulator)",
+                "statusLabel": "OK",
+                "lastRun": {"status": "SUCCEEDED"},
+            }
+            # A key made with the CLI works against the running service.
+            code, out = await psasync(env, "keys", "create", "--account", "Demo MSP",
+                                      "--role", "viewer")  # fmt: skip
+            assert code == 0, out
+            viewer_key = out.strip().splitlines()[-1]
+            seen = await http.post("/graphql", json={"query": "{ viewer { role } }"},
+                                   headers={"Authorization": f"Bearer {viewer_key}"})  # fmt: skip
+            assert seen.json()["data"]["viewer"]["role"] == "VIEWER"
+            assert (await http.post("/graphql", json={"query": INTEGRATIONS})).status_code == 401
+    finally:
+        err = await stop_service(server)
     assert b"Application shutdown complete" in err
+
+    # A second start reuses the database: the same demo, the same key, nothing duplicated.
+    server, again = await start_service(env, port)
+    try:
+        assert again == key
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            body = (await http.post("/graphql", json={"query": INTEGRATIONS},
+                                    headers={"Authorization": f"Bearer {key}"})).json()  # fmt: skip
+        assert len(body["data"]["integrations"]) == 1
+    finally:
+        await stop_service(server)
+    code, out = await psasync(env, "status")
+    assert out.count("Demo ConnectWise (simulator)") == 1
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,95 @@
+"""Expected failures are data: each mutation domain has its own error type and codes.
+
+Every error names its ``code``, a ``message`` for people, and the input ``field`` it is
+about (camelCase, as in the input). A denied operation names the ``requiredRole``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from models import Role
+
+RoleEnum = strawberry.enum(Role, name="Role")
+
+
+def camel(name: str | None) -> str | None:
+    """A model column as the GraphQL input calls it: ``organization_type_id`` → ``…TypeId``."""
+    if name is None:
+        return None
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+@strawberry.interface(description="An expected failure of a mutation.")
+class Error:
+    message: str
+    field: str | None = None
+
+
+@strawberry.enum
+class IntegrationErrorCode(Enum):
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_ID = "INVALID_ID"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    UNREACHABLE = "UNREACHABLE"
+    INSECURE_URL = "INSECURE_URL"
+    CONNECTION_FAILED = "CONNECTION_FAILED"
+    UNKNOWN_REFERENCE = "UNKNOWN_REFERENCE"
+    REFERENCE_NOT_FOUND = "REFERENCE_NOT_FOUND"
+    NOT_CONNECTED = "NOT_CONNECTED"
+    INVALID_INTERVAL = "INVALID_INTERVAL"
+    INVALID_SYNC_STATE = "INVALID_SYNC_STATE"
+    WRONG_PROVIDER = "WRONG_PROVIDER"
+    PAUSED = "PAUSED"
+    NOT_PAUSED = "NOT_PAUSED"
+    TOO_MANY = "TOO_MANY"
+
+
+@strawberry.type
+class IntegrationError(Error):
+    code: IntegrationErrorCode
+    required_role: RoleEnum | None = None  # type: ignore[valid-type]
+
+
+@strawberry.enum
+class AssetErrorCode(Enum):
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_ID = "INVALID_ID"
+    REQUIRED = "REQUIRED"
+    READ_ONLY_FIELD = "READ_ONLY_FIELD"
+    SYNCED_RECORD = "SYNCED_RECORD"
+    UNKNOWN_FIELD = "UNKNOWN_FIELD"
+    TOO_LONG = "TOO_LONG"
+    TOO_MANY = "TOO_MANY"
+    INVALID = "INVALID"
+    WRONG_ORGANIZATION = "WRONG_ORGANIZATION"
+
+
+@strawberry.type
+class AssetError(Error):
+    code: AssetErrorCode
+    # Every field the error is about (all the read-only ones, for READ_ONLY_FIELD).
+    fields: list[str] = strawberry.field(default_factory=list)
+    required_role: RoleEnum | None = None  # type: ignore[valid-type]
+
+
+@strawberry.enum
+class AccessErrorCode(Enum):
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_ID = "INVALID_ID"
+    INVALID_INPUT = "INVALID_INPUT"
+    DUPLICATE = "DUPLICATE"
+    LAST_ADMINISTRATOR = "LAST_ADMINISTRATOR"
+
+
+@strawberry.type
+class AccessError(Error):
+    code: AccessErrorCode
+    required_role: RoleEnum | None = None  # type: ignore[valid-type]

@@ -1,0 +1,201 @@
+"""Per-request dataloaders: every relation of every type resolves through one of these.
+
+A loader collects the keys asked for while a level of the query resolves, then fetches them
+in one query (``values``: plain rows, account-scoped). Whatever the page size, a query costs
+one SQL statement per relation it names. Loaders live in the request's context, so their
+cache never outlives a request nor crosses accounts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+from tortoise.models import Model
+
+from api.graphql.types.assets import (
+    ASSET_TYPES,
+    Configuration,
+    Contact,
+    Location,
+    Organization,
+    PsaLink,
+    ReferenceValue,
+)
+from api.graphql.types.integration import Integration
+from api.graphql.types.sync_run import SyncRun
+from models import ASSET_MODELS, AssetKind, RecordLink
+from models import Integration as IntegrationRow
+from models import ReferenceValue as ReferenceRow
+from models import SyncRun as SyncRunRow
+
+V = TypeVar("V")
+
+# How children are ordered under their organization (never NULL: COALESCE for contacts).
+CHILD_ORDER = {
+    AssetKind.LOCATION: "name",
+    AssetKind.CONTACT: "COALESCE(last_name, ''), COALESCE(first_name, '')",
+    AssetKind.CONFIGURATION: "name",
+}
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+async def ranked_ids(
+    model: type[Model],
+    partition: str,
+    parents: Sequence[uuid.UUID],
+    order: str,
+    limit: int,
+    account_id: uuid.UUID | None,
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The first ``limit`` ids per parent, by ``order``, in one window-function query."""
+    if not parents:
+        return {}
+    db = model._meta.db
+    postgres = db.capabilities.dialect == "postgres"
+    params: list[Any] = [str(p) if not postgres else p for p in parents]
+    where = f"{partition} IN ({', '.join(['{}'] * len(parents))})"
+    if account_id is not None:
+        where += " AND account_id = {}"
+        params.append(account_id if postgres else str(account_id))
+    params.append(limit)
+    # Identifiers come from this module's constants, never from input; values are parameters.
+    sql = (
+        f"SELECT id, {partition} AS parent FROM (SELECT id, {partition}, ROW_NUMBER() OVER "  # noqa: S608
+        f"(PARTITION BY {partition} ORDER BY {order}, id) AS rn FROM {model._meta.db_table} "
+        f"WHERE {where}) AS ranked WHERE rn <= {{}} ORDER BY parent, rn"
+    )
+    marks = [f"${i}" if postgres else "?" for i in range(1, len(params) + 1)]
+    rows = await db.execute_query_dict(sql.format(*marks), params)
+    found: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for row in rows:
+        found[_uuid(row["parent"])].append(_uuid(row["id"]))
+    return found
+
+
+def _by_id(
+    model: type[Model],
+    build: Callable[[dict[str, Any]], V],
+    columns: Sequence[str],
+    account_id: uuid.UUID,
+) -> DataLoader[uuid.UUID | None, V | None]:
+    async def load(keys: list[uuid.UUID | None]) -> list[V | None]:
+        wanted = {k for k in keys if k is not None}
+        rows = (
+            await model.filter(id__in=wanted, account_id=account_id).values(*columns)
+            if wanted
+            else []
+        )
+        found = {_uuid(row["id"]): build(row) for row in rows}
+        return [found.get(k) if k is not None else None for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+_INTEGRATION_JOIN = tuple(
+    f"integration__{c}" for c in Integration.COLUMNS if f"integration__{c}" not in PsaLink.COLUMNS
+)
+
+
+class Loaders:
+    def __init__(self, account_id: uuid.UUID) -> None:
+        self.account_id = account_id
+        self.organization = _by_id(
+            ASSET_MODELS[AssetKind.ORGANIZATION],
+            Organization.from_row,
+            Organization.COLUMNS,
+            account_id,
+        )
+        self.location = _by_id(
+            ASSET_MODELS[AssetKind.LOCATION], Location.from_row, Location.COLUMNS, account_id
+        )
+        self.contact = _by_id(
+            ASSET_MODELS[AssetKind.CONTACT], Contact.from_row, Contact.COLUMNS, account_id
+        )
+        self.configuration = _by_id(
+            ASSET_MODELS[AssetKind.CONFIGURATION],
+            Configuration.from_row,
+            Configuration.COLUMNS,
+            account_id,
+        )
+        self.reference = _by_id(
+            ReferenceRow, ReferenceValue.from_row, ReferenceValue.COLUMNS, account_id
+        )
+        self.integration = _by_id(
+            IntegrationRow, Integration.from_row, Integration.COLUMNS, account_id
+        )
+        self.links: DataLoader[tuple[AssetKind, uuid.UUID], list[PsaLink]] = DataLoader(
+            load_fn=self._links
+        )
+        self.children: DataLoader[tuple[AssetKind, uuid.UUID, int], list[Any]] = DataLoader(
+            load_fn=self._children
+        )
+        self.last_run: DataLoader[uuid.UUID, SyncRun | None] = DataLoader(load_fn=self._last_run)
+
+    def by_kind(self, kind: AssetKind) -> DataLoader[uuid.UUID | None, Any]:
+        return {
+            AssetKind.ORGANIZATION: self.organization,
+            AssetKind.LOCATION: self.location,
+            AssetKind.CONTACT: self.contact,
+            AssetKind.CONFIGURATION: self.configuration,
+        }[kind]  # type: ignore[return-value]
+
+    async def _links(self, keys: list[tuple[AssetKind, uuid.UUID]]) -> list[list[PsaLink]]:
+        by_kind: dict[AssetKind, set[uuid.UUID]] = defaultdict(set)
+        for kind, local_id in keys:
+            by_kind[kind].add(local_id)
+        found: dict[tuple[AssetKind, uuid.UUID], list[PsaLink]] = defaultdict(list)
+        primed: set[uuid.UUID] = set()
+        for kind, ids in by_kind.items():
+            # The integrations come in the same query (a join), and prime their loader.
+            rows = (
+                await RecordLink.filter(
+                    kind=kind, local_id__in=ids, integration__account_id=self.account_id
+                )
+                .order_by("created_at")
+                .values(*PsaLink.COLUMNS, *_INTEGRATION_JOIN)
+            )
+            for row in rows:
+                found[(kind, _uuid(row["local_id"]))].append(PsaLink.from_row(row))
+                integration_id = _uuid(row["integration_id"])
+                if integration_id not in primed:
+                    primed.add(integration_id)
+                    joined = {c: row[f"integration__{c}"] for c in Integration.COLUMNS}
+                    self.integration.prime(integration_id, Integration.from_row(joined))
+        return [found.get(key, []) for key in keys]
+
+    async def _children(self, keys: list[tuple[AssetKind, uuid.UUID, int]]) -> list[list[Any]]:
+        groups: dict[tuple[AssetKind, int], set[uuid.UUID]] = defaultdict(set)
+        for kind, parent, limit in keys:
+            groups[(kind, limit)].add(parent)
+        found: dict[tuple[AssetKind, uuid.UUID, int], list[Any]] = {}
+        for (kind, limit), parents in groups.items():
+            model = ASSET_MODELS[kind]
+            ranked = await ranked_ids(
+                model, "organization_id", sorted(parents), CHILD_ORDER[kind], limit,
+                self.account_id,
+            )  # fmt: skip
+            ids = [i for per_parent in ranked.values() for i in per_parent]
+            type_ = ASSET_TYPES[kind]
+            rows = await model.filter(id__in=ids).values(*type_.COLUMNS) if ids else []
+            built = {_uuid(row["id"]): type_.from_row(row) for row in rows}
+            for parent in parents:
+                found[(kind, parent, limit)] = [
+                    built[i] for i in ranked.get(parent, []) if i in built
+                ]
+        return [found[key] for key in keys]
+
+    async def _last_run(self, keys: list[uuid.UUID]) -> list[SyncRun | None]:
+        ranked = await ranked_ids(
+            SyncRunRow, "integration_id", sorted(set(keys)), "queued_at DESC", 1, None
+        )
+        ids = [i for per_parent in ranked.values() for i in per_parent]
+        rows = await SyncRunRow.filter(id__in=ids).values(*SyncRun.COLUMNS) if ids else []
+        by_integration = {_uuid(row["integration_id"]): SyncRun.from_row(row) for row in rows}
+        return [by_integration.get(key) for key in keys]

@@ -1,0 +1,365 @@
+"""Integration mutations: connect, credentials, sync settings, manual sync, pause, delete.
+
+All need the manager role. Each returns its payload with ``errors`` (``IntegrationError``):
+expected failures are data, never exceptions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import strawberry
+
+from api.graphql.context import Info
+from api.graphql.errors import IntegrationError, IntegrationErrorCode
+from api.graphql.ids import InvalidId, from_global
+from api.graphql.permissions import denied
+from api.graphql.types.enums import ProviderEnum, SyncStateEnum
+from api.graphql.types.integration import Integration
+from api.graphql.types.sync_run import SyncRun
+from models import Account, AssetKind, Provider, Role, SyncState
+from models import Integration as IntegrationRow
+from models import SyncRun as SyncRunRow
+from sync import integrations, jobs, sync_settings
+from sync.integrations import DeleteMode
+from sync.integrations import IntegrationError as SetupError
+from sync.providers.connectwise.credentials import ConnectWiseCredentials
+
+MAX_SETTING_CHANGES = 500
+
+DeleteModeEnum = strawberry.enum(DeleteMode, name="DeleteMode")
+
+
+def _error(code: str, message: str, field: str | None = None) -> IntegrationError:
+    return IntegrationError(code=IntegrationErrorCode(code), message=message, field=field)
+
+
+def _forbidden(info: Info) -> list[IntegrationError] | None:
+    message = denied(info, Role.MANAGER)
+    if message is None:
+        return None
+    return [
+        IntegrationError(
+            code=IntegrationErrorCode.PERMISSION_DENIED,
+            message=message,
+            required_role=Role.MANAGER,
+        )
+    ]
+
+
+async def _find(info: Info, value: strawberry.ID) -> IntegrationRow | IntegrationError:
+    try:
+        found_id = from_global(str(value), "Integration")
+    except InvalidId as exc:
+        return _error("INVALID_ID", str(exc), "integrationId")
+    row = await IntegrationRow.filter(id=found_id, account_id=info.context.account_id).first()
+    if row is None:
+        return _error("NOT_FOUND", "no such integration", "integrationId")
+    return row
+
+
+async def _integration(row: IntegrationRow) -> Integration:
+    values = await IntegrationRow.filter(id=row.id).values(*Integration.COLUMNS)
+    return Integration.from_row(values[0])
+
+
+async def _run(run: SyncRunRow | None) -> SyncRun | None:
+    if run is None:
+        return None
+    values = await SyncRunRow.filter(id=run.id).values(*SyncRun.COLUMNS)
+    return SyncRun.from_row(values[0])
+
+
+@strawberry.input(description="ConnectWise Manage API member keys (and the legacy login).")
+class ConnectWiseCredentialsInput:
+    site_url: str = strawberry.field(description="e.g. https://na.myconnectwise.net")
+    company_id: str
+    public_key: str
+    private_key: str
+    client_id: str = strawberry.field(description="Your ConnectWise developer client id.")
+    integrator_login_id: str | None = None
+    integrator_password: str | None = None
+
+
+@strawberry.input(description="Only the fields given change; the result is tested first.")
+class ConnectWiseCredentialsUpdate:
+    site_url: str | None = None
+    company_id: str | None = None
+    public_key: str | None = None
+    private_key: str | None = None
+    client_id: str | None = None
+    integrator_login_id: str | None = None
+    integrator_password: str | None = None
+
+
+@strawberry.input
+class CreateIntegrationInput:
+    provider: ProviderEnum  # type: ignore[valid-type]
+    name: str
+    connectwise: ConnectWiseCredentialsInput | None = None
+    sandbox: bool = strawberry.field(
+        default=False, description="Allow plain http to a PSA on this machine (simulators)."
+    )
+    contacts_enabled: bool = True
+    sync_interval_seconds: int = 3600
+
+
+@strawberry.type
+class CreateIntegrationPayload:
+    integration: Integration | None = None
+    run: SyncRun | None = strawberry.field(default=None, description="The first full sync.")
+    errors: list[IntegrationError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UpdateIntegrationCredentialsInput:
+    integration_id: strawberry.ID
+    connectwise: ConnectWiseCredentialsUpdate
+
+
+@strawberry.type
+class IntegrationPayload:
+    integration: Integration | None = None
+    errors: list[IntegrationError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ReferenceStateInput:
+    reference_id: strawberry.ID = strawberry.field(description="A ReferenceValue id.")
+    sync_state: SyncStateEnum  # type: ignore[valid-type]
+
+
+@strawberry.input
+class UpdateSyncSettingsInput:
+    integration_id: strawberry.ID
+    changes: list[ReferenceStateInput] = strawberry.field(
+        default_factory=list, description=f"At most {MAX_SETTING_CHANGES}."
+    )
+    contacts_enabled: bool | None = None
+    two_way_enabled: bool | None = None
+    sync_interval_seconds: int | None = None
+
+
+@strawberry.type
+class UpdateSyncSettingsPayload:
+    integration: Integration | None = None
+    queued_run: SyncRun | None = strawberry.field(
+        default=None, description="The sync queued because the scope changed."
+    )
+    errors: list[IntegrationError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class StartManualSyncPayload:
+    run: SyncRun | None = None
+    errors: list[IntegrationError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RemovedRecords:
+    organizations: int
+    locations: int
+    contacts: int
+    configurations: int
+
+
+@strawberry.type
+class DeleteIntegrationPayload:
+    deleted_id: strawberry.ID | None = None
+    removed: RemovedRecords | None = None
+    errors: list[IntegrationError] = strawberry.field(default_factory=list)
+
+
+def _setup_error(exc: SetupError) -> IntegrationError:
+    try:
+        code = IntegrationErrorCode(exc.code)
+    except ValueError:
+        code = IntegrationErrorCode.CONNECTION_FAILED
+    return IntegrationError(code=code, message=exc.message, field=exc.field)
+
+
+@strawberry.type
+class IntegrationMutations:
+    @strawberry.mutation(description="Connect a PSA. The connection is tested first.")
+    async def create_integration(
+        self, info: Info, input: CreateIntegrationInput
+    ) -> CreateIntegrationPayload:
+        if errors := _forbidden(info):
+            return CreateIntegrationPayload(errors=errors)
+        if input.provider != Provider.CONNECTWISE_MANAGE:
+            return CreateIntegrationPayload(
+                errors=[
+                    _error("WRONG_PROVIDER", f"{input.provider} is not supported yet", "provider")
+                ]
+            )
+        if input.connectwise is None:
+            return CreateIntegrationPayload(
+                errors=[
+                    _error("INVALID_INPUT", "connectwise credentials are required", "connectwise")
+                ]
+            )
+        if not input.name.strip():
+            return CreateIntegrationPayload(errors=[_error("INVALID_INPUT", "name is empty",
+                                                           "name")])  # fmt: skip
+        try:
+            credentials = ConnectWiseCredentials(**_given(input.connectwise))
+        except ValueError as exc:
+            return CreateIntegrationPayload(errors=[_error("INVALID_INPUT", str(exc))])
+        interval = input.sync_interval_seconds
+        if interval != 0 and not (
+            sync_settings.MIN_INTERVAL <= interval <= sync_settings.MAX_INTERVAL
+        ):
+            return CreateIntegrationPayload(
+                errors=[_error("INVALID_INTERVAL", "interval out of range", "syncIntervalSeconds")]
+            )
+        account = await Account.get(id=info.context.account_id)
+        try:
+            row, run = await integrations.add_connectwise(
+                account,
+                credentials,
+                info.context.vault,
+                name=input.name.strip(),
+                sandbox=input.sandbox,
+                contacts_enabled=input.contacts_enabled,
+                sync_interval_seconds=interval,
+            )
+        except SetupError as exc:
+            return CreateIntegrationPayload(errors=[_setup_error(exc)])
+        info.context.wake_worker()
+        return CreateIntegrationPayload(integration=await _integration(row), run=await _run(run))
+
+    @strawberry.mutation(description="New credentials, tested before they replace the old.")
+    async def update_integration_credentials(
+        self, info: Info, input: UpdateIntegrationCredentialsInput
+    ) -> IntegrationPayload:
+        if errors := _forbidden(info):
+            return IntegrationPayload(errors=errors)
+        row = await _find(info, input.integration_id)
+        if isinstance(row, IntegrationError):
+            return IntegrationPayload(errors=[row])
+        changes = _given(input.connectwise)
+        if not changes:
+            return IntegrationPayload(
+                errors=[_error("INVALID_INPUT", "no credential field given", "connectwise")]
+            )
+        try:
+            row = await integrations.update_connectwise_credentials(
+                row, changes, info.context.vault
+            )
+        except SetupError as exc:
+            return IntegrationPayload(errors=[_setup_error(exc)])
+        return IntegrationPayload(integration=await _integration(row))
+
+    @strawberry.mutation(description="Change what syncs; a change of scope queues a sync.")
+    async def update_sync_settings(
+        self, info: Info, input: UpdateSyncSettingsInput
+    ) -> UpdateSyncSettingsPayload:
+        if errors := _forbidden(info):
+            return UpdateSyncSettingsPayload(errors=errors)
+        row = await _find(info, input.integration_id)
+        if isinstance(row, IntegrationError):
+            return UpdateSyncSettingsPayload(errors=[row])
+        if len(input.changes) > MAX_SETTING_CHANGES:
+            return UpdateSyncSettingsPayload(
+                errors=[_error("TOO_MANY", f"at most {MAX_SETTING_CHANGES} changes", "changes")]
+            )
+        states: dict[uuid.UUID, SyncState] = {}
+        for change in input.changes:
+            try:
+                value_id = from_global(str(change.reference_id), "ReferenceValue")
+            except InvalidId as exc:
+                return UpdateSyncSettingsPayload(
+                    errors=[_error("INVALID_ID", str(exc), "referenceId")]
+                )
+            states[value_id] = SyncState(change.sync_state)
+        try:
+            result = await sync_settings.update(
+                row,
+                sync_settings.SettingsChange(
+                    states=states,
+                    contacts_enabled=input.contacts_enabled,
+                    two_way_enabled=input.two_way_enabled,
+                    sync_interval_seconds=input.sync_interval_seconds,
+                ),
+            )
+        except SetupError as exc:
+            return UpdateSyncSettingsPayload(errors=[_setup_error(exc)])
+        if result.run is not None:
+            info.context.wake_worker()
+        return UpdateSyncSettingsPayload(
+            integration=await _integration(result.integration), queued_run=await _run(result.run)
+        )
+
+    @strawberry.mutation(description="Sync now, ahead of scheduled runs. A dry run writes nothing.")
+    async def start_manual_sync(
+        self, info: Info, integration_id: strawberry.ID, dry_run: bool = False
+    ) -> StartManualSyncPayload:
+        if errors := _forbidden(info):
+            return StartManualSyncPayload(errors=errors)
+        row = await _find(info, integration_id)
+        if isinstance(row, IntegrationError):
+            return StartManualSyncPayload(errors=[row])
+        if row.status == "PAUSED":
+            return StartManualSyncPayload(
+                errors=[_error("PAUSED", "the integration is paused: resume it first")]
+            )
+        run = await jobs.manual_sync(row, dry_run=dry_run)
+        info.context.wake_worker()
+        return StartManualSyncPayload(run=await _run(run))
+
+    @strawberry.mutation(description="Stop syncing; a running sync stops at its next page.")
+    async def pause_integration(
+        self, info: Info, integration_id: strawberry.ID
+    ) -> IntegrationPayload:
+        if errors := _forbidden(info):
+            return IntegrationPayload(errors=errors)
+        row = await _find(info, integration_id)
+        if isinstance(row, IntegrationError):
+            return IntegrationPayload(errors=[row])
+        row = await integrations.pause(row)
+        return IntegrationPayload(integration=await _integration(row))
+
+    @strawberry.mutation(description="Start syncing again; a paused run carries on.")
+    async def resume_integration(
+        self, info: Info, integration_id: strawberry.ID
+    ) -> IntegrationPayload:
+        if errors := _forbidden(info):
+            return IntegrationPayload(errors=errors)
+        row = await _find(info, integration_id)
+        if isinstance(row, IntegrationError):
+            return IntegrationPayload(errors=[row])
+        if row.status != "PAUSED":
+            return IntegrationPayload(
+                errors=[_error("NOT_PAUSED", "the integration is not paused")]
+            )
+        row = await integrations.resume(row)
+        info.context.wake_worker()
+        return IntegrationPayload(integration=await _integration(row))
+
+    @strawberry.mutation(
+        description="DISCONNECT keeps every record and drops the links; DELETE_DATA also "
+        "removes the records that came only from this PSA."
+    )
+    async def delete_integration(
+        self,
+        info: Info,
+        integration_id: strawberry.ID,
+        mode: DeleteModeEnum,  # type: ignore[valid-type]
+    ) -> DeleteIntegrationPayload:
+        if errors := _forbidden(info):
+            return DeleteIntegrationPayload(errors=errors)
+        row = await _find(info, integration_id)
+        if isinstance(row, IntegrationError):
+            return DeleteIntegrationPayload(errors=[row])
+        removed = await integrations.delete(row, DeleteMode(mode))
+        return DeleteIntegrationPayload(
+            deleted_id=integration_id,
+            removed=RemovedRecords(
+                **{f"{kind.value}s": removed.get(kind, 0) for kind in AssetKind}
+            ),
+        )
+
+
+def _given(values: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(values).items() if v is not None}

@@ -1,0 +1,321 @@
+"""Root queries: the caller, integrations and runs, the four asset lists, ``node``.
+
+Everything is scoped to the caller's account: an id from another account is "not found".
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import Enum
+from typing import Any
+
+import strawberry
+from tortoise.expressions import Q, Subquery
+from tortoise.functions import Coalesce
+from tortoise.queryset import QuerySet
+
+from api.graphql.context import Info
+from api.graphql.ids import InvalidId, from_global, parse_global
+from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_page
+from api.graphql.permissions import PublicError, require
+from api.graphql.types.assets import (
+    ASSET_TYPES,
+    Configuration,
+    Contact,
+    Location,
+    Organization,
+)
+from api.graphql.types.enums import LinkStateEnum
+from api.graphql.types.integration import Integration
+from api.graphql.types.node import Node
+from api.graphql.types.sync_run import SyncRun
+from api.graphql.types.viewer import Account, ApiKey, User, Viewer
+from models import ASSET_MODELS, AssetKind, RecordLink, Role
+from models import Account as AccountRow
+from models import ApiKey as ApiKeyRow
+from models import Integration as IntegrationRow
+from models import SyncRun as SyncRunRow
+from models import User as UserRow
+
+
+def local_id(value: strawberry.ID | str, *types: str, argument: str = "id") -> uuid.UUID:
+    try:
+        return from_global(str(value), *types)
+    except InvalidId as exc:
+        raise PublicError(f"{argument}: {exc}", "BAD_USER_INPUT", field=argument) from exc
+
+
+@strawberry.enum
+class AssetOrderField(Enum):
+    NAME = "NAME"
+    UPDATED_AT = "UPDATED_AT"
+
+
+@strawberry.input
+class AssetOrder:
+    field: AssetOrderField = AssetOrderField.NAME
+    direction: SortDirection = SortDirection.ASC
+
+
+@strawberry.input(description="A PSA record: which integration, and its id there.")
+class PsaRecordFilter:
+    integration_id: strawberry.ID
+    psa_id: int
+
+
+@strawberry.input
+class LinkFilter:
+    search: str | None = strawberry.field(default=None, description="Part of the name.")
+    psa: PsaRecordFilter | None = None
+    link_state: LinkStateEnum | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Records with a link in this state (e.g. ORPHANED)."
+    )
+    integration_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Records linked to this integration (with linkState: there)."
+    )
+    linked: bool | None = strawberry.field(
+        default=None, description="true: linked to a PSA record; false: not linked."
+    )
+
+
+@strawberry.input
+class OrganizationFilter(LinkFilter):
+    type_id: strawberry.ID | None = None
+    status_id: strawberry.ID | None = None
+    parent_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class LocationFilter(LinkFilter):
+    organization_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class ContactFilter(LinkFilter):
+    organization_id: strawberry.ID | None = None
+    type_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class ConfigurationFilter(LinkFilter):
+    organization_id: strawberry.ID | None = None
+    type_id: strawberry.ID | None = None
+    status_id: strawberry.ID | None = None
+
+
+# Filter field → (column, the type its id must name).
+_ID_FILTERS: dict[AssetKind, dict[str, tuple[str, str]]] = {
+    AssetKind.ORGANIZATION: {
+        "type_id": ("organization_type_id", "ReferenceValue"),
+        "status_id": ("organization_status_id", "ReferenceValue"),
+        "parent_id": ("parent_id", "Organization"),
+    },
+    AssetKind.LOCATION: {"organization_id": ("organization_id", "Organization")},
+    AssetKind.CONTACT: {
+        "organization_id": ("organization_id", "Organization"),
+        "type_id": ("contact_type_id", "ReferenceValue"),
+    },
+    AssetKind.CONFIGURATION: {
+        "organization_id": ("organization_id", "Organization"),
+        "type_id": ("configuration_type_id", "ReferenceValue"),
+        "status_id": ("configuration_status_id", "ReferenceValue"),
+    },
+}
+
+
+def _filtered(kind: AssetKind, account_id: uuid.UUID, where: LinkFilter | None) -> QuerySet[Any]:
+    query = ASSET_MODELS[kind].filter(account_id=account_id)
+    if where is None:
+        return query
+    for name, (column, type_name) in _ID_FILTERS[kind].items():
+        value = getattr(where, name, None)
+        if value is not None:
+            query = query.filter(**{column: local_id(value, type_name, argument=name)})
+    if where.search:
+        term = where.search.strip()
+        if kind == AssetKind.CONTACT:
+            query = query.filter(
+                Q(first_name__icontains=term)
+                | Q(last_name__icontains=term)
+                | Q(primary_email__icontains=term)
+            )
+        else:
+            query = query.filter(name__icontains=term)
+    links = RecordLink.filter(kind=kind, integration__account_id=account_id)
+    narrowed = False
+    if where.psa is not None:
+        links = links.filter(
+            integration_id=local_id(where.psa.integration_id, "Integration", argument="psa"),
+            psa_id=where.psa.psa_id,
+        )
+        narrowed = True
+    if where.integration_id is not None:
+        links = links.filter(
+            integration_id=local_id(where.integration_id, "Integration", argument="integrationId")
+        )
+        narrowed = True
+    if where.link_state is not None:
+        links = links.filter(state=where.link_state)
+        narrowed = True
+    if narrowed or where.linked:
+        query = query.filter(id__in=Subquery(links.values("local_id")))
+    elif where.linked is False:
+        query = query.exclude(id__in=Subquery(links.values("local_id")))
+    return query
+
+
+async def asset_page(
+    kind: AssetKind,
+    info: Info,
+    where: LinkFilter | None,
+    order: AssetOrder | None,
+    first: int | None,
+    after: str | None,
+) -> Connection[Any]:
+    query = _filtered(kind, info.context.account_id, where)
+    order = order or AssetOrder()
+    if order.field == AssetOrderField.UPDATED_AT:
+        column = "updated_at"
+    elif kind == AssetKind.CONTACT:
+        query = query.annotate(sort_name=Coalesce("last_name", ""))
+        column = "sort_name"
+    else:
+        column = "name"
+    type_ = ASSET_TYPES[kind]
+    connection = await keyset_page(
+        query, Ordering(column, order.direction), first, after, type_.COLUMNS, type_.from_row
+    )
+    loader = info.context.loaders.by_kind(kind)
+    for edge in connection.edges:  # later lookups of the same records hit the cache
+        loader.prime(edge.node.local_id, edge.node)
+    return connection
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The caller: user, role and account.")
+    async def viewer(self, info: Info) -> Viewer:
+        viewer = info.context.viewer
+        assert viewer is not None
+        user = await UserRow.filter(id=viewer.user_id).values(*User.COLUMNS)
+        account = await AccountRow.get(id=viewer.account_id)
+        return Viewer(
+            user=User.from_row(user[0]),
+            role=viewer.role,
+            account=Account(id=strawberry.ID(_gid("Account", account.id)), name=account.name),
+        )
+
+    @strawberry.field
+    async def integrations(self, info: Info) -> list[Integration]:
+        rows = (
+            await IntegrationRow.filter(account_id=info.context.account_id)
+            .order_by("name", "id")
+            .limit(200)
+            .values(*Integration.COLUMNS)
+        )
+        return [Integration.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def integration(self, info: Info, id: strawberry.ID) -> Integration | None:
+        return await info.context.loaders.integration.load(local_id(id, "Integration"))
+
+    @strawberry.field
+    async def sync_run(self, info: Info, id: strawberry.ID) -> SyncRun | None:
+        return await load_run(info, local_id(id, "SyncRun"))
+
+    @strawberry.field(description="Organizations, a page at a time.")
+    async def organizations(
+        self,
+        info: Info,
+        filter: OrganizationFilter | None = None,
+        order: AssetOrder | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> Connection[Organization]:
+        return await asset_page(AssetKind.ORGANIZATION, info, filter, order, first, after)
+
+    @strawberry.field
+    async def locations(
+        self,
+        info: Info,
+        filter: LocationFilter | None = None,
+        order: AssetOrder | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> Connection[Location]:
+        return await asset_page(AssetKind.LOCATION, info, filter, order, first, after)
+
+    @strawberry.field
+    async def contacts(
+        self,
+        info: Info,
+        filter: ContactFilter | None = None,
+        order: AssetOrder | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> Connection[Contact]:
+        return await asset_page(AssetKind.CONTACT, info, filter, order, first, after)
+
+    @strawberry.field
+    async def configurations(
+        self,
+        info: Info,
+        filter: ConfigurationFilter | None = None,
+        order: AssetOrder | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> Connection[Configuration]:
+        return await asset_page(AssetKind.CONFIGURATION, info, filter, order, first, after)
+
+    @strawberry.field(description="Users of the account (administrators).")
+    async def users(self, info: Info) -> list[User]:
+        require(info, Role.ADMINISTRATOR)
+        rows = (
+            await UserRow.filter(account_id=info.context.account_id)
+            .order_by("email")
+            .limit(1000)
+            .values(*User.COLUMNS)
+        )
+        return [User.from_row(row) for row in rows]
+
+    @strawberry.field(description="API keys of the account, revoked ones too (administrators).")
+    async def api_keys(self, info: Info) -> list[ApiKey]:
+        require(info, Role.ADMINISTRATOR)
+        rows = (
+            await ApiKeyRow.filter(account_id=info.context.account_id)
+            .order_by("-created_at")
+            .limit(1000)
+            .values(*ApiKey.COLUMNS)
+        )
+        return [ApiKey.from_row(row) for row in rows]
+
+    @strawberry.field(description="Any object by its global id.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        try:
+            type_name, found = parse_global(str(id))
+        except InvalidId:
+            return None
+        loaders = info.context.loaders
+        for kind, type_ in ASSET_TYPES.items():
+            if type_.__name__ == type_name:
+                return await loaders.by_kind(kind).load(found)  # type: ignore[no-any-return]
+        if type_name == "Integration":
+            return await loaders.integration.load(found)
+        if type_name == "ReferenceValue":
+            return await loaders.reference.load(found)
+        if type_name == "SyncRun":
+            return await load_run(info, found)
+        return None
+
+
+def _gid(type_name: str, value: uuid.UUID) -> str:
+    from api.graphql.ids import to_global
+
+    return to_global(type_name, value)
+
+
+async def load_run(info: Info, run_id: uuid.UUID) -> SyncRun | None:
+    rows = await SyncRunRow.filter(
+        id=run_id, integration__account_id=info.context.account_id
+    ).values(*SyncRun.COLUMNS)
+    return SyncRun.from_row(rows[0]) if rows else None

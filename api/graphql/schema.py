@@ -1,0 +1,77 @@
+"""The root schema: queries, mutations by domain, the subscription, and the API's limits."""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+from strawberry.tools import merge_types
+
+from api.graphql.mutations.access import AccessMutations
+from api.graphql.mutations.assets import AssetMutations
+from api.graphql.mutations.integrations import IntegrationMutations
+from api.graphql.permissions import PublicError
+from api.graphql.queries import Query
+from api.graphql.subscriptions import Subscription
+from api.graphql.types.assets import Configuration, Contact, Location, Organization
+from api.graphql.types.integration import Integration
+from api.graphql.types.sync_run import SyncRun
+
+log = logging.getLogger("psasync.api")
+
+# Deep enough for GraphiQL's introspection query (ofType nests about 8 levels in its
+# fragments); far too shallow for a query that walks relations in circles.
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 4000
+
+
+class MaskUnexpected(MaskErrors):
+    """Our own errors and GraphQL's validation errors go out as they are; anything else is a
+    bug, logged with the request id, which the client also gets to quote."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=self._unexpected)
+
+    @staticmethod
+    def _unexpected(error: GraphQLError) -> bool:
+        original = error.original_error
+        return original is not None and not isinstance(original, (PublicError, GraphQLError))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        log.error(
+            "unexpected error in %s (request %s)",
+            ".".join(map(str, error.path or ())) or "operation",
+            request_id,
+            exc_info=error.original_error,
+        )
+        return GraphQLError(
+            message=f"Unexpected error (request id {request_id}).",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+
+Mutation = merge_types("Mutation", (IntegrationMutations, AssetMutations, AccessMutations))
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    types=[Organization, Location, Contact, Configuration, Integration, SyncRun],
+    extensions=[
+        MaskUnexpected,
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    ],
+)

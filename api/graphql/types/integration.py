@@ -1,0 +1,183 @@
+"""PSA integrations: status, sync settings, runs. Credentials are never returned."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+import strawberry
+
+from api.graphql.context import Info
+from api.graphql.errors import camel
+from api.graphql.ids import to_global
+from api.graphql.pagination import Connection, keyset_page
+from api.graphql.types.assets import ReferenceValue
+from api.graphql.types.enums import (
+    IntegrationStatusEnum,
+    ProviderEnum,
+    ReferenceKindEnum,
+    SyncStateEnum,
+)
+from api.graphql.types.node import Node
+from api.graphql.types.sync_run import RUN_ORDER, SyncRun
+from models import (
+    IntegrationStatus,
+    Provider,
+    ReferenceKind,
+    ReferenceMapping,
+    SyncState,
+)
+from models import ReferenceValue as ReferenceRow
+from models import SyncRun as SyncRunRow
+from models.vault import VaultError
+from sync.providers.connectwise.credentials import ConnectWiseCredentials
+
+
+@strawberry.type(description="Which credential fields hold a value; never the values.")
+class CredentialsInfo:
+    site_url: str
+    set_fields: list[str]
+    public_key_hint: str | None
+
+
+@strawberry.type(description="One type or status, and whether this integration syncs it.")
+class ReferenceSetting:
+    reference: ReferenceValue
+    kind: ReferenceKindEnum  # type: ignore[valid-type]
+    name: str
+    psa_id: int | None = strawberry.field(description="None when the PSA does not have it.")
+    psa_name: str | None
+    sync_state: SyncStateEnum  # type: ignore[valid-type]
+
+
+@strawberry.type(description="The Sync Settings screen.")
+class IntegrationSettings:
+    organization_types: list[ReferenceSetting]
+    organization_statuses: list[ReferenceSetting]
+    configuration_types: list[ReferenceSetting]
+    configuration_statuses: list[ReferenceSetting]
+    contact_types: list[ReferenceSetting]
+    contacts_enabled: bool
+    two_way_enabled: bool
+    sync_interval_seconds: int = strawberry.field(description="0: no scheduled syncs.")
+
+
+_SETTING_FIELDS = {
+    ReferenceKind.ORGANIZATION_TYPE: "organization_types",
+    ReferenceKind.ORGANIZATION_STATUS: "organization_statuses",
+    ReferenceKind.CONFIGURATION_TYPE: "configuration_types",
+    ReferenceKind.CONFIGURATION_STATUS: "configuration_statuses",
+    ReferenceKind.CONTACT_TYPE: "contact_types",
+}
+
+
+@strawberry.type
+class Integration(Node):
+    provider: ProviderEnum  # type: ignore[valid-type]
+    name: str
+    site_url: str
+    sandbox: bool
+    status: IntegrationStatusEnum  # type: ignore[valid-type]
+    status_label: str = strawberry.field(
+        description="What IT Glue's screen shows: Syncing..., OK, Paused, Error, Not synced, "
+        "Queued."
+    )
+    last_success_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    local_id: strawberry.Private[uuid.UUID]
+    account_id: strawberry.Private[uuid.UUID]
+    contacts_enabled: strawberry.Private[bool]
+    two_way_enabled: strawberry.Private[bool]
+    sync_interval_seconds: strawberry.Private[int]
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "id", "account_id", "provider", "name", "site_url", "sandbox", "status",
+        "last_success_at", "last_error", "created_at", "contacts_enabled", "two_way_enabled",
+        "sync_interval_seconds",
+    )  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Integration:
+        status = IntegrationStatus(row["status"])
+        return cls(
+            id=strawberry.ID(to_global("Integration", row["id"])),
+            local_id=row["id"],
+            account_id=row["account_id"],
+            provider=Provider(row["provider"]),
+            name=row["name"],
+            site_url=row["site_url"],
+            sandbox=row["sandbox"],
+            status=status,
+            status_label=status.label,
+            last_success_at=row["last_success_at"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            contacts_enabled=row["contacts_enabled"],
+            two_way_enabled=row["two_way_enabled"],
+            sync_interval_seconds=row["sync_interval_seconds"],
+        )
+
+    @strawberry.field
+    async def credentials(self, info: Info) -> CredentialsInfo:
+        from models import Integration as IntegrationRow
+
+        row = await IntegrationRow.get(id=self.local_id)
+        try:
+            stored = row.credentials(info.context.vault)
+        except VaultError:
+            return CredentialsInfo(site_url=self.site_url, set_fields=[], public_key_hint=None)
+        if self.provider == Provider.CONNECTWISE_MANAGE:
+            cw = ConnectWiseCredentials.from_dict(stored)
+            return CredentialsInfo(
+                site_url=cw.site_url,
+                set_fields=[c for c in map(camel, cw.set_fields()) if c],
+                public_key_hint=cw.public_key_hint,
+            )
+        return CredentialsInfo(
+            site_url=self.site_url,
+            set_fields=sorted(c for k, v in stored.items() if v and (c := camel(k))),
+            public_key_hint=None,
+        )  # fmt: skip
+
+    @strawberry.field
+    async def settings(self) -> IntegrationSettings:
+        mappings = await ReferenceMapping.filter(integration_id=self.local_id).values(
+            "value_id", "kind", "psa_id", "psa_name", "sync_state"
+        )
+        values = await ReferenceRow.filter(account_id=self.account_id).values(
+            *ReferenceValue.COLUMNS
+        )
+        by_value = {str(m["value_id"]): m for m in mappings}
+        lists: dict[str, list[ReferenceSetting]] = {f: [] for f in _SETTING_FIELDS.values()}
+        for value in sorted(values, key=lambda v: str(v["name"]).casefold()):
+            kind = ReferenceKind(value["kind"])
+            mapping = by_value.get(str(value["id"]))
+            lists[_SETTING_FIELDS[kind]].append(
+                ReferenceSetting(
+                    reference=ReferenceValue.from_row(value),
+                    kind=kind,
+                    name=value["name"],
+                    psa_id=mapping["psa_id"] if mapping else None,
+                    psa_name=mapping["psa_name"] if mapping else None,
+                    sync_state=SyncState(mapping["sync_state"])
+                    if mapping
+                    else SyncState.NOT_CONNECTED,
+                )
+            )
+        return IntegrationSettings(
+            **lists,
+            contacts_enabled=self.contacts_enabled,
+            two_way_enabled=self.two_way_enabled,
+            sync_interval_seconds=self.sync_interval_seconds,
+        )
+
+    @strawberry.field(description="The most recent run (queued, running or finished).")
+    async def last_run(self, info: Info) -> SyncRun | None:
+        return await info.context.loaders.last_run.load(self.local_id)
+
+    @strawberry.field(description="Runs, newest first.")
+    async def runs(self, first: int | None = 20, after: str | None = None) -> Connection[SyncRun]:
+        query = SyncRunRow.filter(integration_id=self.local_id)
+        return await keyset_page(query, RUN_ORDER, first, after, SyncRun.COLUMNS, SyncRun.from_row)
