@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit postgres-tests bench clean
+.PHONY: run test lint typecheck unit postgres-tests bench schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: lint typecheck unit postgres-tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/full_sync.py
+	$(BIN)/python bench/graphql_page.py
+
+# Regenerate schema.graphql after changing the GraphQL types (a test fails until you do).
+schema: $(STAMP)
+	$(BIN)/python -c "from api.graphql.schema import schema; print(schema.as_str())" > schema.graphql
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
