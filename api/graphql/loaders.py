@@ -25,9 +25,9 @@ from api.graphql.types.assets import (
     PsaLink,
     ReferenceValue,
 )
-from api.graphql.types.integration import Integration
+from api.graphql.types.integration import Integration, IntegrationSettings, build_settings
 from api.graphql.types.sync_run import SyncRun
-from models import ASSET_MODELS, AssetKind, RecordLink
+from models import ASSET_MODELS, AssetKind, RecordLink, ReferenceMapping
 from models import Integration as IntegrationRow
 from models import ReferenceValue as ReferenceRow
 from models import SyncRun as SyncRunRow
@@ -137,6 +137,10 @@ class Loaders:
             load_fn=self._children
         )
         self.last_run: DataLoader[uuid.UUID, SyncRun | None] = DataLoader(load_fn=self._last_run)
+        self.settings: DataLoader[uuid.UUID, IntegrationSettings] = DataLoader(
+            load_fn=self._settings
+        )
+        self.credentials: DataLoader[uuid.UUID, str | None] = DataLoader(load_fn=self._credentials)
 
     def by_kind(self, kind: AssetKind) -> DataLoader[uuid.UUID | None, Any]:
         return {
@@ -190,6 +194,29 @@ class Loaders:
                     built[i] for i in ranked.get(parent, []) if i in built
                 ]
         return [found[key] for key in keys]
+
+    async def _settings(self, keys: list[uuid.UUID]) -> list[IntegrationSettings]:
+        integrations = await self.integration.load_many(keys)
+        mappings = await ReferenceMapping.filter(
+            integration_id__in=keys, integration__account_id=self.account_id
+        ).values("integration_id", "value_id", "kind", "psa_id", "psa_name", "sync_state")
+        values = await ReferenceRow.filter(account_id=self.account_id).values(
+            *ReferenceValue.COLUMNS
+        )
+        per: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+        for mapping in mappings:
+            per[_uuid(mapping["integration_id"])].append(mapping)
+        return [
+            build_settings(integration, per[key], values)
+            for key, integration in zip(keys, integrations, strict=True)
+        ]
+
+    async def _credentials(self, keys: list[uuid.UUID]) -> list[str | None]:
+        rows = await IntegrationRow.filter(id__in=keys, account_id=self.account_id).values_list(
+            "id", "credentials_token"
+        )
+        tokens = {_uuid(i): token for i, token in rows}
+        return [tokens.get(key) for key in keys]
 
     async def _last_run(self, keys: list[uuid.UUID]) -> list[SyncRun | None]:
         ranked = await ranked_ids(

@@ -13,6 +13,7 @@ import strawberry
 
 from api.graphql.context import Info
 from api.graphql.loaders import Loaders
+from api.graphql.permissions import PublicError
 from api.graphql.queries import load_run, local_id
 from api.graphql.types.sync_run import SyncRun
 
@@ -34,6 +35,8 @@ class Subscription:
     ) -> AsyncGenerator[SyncRun, None]:
         run_uuid = local_id(run_id, "SyncRun", argument="runId")
         last: tuple[object, ...] | None = None
+        if await load_run(info, run_uuid) is None:
+            raise PublicError("no such run", "NOT_FOUND")
         while True:
             # Fresh loaders per event: a connection lives long, its caches must not.
             info.context.loaders = Loaders(info.context.account_id)

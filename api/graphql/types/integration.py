@@ -21,14 +21,7 @@ from api.graphql.types.enums import (
 )
 from api.graphql.types.node import Node
 from api.graphql.types.sync_run import RUN_ORDER, SyncRun
-from models import (
-    IntegrationStatus,
-    Provider,
-    ReferenceKind,
-    ReferenceMapping,
-    SyncState,
-)
-from models import ReferenceValue as ReferenceRow
+from models import IntegrationStatus, Provider, ReferenceKind, SyncState
 from models import SyncRun as SyncRunRow
 from models.vault import VaultError
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
@@ -70,6 +63,36 @@ _SETTING_FIELDS = {
     ReferenceKind.CONFIGURATION_STATUS: "configuration_statuses",
     ReferenceKind.CONTACT_TYPE: "contact_types",
 }
+
+
+def build_settings(
+    integration: Any, mappings: list[dict[str, Any]], values: list[dict[str, Any]]
+) -> IntegrationSettings:
+    """The settings screen of one integration, from its mappings and the account's values.
+
+    An account value this integration has no mapping for is NOT_CONNECTED (another PSA's).
+    """
+    by_value = {str(m["value_id"]): m for m in mappings}
+    lists: dict[str, list[ReferenceSetting]] = {f: [] for f in _SETTING_FIELDS.values()}
+    for value in sorted(values, key=lambda v: str(v["name"]).casefold()):
+        kind = ReferenceKind(value["kind"])
+        mapping = by_value.get(str(value["id"]))
+        lists[_SETTING_FIELDS[kind]].append(
+            ReferenceSetting(
+                reference=ReferenceValue.from_row(value),
+                kind=kind,
+                name=value["name"],
+                psa_id=mapping["psa_id"] if mapping else None,
+                psa_name=mapping["psa_name"] if mapping else None,
+                sync_state=SyncState(mapping["sync_state"]) if mapping else SyncState.NOT_CONNECTED,
+            )
+        )
+    return IntegrationSettings(
+        **lists,
+        contacts_enabled=integration.contacts_enabled,
+        two_way_enabled=integration.two_way_enabled,
+        sync_interval_seconds=integration.sync_interval_seconds,
+    )
 
 
 @strawberry.type
@@ -121,12 +144,10 @@ class Integration(Node):
 
     @strawberry.field
     async def credentials(self, info: Info) -> CredentialsInfo:
-        from models import Integration as IntegrationRow
-
-        row = await IntegrationRow.get(id=self.local_id)
+        token = await info.context.loaders.credentials.load(self.local_id)
         try:
-            stored = row.credentials(info.context.vault)
-        except VaultError:
+            stored = info.context.vault.decrypt(token or "")
+        except VaultError:  # a key rotated away: show the URL, claim nothing else
             return CredentialsInfo(site_url=self.site_url, set_fields=[], public_key_hint=None)
         if self.provider == Provider.CONNECTWISE_MANAGE:
             cw = ConnectWiseCredentials.from_dict(stored)
@@ -139,39 +160,11 @@ class Integration(Node):
             site_url=self.site_url,
             set_fields=sorted(c for k, v in stored.items() if v and (c := camel(k))),
             public_key_hint=None,
-        )  # fmt: skip
+        )
 
     @strawberry.field
-    async def settings(self) -> IntegrationSettings:
-        mappings = await ReferenceMapping.filter(integration_id=self.local_id).values(
-            "value_id", "kind", "psa_id", "psa_name", "sync_state"
-        )
-        values = await ReferenceRow.filter(account_id=self.account_id).values(
-            *ReferenceValue.COLUMNS
-        )
-        by_value = {str(m["value_id"]): m for m in mappings}
-        lists: dict[str, list[ReferenceSetting]] = {f: [] for f in _SETTING_FIELDS.values()}
-        for value in sorted(values, key=lambda v: str(v["name"]).casefold()):
-            kind = ReferenceKind(value["kind"])
-            mapping = by_value.get(str(value["id"]))
-            lists[_SETTING_FIELDS[kind]].append(
-                ReferenceSetting(
-                    reference=ReferenceValue.from_row(value),
-                    kind=kind,
-                    name=value["name"],
-                    psa_id=mapping["psa_id"] if mapping else None,
-                    psa_name=mapping["psa_name"] if mapping else None,
-                    sync_state=SyncState(mapping["sync_state"])
-                    if mapping
-                    else SyncState.NOT_CONNECTED,
-                )
-            )
-        return IntegrationSettings(
-            **lists,
-            contacts_enabled=self.contacts_enabled,
-            two_way_enabled=self.two_way_enabled,
-            sync_interval_seconds=self.sync_interval_seconds,
-        )
+    async def settings(self, info: Info) -> IntegrationSettings:
+        return await info.context.loaders.settings.load(self.local_id)
 
     @strawberry.field(description="The most recent run (queued, running or finished).")
     async def last_run(self, info: Info) -> SyncRun | None:
