@@ -78,7 +78,9 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    graphql = GraphQLApp(settings.vault, wake_worker=lambda: _wake(app))
+    graphql = GraphQLApp(
+        settings.vault, wake_worker=lambda: _wake(app), allow_sandbox=settings.allow_sandbox
+    )
     app = Starlette(
         routes=[
             Route("/healthz", healthz),

@@ -11,6 +11,8 @@
 | PSASYNC_DEMO_PORT        | 8081                                      |
 | PSASYNC_WORKER           | true: run the sync worker in this process |
 | PSASYNC_LOG_LEVEL        | info                                      |
+| PSASYNC_ALLOW_SANDBOX    | false: API clients may not connect a PSA  |
+|                          | over plain http on this machine           |
 
 PSASYNC_SECRET_KEY may hold several comma-separated Fernet keys: the first encrypts, all
 decrypt, which is how keys are rotated.
@@ -47,6 +49,9 @@ class Settings:
     demo_port: int
     worker: bool
     log_level: str
+    # Lets GraphQL clients create "sandbox" integrations: plain http to a loopback PSA (a
+    # simulator). Off by default, so the API cannot be used to probe local ports.
+    allow_sandbox: bool = False
 
     def __repr__(self) -> str:  # the keys must never reach a log
         return (
@@ -129,6 +134,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         demo_port=_port(env.get("PSASYNC_DEMO_PORT", "8081"), "PSASYNC_DEMO_PORT"),
         worker=_flag(env.get("PSASYNC_WORKER", "true"), "PSASYNC_WORKER"),
         log_level=env.get("PSASYNC_LOG_LEVEL", "info").lower(),
+        allow_sandbox=_flag(env.get("PSASYNC_ALLOW_SANDBOX", "false"), "PSASYNC_ALLOW_SANDBOX"),
     )
 
 

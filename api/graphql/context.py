@@ -23,6 +23,7 @@ class Context:
     vault: Vault
     # Wakes the in-process worker after a mutation queued a run (no-op without one).
     wake_worker: Callable[[], None] = lambda: None
+    allow_sandbox: bool = False
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = field(default=None)

@@ -77,6 +77,7 @@ class GraphQLApp(GraphQL[Context, None]):
         vault: Vault,
         wake_worker: Callable[[], None] = lambda: None,
         allowed_origins: tuple[str, ...] = (),
+        allow_sandbox: bool = False,
     ) -> None:
         super().__init__(
             schema,
@@ -86,6 +87,7 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.vault = vault
         self.wake_worker = wake_worker
+        self.allow_sandbox = allow_sandbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -122,6 +124,7 @@ class GraphQLApp(GraphQL[Context, None]):
             loaders=Loaders(viewer.account_id) if viewer else Loaders(uuid.UUID(int=0)),
             vault=self.vault,
             wake_worker=self.wake_worker,
+            allow_sandbox=self.allow_sandbox,
             request=request,
             response=response,
         )

@@ -26,6 +26,7 @@ def app(db: str, secret_key: str) -> Starlette:
         demo_port=0,
         worker=False,
         log_level="info",
+        allow_sandbox=True,  # the simulator is plain http on loopback
     )
     return create_app(settings, manage_database=False)
 

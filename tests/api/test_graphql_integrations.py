@@ -144,6 +144,19 @@ async def test_a_failed_connection_test_is_a_typed_error_and_stores_nothing(
     assert await SyncRun.all().count() == 0
 
 
+async def test_sandbox_integrations_need_the_operator_to_allow_them(
+    admin: GraphQLClient, psa: Psa, app: Any
+) -> None:
+    graphql = next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/graphql")
+    graphql.allow_sandbox = False
+    created = await create(admin, psa)
+    assert created["errors"] == [
+        {"code": "INSECURE_URL", "field": "sandbox", "message": created["errors"][0]["message"]}
+    ]
+    assert "PSASYNC_ALLOW_SANDBOX" in created["errors"][0]["message"]
+    assert await Integration.all().count() == 0
+
+
 async def test_enabling_a_configuration_type_queues_a_sync_that_brings_its_records(
     admin: GraphQLClient, psa: Psa, worker: Worker
 ) -> None:

@@ -199,6 +199,17 @@ class IntegrationMutations:
                     _error("INVALID_INPUT", "connectwise credentials are required", "connectwise")
                 ]
             )
+        if input.sandbox and not info.context.allow_sandbox:
+            return CreateIntegrationPayload(
+                errors=[
+                    _error(
+                        "INSECURE_URL",
+                        "sandbox integrations (plain http to this machine) are off; the "
+                        "operator can allow them with PSASYNC_ALLOW_SANDBOX=true",
+                        "sandbox",
+                    )
+                ]
+            )
         if not input.name.strip():
             return CreateIntegrationPayload(errors=[_error("INVALID_INPUT", "name is empty",
                                                            "name")])  # fmt: skip
