@@ -10,12 +10,13 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Coalesce
 from tortoise.queryset import QuerySet
 
 from api.graphql.context import Info
-from api.graphql.ids import InvalidId, from_global, parse_global
+from api.graphql.ids import InvalidId, from_global, parse_global, to_global
 from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_page
 from api.graphql.permissions import PublicError, require
 from api.graphql.types.assets import (
@@ -185,10 +186,37 @@ async def asset_page(
     connection = await keyset_page(
         query, Ordering(column, order.direction), first, after, type_.COLUMNS, type_.from_row
     )
-    loader = info.context.loaders.by_kind(kind)
-    for edge in connection.edges:  # later lookups of the same records hit the cache
-        loader.prime(edge.node.local_id, edge.node)
+    loaders = info.context.loaders
+    loader = loaders.by_kind(kind)
+    nodes = [edge.node for edge in connection.edges]
+    for node in nodes:  # later lookups of the same records hit the cache
+        loader.prime(node.local_id, node)
+    await loaders.prefetch(kind, nodes, node_fields(info))
     return connection
+
+
+def node_fields(info: Info) -> set[str]:
+    """The fields a connection query selects on its nodes (``edges { node }`` or ``nodes``)."""
+    found: set[str] = set()
+
+    def fields(selections: Any) -> list[Any]:
+        flat = []
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                flat.append(selection)
+            else:  # an inline fragment or a fragment spread
+                flat.extend(fields(selection.selections))
+        return flat
+
+    for root in fields(info.selected_fields):
+        for child in fields(root.selections):
+            if child.name == "nodes":
+                found.update(f.name for f in fields(child.selections))
+            elif child.name == "edges":
+                for edge_field in fields(child.selections):
+                    if edge_field.name == "node":
+                        found.update(f.name for f in fields(edge_field.selections))
+    return found
 
 
 @strawberry.type
@@ -202,7 +230,7 @@ class Query:
         return Viewer(
             user=User.from_row(user[0]),
             role=viewer.role,
-            account=Account(id=strawberry.ID(_gid("Account", account.id)), name=account.name),
+            account=Account(id=strawberry.ID(to_global("Account", account.id)), name=account.name),
         )
 
     @strawberry.field
@@ -306,12 +334,6 @@ class Query:
         if type_name == "SyncRun":
             return await load_run(info, found)
         return None
-
-
-def _gid(type_name: str, value: uuid.UUID) -> str:
-    from api.graphql.ids import to_global
-
-    return to_global(type_name, value)
 
 
 async def load_run(info: Info, run_id: uuid.UUID) -> SyncRun | None:

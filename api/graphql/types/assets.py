@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import strawberry
@@ -17,6 +18,7 @@ import strawberry
 from api.graphql.context import Info
 from api.graphql.errors import camel
 from api.graphql.ids import to_global
+from api.graphql.permissions import PublicError
 from api.graphql.types.enums import LinkStateEnum, ReferenceKindEnum
 from api.graphql.types.node import Node
 from models import AssetKind, LinkState, ReferenceKind
@@ -29,8 +31,6 @@ MAX_CHILDREN = 100
 
 
 def _children_limit(first: int) -> int:
-    from api.graphql.permissions import PublicError
-
     if not 0 <= first <= MAX_CHILDREN:
         raise PublicError(f"first must be between 0 and {MAX_CHILDREN}", "BAD_USER_INPUT")
     return first
@@ -52,6 +52,12 @@ class ReferenceValue(Node):
             kind=ReferenceKind(row["kind"]),
             name=row["name"],
         )
+
+
+@cache
+def _read_only_fields(provider: str, two_way: bool, kind: AssetKind) -> tuple[str, ...]:
+    columns = read_only_columns(provider, two_way, kind)
+    return tuple(sorted(c for c in map(camel, columns) if c))
 
 
 @strawberry.type(description="A record's link to one PSA record.")
@@ -81,20 +87,20 @@ class PsaLink:
     def from_row(cls, row: dict[str, Any]) -> PsaLink:
         state = LinkState(row["state"])
         locked = (
-            read_only_columns(
+            _read_only_fields(
                 row["integration__provider"],
                 bool(row["integration__two_way_enabled"]),
                 AssetKind(row["kind"]),
             )
             if state == LinkState.SYNCED
-            else frozenset()
+            else []
         )
         return cls(
             psa_id=row["psa_id"],
             state=state,
             last_synced_at=row["synced_at"],
             last_error=row["last_error"],
-            read_only_fields=sorted(c for c in map(camel, locked) if c),
+            read_only_fields=list(locked),
             integration_id=row["integration_id"],
         )
 
