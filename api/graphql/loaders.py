@@ -8,9 +8,10 @@ cache never outlives a request nor crosses accounts.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -87,11 +88,12 @@ def _by_id(
     build: Callable[[dict[str, Any]], V],
     columns: Sequence[str],
     account_id: uuid.UUID,
+    lazy: frozenset[str] = frozenset(),
 ) -> DataLoader[uuid.UUID | None, V | None]:
     async def load(keys: list[uuid.UUID | None]) -> list[V | None]:
         wanted = {k for k in keys if k is not None}
         rows = (
-            await fetch(model.filter(id__in=wanted, account_id=account_id), columns)
+            await fetch(model.filter(id__in=wanted, account_id=account_id), columns, lazy)
             if wanted
             else []
         )
@@ -121,6 +123,10 @@ RELATION_FIELDS = {
 }
 
 
+async def _prime(loader: DataLoader[Any, Any], keys: list[Any], values: Awaitable[Any]) -> None:
+    loader.prime_many(dict(zip(keys, await values, strict=True)))
+
+
 class Loaders:
     def __init__(self, account_id: uuid.UUID) -> None:
         self.account_id = account_id
@@ -134,7 +140,11 @@ class Loaders:
             ASSET_MODELS[AssetKind.LOCATION], Location.from_row, Location.COLUMNS, account_id
         )
         self.contact = _by_id(
-            ASSET_MODELS[AssetKind.CONTACT], Contact.from_row, Contact.COLUMNS, account_id
+            ASSET_MODELS[AssetKind.CONTACT],
+            Contact.from_row,
+            Contact.COLUMNS,
+            account_id,
+            Contact.LAZY_JSON,
         )
         self.configuration = _by_id(
             ASSET_MODELS[AssetKind.CONFIGURATION],
@@ -169,15 +179,19 @@ class Loaders:
         """
         if not nodes:
             return
+        jobs: list[Awaitable[None]] = []
         for name in fields & RELATION_FIELDS.keys():
             attribute, loader_name = RELATION_FIELDS[name]
             loader: DataLoader[Any, Any] = getattr(self, loader_name)
             ids = list({v for n in nodes if (v := getattr(n, attribute, None)) is not None})
             if ids:
-                loader.prime_many(dict(zip(ids, await loader.load_fn(ids), strict=True)))
+                jobs.append(_prime(loader, ids, loader.load_fn(ids)))
         if "psaLinks" in fields:
             keys = [(kind, n.local_id) for n in nodes]
-            self.links.prime_many(dict(zip(keys, await self._links(keys), strict=True)))
+            jobs.append(_prime(self.links, keys, self._links(keys)))
+        # Concurrently: PostgreSQL runs them on separate pooled connections (as batching
+        # would); SQLite's single connection takes them in turn.
+        await asyncio.gather(*jobs)
 
     def by_kind(self, kind: AssetKind) -> DataLoader[uuid.UUID | None, Any]:
         return {
@@ -223,7 +237,8 @@ class Loaders:
             )  # fmt: skip
             ids = [i for per_parent in ranked.values() for i in per_parent]
             type_ = ASSET_TYPES[kind]
-            rows = await fetch(model.filter(id__in=ids), type_.COLUMNS) if ids else []
+            query = model.filter(id__in=ids)
+            rows = await fetch(query, type_.COLUMNS, type_.LAZY_JSON) if ids else []
             built = {_key(row["id"]): type_.from_row(row) for row in rows}
             for parent_key in parents:
                 found[(kind, parent_key, limit)] = [

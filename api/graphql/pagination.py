@@ -43,8 +43,13 @@ class PageInfo:
 
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str
     node: T
+    sort_value: strawberry.Private[Any]
+    row_id: strawberry.Private[Any]
+
+    @strawberry.field(description="Pass as `after` to get the page that follows this item.")
+    def cursor(self) -> str:  # encoded only when asked for: most clients use endCursor
+        return encode_cursor(self.sort_value, self.row_id)
 
 
 @strawberry.type
@@ -100,6 +105,7 @@ async def keyset_page(
     after: str | None,
     columns: Sequence[str],
     build: Callable[[dict[str, Any]], T],
+    lazy: frozenset[str] = frozenset(),
 ) -> Connection[T]:
     """One page of ``query`` as plain rows (``values``), turned into types by ``build``."""
     size = page_size(first)
@@ -115,16 +121,16 @@ async def keyset_page(
         )
     order = (column, "id") if asc else (f"-{column}", "-id")
     wanted = list(dict.fromkeys([*columns, column]))
-    rows = await fetch(query.order_by(*order).limit(size + 1), wanted)
+    rows = await fetch(query.order_by(*order).limit(size + 1), wanted, lazy)
     more = len(rows) > size
     rows = rows[:size]
-    edges = [Edge(cursor=encode_cursor(row[column], row["id"]), node=build(row)) for row in rows]
+    edges = [Edge(node=build(row), sort_value=row[column], row_id=row["id"]) for row in rows]
 
     async def count() -> int:
         return await counted.count()
 
     return Connection(
         edges=edges,
-        page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor() if edges else None),
         _count=count,
     )

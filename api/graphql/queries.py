@@ -184,7 +184,13 @@ async def asset_page(
         column = "name"
     type_ = ASSET_TYPES[kind]
     connection = await keyset_page(
-        query, Ordering(column, order.direction), first, after, type_.COLUMNS, type_.from_row
+        query,
+        Ordering(column, order.direction),
+        first,
+        after,
+        type_.COLUMNS,
+        type_.from_row,
+        type_.LAZY_JSON,
     )
     loaders = info.context.loaders
     loader = loaders.by_kind(kind)

@@ -51,7 +51,10 @@ def _field(model: type[Model], name: str) -> fields.Field[Any] | None:
 
 
 @cache
-def converters(model: type[Model], columns: tuple[str, ...]) -> tuple[tuple[str, Converter], ...]:
+def converters(
+    model: type[Model], columns: tuple[str, ...], lazy: frozenset[str] = frozenset()
+) -> tuple[tuple[str, Converter], ...]:
+    """One converter per column that needs one; ``lazy`` JSON columns stay as text."""
     chosen: list[tuple[str, Converter]] = []
     for column in columns:
         field = _field(model, column)
@@ -59,19 +62,22 @@ def converters(model: type[Model], columns: tuple[str, ...]) -> tuple[tuple[str,
             chosen.append((column, _datetime))
         elif isinstance(field, fields.BooleanField):
             chosen.append((column, _bool))
-        elif isinstance(field, fields.JSONField):
+        elif isinstance(field, fields.JSONField) and column not in lazy:
             chosen.append((column, _json))
     return tuple(chosen)
 
 
-async def fetch(query: QuerySet[Any], columns: Sequence[str]) -> list[dict[str, Any]]:
-    """``await query.values(*columns)``, with lean conversion."""
+async def fetch(
+    query: QuerySet[Any], columns: Sequence[str], lazy: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """``await query.values(*columns)``, with lean conversion (``lazy``: JSON left as text,
+    for the type to decode if a query asks for it)."""
     values = query.values(*columns)
     values._choose_db_if_not_chosen()
     values._make_query()
     sql, params = values.query.get_parameterized_sql()
     rows: list[dict[str, Any]] = await values._db.execute_query_dict(sql, params)
-    convert = converters(query.model, tuple(columns))  # type: ignore[arg-type]
+    convert = converters(query.model, tuple(columns), lazy)  # type: ignore[arg-type]
     for row in rows:
         for column, function in convert:
             value = row[column]

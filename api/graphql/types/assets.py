@@ -8,6 +8,7 @@ relation, whatever its size.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from functools import cache
@@ -118,6 +119,8 @@ class _Asset:
     """What every asset type shares: ids, stamps, and its PSA links."""
 
     kind: ClassVar[AssetKind]
+    # JSON columns fetched as text and decoded by the type only when a query asks for them.
+    LAZY_JSON: ClassVar[frozenset[str]] = frozenset()
     local_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="This record's links to PSA records.")
@@ -245,6 +248,10 @@ class ContactMethod:
     extension: str | None = None
 
 
+def _json_list(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
 def _methods(items: Any) -> list[ContactMethod]:
     return [
         ContactMethod(
@@ -263,8 +270,10 @@ class Contact(_Owned, Node):
     first_name: str | None
     last_name: str | None
     title: str | None
-    emails: list[ContactMethod]
-    phones: list[ContactMethod]
+    raw_emails: strawberry.Private[Any]
+    raw_phones: strawberry.Private[Any]
+
+    LAZY_JSON: ClassVar[frozenset[str]] = frozenset({"emails", "phones"})
     primary_email: str | None
     important: bool
     source: str
@@ -283,14 +292,23 @@ class Contact(_Owned, Node):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Contact:
         values = {k: row[k] for k in cls.COLUMNS}
-        values["emails"] = _methods(values["emails"])
-        values["phones"] = _methods(values["phones"])
+        values["raw_emails"] = values.pop("emails")
+        values["raw_phones"] = values.pop("phones")
         values["source"] = str(getattr(values["source"], "value", values["source"]))
         return cls(
             id=strawberry.ID(to_global("Contact", values.pop("id"))),
             local_id=row["id"],
             **values,
         )
+
+    # Decoded only when asked for: a page of contacts rarely shows every number.
+    @strawberry.field
+    def emails(self) -> list[ContactMethod]:
+        return _methods(_json_list(self.raw_emails))
+
+    @strawberry.field
+    def phones(self) -> list[ContactMethod]:
+        return _methods(_json_list(self.raw_phones))
 
     @strawberry.field
     def name(self) -> str:
