@@ -147,16 +147,7 @@ def keys() -> None:
 
 
 async def _find_account(ref: str) -> Account:
-    try:
-        found = await Account.filter(id=uuid.UUID(ref)).first()
-    except ValueError:
-        matches = await Account.filter(name=ref).limit(2)
-        if len(matches) > 1:
-            raise click.UsageError(f"several accounts are named {ref!r}: use the id") from None
-        found = matches[0] if matches else None
-    if found is None:
-        raise click.ClickException(f"no account {ref!r} (create it: psasync accounts create)")
-    return found
+    return await _find(Account, ref, "account", "create it: psasync accounts create")
 
 
 @keys.command("create")
@@ -218,15 +209,23 @@ async def _account(name: str | None) -> Account:
 
 
 async def find_integration(ref: str) -> Integration:
+    return await _find(Integration, ref, "integration", "see `psasync status`")
+
+
+M = TypeVar("M", Account, Integration)
+
+
+async def _find(model: type[M], ref: str, noun: str, hint: str) -> M:
+    """A row by id, or by its name when that is unique."""
     try:
-        found = await Integration.filter(id=uuid.UUID(ref)).first()
+        found = await model.filter(id=uuid.UUID(ref)).first()
     except ValueError:
-        matches = await Integration.filter(name=ref).limit(2)
+        matches = await model.filter(name=ref).limit(2)
         if len(matches) > 1:
-            raise click.UsageError(f"several integrations are named {ref!r}: use the id") from None
+            raise click.UsageError(f"several {noun}s are named {ref!r}: use the id") from None
         found = matches[0] if matches else None
     if found is None:
-        raise click.ClickException(f"no integration {ref!r} (see `psasync status`)")
+        raise click.ClickException(f"no {noun} {ref!r} ({hint})")
     return found
 
 
