@@ -44,14 +44,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg  # type: ignore[import-untyped]
+import common  # bench/common.py: this script's directory is on sys.path
 import httpx
 
 SCRIPT = Path(__file__).resolve()
@@ -113,25 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _child(args.role)
     # A plain `kill` should clean up too (the `finally` in _benchmark), not just Ctrl+C.
     signal.signal(signal.SIGTERM, _terminated)
-    with _machine_lock():
+    with common.machine_lock(SCRIPT, _say):
         return _benchmark(args)
-
-
-@contextlib.contextmanager
-def _machine_lock() -> Iterator[None]:
-    """One run of this script at a time (it locks itself): two runs would measure each other."""
-    import fcntl
-
-    with SCRIPT.open("rb") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _say("another run of this benchmark is in progress: waiting for it to finish ...")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _terminated(signum: int, _frame: object) -> None:
@@ -161,30 +144,30 @@ def _benchmark(args: argparse.Namespace) -> int:
         else:
             sync_db = f"sqlite:///{workdir / 'sync.db'}?{SQLITE_OPTIONS}"
             insert_db = f"sqlite:///{workdir / 'insert.db'}?{SQLITE_OPTIONS}"
-        backend = asyncio.run(_describe_backend(sync_db))
+        backend = asyncio.run(common.describe_backend(sync_db))
         _say(f"starting the simulator ({args.companies} companies, seed {args.seed}) ...")
         simulator, sim = _start_simulator(spec, creds, workdir)
         base_url = sim["base_url"]
         _say(f"simulator at {base_url}: {sim['sizes']}")
 
-        common = {"base_url": base_url, "credentials": creds.as_dict()}
+        shared = {"base_url": base_url, "credentials": creds.as_dict()}
         profiles: dict[str, str | None] = {"sync": None, "resync": None}
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
             profiles = {role: str(Path(args.profile, f"{role}.prof")) for role in profiles}
         vault_key = _vault_key()
-        asyncio.run(_fresh_database(sync_db))
+        asyncio.run(common.fresh_database(sync_db))
         _say("full sync into a fresh database ...")
         first = _run_role(
             "sync",
-            {**common, "db_url": sync_db, "vault_key": vault_key, "profile": profiles["sync"]},
+            {**shared, "db_url": sync_db, "vault_key": vault_key, "profile": profiles["sync"]},
             workdir,
         )
         _say(f"  {first['wall']:.1f} s; no-change resync ...")
         second = _run_role(
             "resync",
             {
-                **common,
+                **shared,
                 "db_url": sync_db,
                 "vault_key": vault_key,
                 "integration_id": first["integration_id"],
@@ -193,8 +176,8 @@ def _benchmark(args: argparse.Namespace) -> int:
             workdir,
         )
         _say(f"  {second['wall']:.1f} s; limits: raw fetch, then bulk_create ...")
-        asyncio.run(_fresh_database(insert_db))
-        limits = _run_role("limits", {**common, "db_url": insert_db}, workdir)
+        asyncio.run(common.fresh_database(insert_db))
+        limits = _run_role("limits", {**shared, "db_url": insert_db}, workdir)
         _say("")
         load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (1-min load average)"
         engine = engine_before
@@ -210,7 +193,7 @@ def _benchmark(args: argparse.Namespace) -> int:
             _stop(simulator)
         for url in databases:
             with contextlib.suppress(Exception):
-                asyncio.run(_drop_database(url))
+                asyncio.run(common.drop_database(url))
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -298,51 +281,6 @@ def _run_role(role: str, config: dict[str, Any], workdir: Path) -> dict[str, Any
 def _sibling_database(url: str, suffix: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
-
-
-def _server_and_name(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or not name.replace("_", "").isalnum():
-        raise ValueError(f"use a plain database name in the PostgreSQL URL, not {name!r}")
-    if "bench" not in name:  # it is dropped and re-created: never someone's real database
-        raise ValueError(f"the benchmark database's name must contain 'bench', not {name!r}")
-    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres", query="")), name
-
-
-async def _fresh_database(url: str) -> None:
-    if not url.startswith(("postgres://", "postgresql://")):
-        return  # SQLite: a new file in the work directory
-    server, name = _server_and_name(url)
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(url: str) -> None:
-    server, name = _server_and_name(url)
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _describe_backend(url: str) -> str:
-    if not url.startswith(("postgres://", "postgresql://")):
-        import sqlite3
-
-        return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL)"
-    server, _ = _server_and_name(url)
-    conn = await asyncpg.connect(server)
-    try:
-        version = await conn.fetchval("SHOW server_version")
-    finally:
-        await conn.close()
-    return f"PostgreSQL {version} (127.0.0.1, asyncpg)"
 
 
 # -- report -----------------------------------------------------------------------------------

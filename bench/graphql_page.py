@@ -54,14 +54,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg  # type: ignore[import-untyped]
+import common  # bench/common.py: this script's directory is on sys.path
 import httpx
 import strawberry
 
@@ -151,25 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     # A plain `kill` should clean up too (the `finally` blocks), not just Ctrl+C.
     signal.signal(signal.SIGTERM, _terminated)
-    with _machine_lock():
+    with common.machine_lock(SCRIPT, _say):
         return _run(args)
-
-
-@contextlib.contextmanager
-def _machine_lock() -> Iterator[None]:
-    """One run of this script at a time (it locks itself): two runs would measure each other."""
-    import fcntl
-
-    with SCRIPT.open("rb") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _say("another run of this benchmark is in progress: waiting for it to finish ...")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _terminated(signum: int, _frame: object) -> None:
@@ -188,9 +170,11 @@ def _run(args: argparse.Namespace) -> int:
     url = args.postgres or f"sqlite://{workdir / 'bench.db'}?{SQLITE_OPTIONS}"
     try:
         if args.postgres:
-            _server_and_name(url)  # refuse a database whose name lacks 'bench' before anything
-            asyncio.run(_fresh_database(url))
-        backend = asyncio.run(_describe_backend(url))
+            common.server_and_name(
+                url
+            )  # refuse a database whose name lacks 'bench' before anything
+            asyncio.run(common.fresh_database(url))
+        backend = asyncio.run(common.describe_backend(url, ", file in a temp dir"))
         result = asyncio.run(_benchmark(args, url))
         load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (1-min load average)"
         sources = sources_before
@@ -204,54 +188,11 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if args.postgres:  # however the run ended
             with contextlib.suppress(Exception):
-                asyncio.run(_drop_database(url))
+                asyncio.run(common.drop_database(url))
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- databases --------------------------------------------------------------------------------
-
-
-def _server_and_name(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or not name.replace("_", "").isalnum():
-        raise ValueError(f"use a plain database name in the PostgreSQL URL, not {name!r}")
-    if "bench" not in name:  # it is dropped and re-created: never someone's real database
-        raise ValueError(f"the benchmark database's name must contain 'bench', not {name!r}")
-    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres", query="")), name
-
-
-async def _fresh_database(url: str) -> None:
-    server, name = _server_and_name(url)
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(url: str) -> None:
-    server, name = _server_and_name(url)
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def _describe_backend(url: str) -> str:
-    if not url.startswith(("postgres://", "postgresql://")):
-        import sqlite3
-
-        return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL), file in a temp dir"
-    server, _ = _server_and_name(url)
-    conn = await asyncpg.connect(server)
-    try:
-        version = await conn.fetchval("SHOW server_version")
-    finally:
-        await conn.close()
-    return f"PostgreSQL {version} (127.0.0.1, asyncpg)"
 
 
 # -- seeding ----------------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""What the benchmark scripts share: a lock against concurrent runs, and throwaway
+PostgreSQL databases (whose names must contain "bench": they are dropped and re-created)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+
+@contextlib.contextmanager
+def machine_lock(script: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """One run of ``script`` at a time (it locks itself): two runs would measure each other."""
+    import fcntl
+
+    with script.open("rb") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("another run of this benchmark is in progress: waiting for it to finish ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgres://", "postgresql://"))
+
+
+def server_and_name(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name or not name.replace("_", "").isalnum():
+        raise ValueError(f"use a plain database name in the PostgreSQL URL, not {name!r}")
+    if "bench" not in name:  # it is dropped and re-created: never someone's real database
+        raise ValueError(f"the benchmark database's name must contain 'bench', not {name!r}")
+    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres", query="")), name
+
+
+async def fresh_database(url: str) -> None:
+    """Drop and create the PostgreSQL database of ``url`` (SQLite: nothing to do)."""
+    if not is_postgres(url):
+        return
+    server, name = server_and_name(url)
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    server, name = server_and_name(url)
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def describe_backend(url: str, sqlite_note: str = "") -> str:
+    if not is_postgres(url):
+        import sqlite3
+
+        return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL){sqlite_note}"
+    server, _ = server_and_name(url)
+    conn = await asyncpg.connect(server)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    return f"PostgreSQL {version} (127.0.0.1, asyncpg)"
