@@ -4,7 +4,10 @@ PostgreSQL databases (whose names must contain "bench": they are dropped and re-
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import hashlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -76,3 +79,33 @@ async def describe_backend(url: str, sqlite_note: str = "") -> str:
     finally:
         await conn.close()
     return f"PostgreSQL {version} (127.0.0.1, asyncpg)"
+
+
+def sources_fingerprint(packages: Sequence[str]) -> str:
+    """Which code was measured: a digest of the packages' sources, and the newest file."""
+    import importlib.util
+
+    digest = hashlib.sha256()
+    newest = (0.0, "")
+    for package in packages:
+        found = importlib.util.find_spec(package)
+        if found is None or found.origin is None:
+            raise RuntimeError(f"cannot find the {package!r} package: is psasync installed?")
+        root = Path(found.origin).parent.parent
+        for path in sorted((root / package).rglob("*.py")):
+            name = str(path.relative_to(root))
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+            newest = max(newest, (path.stat().st_mtime, name))
+    stamp = datetime.fromtimestamp(newest[0], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    listed = ", ".join(f"{p}/" for p in packages)
+    return f"sources {digest.hexdigest()[:12]} ({listed}; newest {newest[1]}, {stamp})"
+
+
+def print_profile(what: str, path: str) -> None:
+    import pstats
+
+    print(f"cProfile of the {what} ({path}), top 25 by own time:")
+    stats = pstats.Stats(path, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(25)
+    print("top 40 by cumulative time:")
+    stats.sort_stats("cumulative").print_stats(40)

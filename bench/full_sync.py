@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import hashlib
 import itertools
 import json
 import os
@@ -132,7 +131,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     load_before = os.getloadavg()[0]
-    engine_before = _engine_fingerprint()
+    engine_before = common.sources_fingerprint(ENGINE_PACKAGES)
     workdir = Path(tempfile.mkdtemp(prefix="psasync-bench-"))
     simulator: subprocess.Popen[str] | None = None
     databases: list[str] = []
@@ -181,12 +180,12 @@ def _benchmark(args: argparse.Namespace) -> int:
         _say("")
         load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (1-min load average)"
         engine = engine_before
-        if _engine_fingerprint() != engine_before:
+        if common.sources_fingerprint(ENGINE_PACKAGES) != engine_before:
             engine += "; WARNING: the engine sources changed during the run"
         _report(args, backend, sim, first, second, limits, load, engine)
         for role, path in profiles.items():
             if path:
-                _print_profile(role, path)
+                common.print_profile(role, path)
         return 0
     finally:
         if simulator is not None:
@@ -284,26 +283,6 @@ def _sibling_database(url: str, suffix: str) -> str:
 
 
 # -- report -----------------------------------------------------------------------------------
-
-
-def _engine_fingerprint() -> str:
-    """Which code was measured: a digest of the engine and simulator, and the newest file."""
-    import importlib.util
-
-    digest = hashlib.sha256()
-    newest = (0.0, "")
-    for package in ENGINE_PACKAGES:
-        found = importlib.util.find_spec(package)
-        if found is None or found.origin is None:
-            raise RuntimeError(f"cannot find the {package!r} package: is psasync installed?")
-        root = Path(found.origin).parent.parent
-        for path in sorted((root / package).rglob("*.py")):
-            name = str(path.relative_to(root))
-            digest.update(name.encode() + b"\0" + path.read_bytes())
-            newest = max(newest, (path.stat().st_mtime, name))
-    stamp = datetime.fromtimestamp(newest[0], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    packages = ", ".join(f"{p}/" for p in ENGINE_PACKAGES)
-    return f"sources {digest.hexdigest()[:12]} ({packages}; newest {newest[1]}, {stamp})"
 
 
 def _cpu_model() -> str:
@@ -486,16 +465,6 @@ def _report(
             ),
         ],
     )
-
-
-def _print_profile(role: str, path: str) -> None:
-    import pstats
-
-    print(f"cProfile of the {role} ({path}), top 25 by own time:")
-    stats = pstats.Stats(path, stream=sys.stdout)
-    stats.sort_stats("tottime").print_stats(25)
-    print("top 40 by cumulative time:")
-    stats.sort_stats("cumulative").print_stats(40)
 
 
 # ---------------------------------------------------------------------------------- children

@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -165,7 +164,7 @@ def _say(text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()[0]
-    sources_before = _sources_fingerprint()
+    sources_before = common.sources_fingerprint(SOURCE_PACKAGES)
     workdir = Path(tempfile.mkdtemp(prefix="psasync-gql-bench-"))
     url = args.postgres or f"sqlite://{workdir / 'bench.db'}?{SQLITE_OPTIONS}"
     try:
@@ -178,12 +177,12 @@ def _run(args: argparse.Namespace) -> int:
         result = asyncio.run(_benchmark(args, url))
         load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (1-min load average)"
         sources = sources_before
-        if _sources_fingerprint() != sources_before:
+        if common.sources_fingerprint(SOURCE_PACKAGES) != sources_before:
             sources += "; WARNING: the sources changed during the run"
         _report(args, backend, load, sources, result)
         if args.profile:
             for name in ("server", "fetch", "memory"):
-                _print_profile(name, str(Path(args.profile, f"{name}.prof")))
+                common.print_profile(f"{name} runs", str(Path(args.profile, f"{name}.prof")))
         return 0
     finally:
         if args.postgres:  # however the run ended
@@ -753,24 +752,6 @@ def _verb(statement: str) -> str:
 # -- report -----------------------------------------------------------------------------------
 
 
-def _sources_fingerprint() -> str:
-    """Which code was measured: a digest of api/, models/ and sync/, and the newest file."""
-    digest = hashlib.sha256()
-    newest = (0.0, "")
-    for package in SOURCE_PACKAGES:
-        found = importlib.util.find_spec(package)
-        if found is None or found.origin is None:
-            raise RuntimeError(f"cannot find the {package!r} package: is psasync installed?")
-        root = Path(found.origin).parent.parent
-        for path in sorted((root / package).rglob("*.py")):
-            name = str(path.relative_to(root))
-            digest.update(name.encode() + b"\0" + path.read_bytes())
-            newest = max(newest, (path.stat().st_mtime, name))
-    stamp = datetime.fromtimestamp(newest[0], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    packages = ", ".join(f"{p}/" for p in SOURCE_PACKAGES)
-    return f"sources {digest.hexdigest()[:12]} ({packages}; newest {newest[1]}, {stamp})"
-
-
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -906,16 +887,6 @@ def _report(
             ),
         ],
     )
-
-
-def _print_profile(name: str, path: str) -> None:
-    import pstats
-
-    print(f"cProfile of the {name} runs ({path}), top 25 by own time:")
-    stats = pstats.Stats(path, stream=sys.stdout)
-    stats.sort_stats("tottime").print_stats(25)
-    print("top 40 by cumulative time:")
-    stats.sort_stats("cumulative").print_stats(40)
 
 
 if __name__ == "__main__":
