@@ -109,3 +109,18 @@ def print_profile(what: str, path: str) -> None:
     stats.sort_stats("tottime").print_stats(25)
     print("top 40 by cumulative time:")
     stats.sort_stats("cumulative").print_stats(40)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
+    """Label, value (right-aligned), note."""
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    print(title)
+    print("-" * len(title))
+    for label, value, note in rows:
+        print(f"  {label:<{width}}  {value:>{value_width}}  {note}".rstrip())
+    print()

@@ -297,21 +297,6 @@ def _mb(kib: int) -> float:
     return kib * 1024 / 1e6
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def _table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
-    """Label, value (right-aligned), note."""
-    width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    print(title)
-    print("-" * len(title))
-    for label, value, note in rows:
-        print(f"  {label:<{width}}  {value:>{value_width}}  {note}".rstrip())
-    print()
-
-
 def _join(items: dict[str, Any], unit: str = "") -> str:
     return ", ".join(
         f"{k} {v:.1f}{unit}" if isinstance(v, float) else f"{k} {v:,}{unit}"
@@ -351,7 +336,7 @@ def _report(
     print(f"  engine    {engine}")
     print()
     profiled = " (under cProfile: slower than normal)" if args.profile else ""
-    _table(
+    common.table(
         f"1. Full sync into a fresh database{profiled}",
         [
             ("wall time", f"{first['wall']:.1f} s", f"engine CPU {first['cpu']:.1f} s"),
@@ -371,7 +356,7 @@ def _report(
             (
                 "records/s",
                 f"{rate:,.0f}",
-                f"target >= {TARGET_RECORDS_PER_S:,} (SQLite): {_verdict(rate_ok)}"
+                f"target >= {TARGET_RECORDS_PER_S:,} (SQLite): {common.verdict(rate_ok)}"
                 if sqlite
                 else f"(the {TARGET_RECORDS_PER_S:,}/s target is for SQLite)",
             ),
@@ -379,12 +364,12 @@ def _report(
                 "peak RSS (engine)",
                 f"{rss_mb:.0f} MB",
                 f"{first['maxrss_kib'] / 1024:.0f} MiB; target <= {TARGET_RSS_MB} MB: "
-                f"{_verdict(rss_mb <= TARGET_RSS_MB)}",
+                f"{common.verdict(rss_mb <= TARGET_RSS_MB)}",
             ),
             ("  phases", "", _join(first["phases"], "s")),
         ],
     )
-    _table(
+    common.table(
         "2. Limits, measured in the same run",
         [
             (
@@ -405,11 +390,11 @@ def _report(
             (
                 "engine / (fetch + insert)",
                 f"{ratio:.3f}",
-                f"target <= {TARGET_RATIO}: {_verdict(ratio <= TARGET_RATIO)}",
+                f"target <= {TARGET_RATIO}: {common.verdict(ratio <= TARGET_RATIO)}",
             ),
         ],
     )
-    _table(
+    common.table(
         f"3. Second full sync, nothing changed{profiled}",
         [
             ("wall time", f"{second['wall']:.1f} s", f"engine CPU {second['cpu']:.1f} s"),
@@ -418,12 +403,12 @@ def _report(
                 "records/s",
                 f"{resync_rate:,.0f}",
                 f"target >= {TARGET_RESYNC_PER_S:,}: "
-                f"{_verdict(resync_rate >= TARGET_RESYNC_PER_S)}",
+                f"{common.verdict(resync_rate >= TARGET_RESYNC_PER_S)}",
             ),
             (
                 "rows written",
                 f"{written:,}",
-                f"asset + link rows (ctx.rows_written); target 0: {_verdict(written == 0)}",
+                f"asset + link rows (ctx.rows_written); target 0: {common.verdict(written == 0)}",
             ),
             (
                 "  rows touched",
@@ -440,27 +425,27 @@ def _report(
         "updated once per page; claim, heartbeat and finish) is not counted."
     )
     print()
-    _table(
+    common.table(
         "Targets",
         [
             (
                 f"end to end >= {TARGET_RECORDS_PER_S:,} records/s on SQLite",
-                _verdict(rate_ok) if sqlite else "n/a",
+                common.verdict(rate_ok) if sqlite else "n/a",
                 f"{rate:,.0f}/s" + ("" if sqlite else " on PostgreSQL"),
             ),
             (
                 f"engine / (fetch + insert) <= {TARGET_RATIO}",
-                _verdict(ratio <= TARGET_RATIO),
+                common.verdict(ratio <= TARGET_RATIO),
                 f"{ratio:.3f}",
             ),
             (
                 f"peak RSS <= {TARGET_RSS_MB} MB",
-                _verdict(rss_mb <= TARGET_RSS_MB),
+                common.verdict(rss_mb <= TARGET_RSS_MB),
                 f"{rss_mb:.0f} MB",
             ),
             (
                 f"no-change resync: 0 rows, >= {TARGET_RESYNC_PER_S:,} records/s",
-                _verdict(resync_ok),
+                common.verdict(resync_ok),
                 f"{written:,} rows, {resync_rate:,.0f}/s",
             ),
         ],

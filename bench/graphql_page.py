@@ -780,21 +780,6 @@ def _ms(values: Sequence[float]) -> str:
     return f"{_percentile(values, 50) * 1000:.1f} / {_percentile(values, 95) * 1000:.1f} ms"
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def _table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
-    """Label, value (right-aligned), note."""
-    width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    print(title)
-    print("-" * len(title))
-    for label, value, note in rows:
-        print(f"  {label:<{width}}  {value:>{value_width}}  {note}".rstrip())
-    print()
-
-
 def _report(
     args: argparse.Namespace, backend: str, load: str, sources: str, result: dict[str, Any]
 ) -> None:
@@ -823,7 +808,7 @@ def _report(
     print()
     n = len(samples.server)
     size_kb = statistics.median(samples.bytes) / 1000
-    _table(
+    common.table(
         f"GraphQL page: configurations(first: {PAGE}) with organization, location, contact, "
         f"psaLinks {{ integration }} ({n} pages, p50 / p95)",
         [
@@ -852,7 +837,7 @@ def _report(
             (
                 "server p50 / in-memory p50",
                 f"{ratio:.2f}",
-                f"target <= {TARGET_RATIO}: {_verdict(ratio <= TARGET_RATIO)}",
+                f"target <= {TARGET_RATIO}: {common.verdict(ratio <= TARGET_RATIO)}",
             ),
             (
                 f"SQL statements, first: {SMALL_PAGE}",
@@ -862,7 +847,8 @@ def _report(
             (
                 f"SQL statements, first: {PAGE}",
                 "/".join(map(str, per_size[PAGE])),
-                f"target <= {TARGET_STATEMENTS}, same for both sizes: {_verdict(statements_ok)}",
+                f"target <= {TARGET_STATEMENTS}, same for both sizes: "
+                + common.verdict(statements_ok),
             ),
             ("  statements", "", kinds),
             (
@@ -872,17 +858,17 @@ def _report(
             ),
         ],
     )
-    _table(
+    common.table(
         "Targets",
         [
             (
                 f"server p50 <= {TARGET_RATIO} x in-memory p50",
-                _verdict(ratio <= TARGET_RATIO),
+                common.verdict(ratio <= TARGET_RATIO),
                 f"{server_p50 * 1000:.1f} ms / {memory_p50 * 1000:.1f} ms = {ratio:.2f}",
             ),
             (
                 f"SQL statements <= {TARGET_STATEMENTS}, whatever the page size",
-                _verdict(statements_ok),
+                common.verdict(statements_ok),
                 f"first: {SMALL_PAGE} -> {per_size[SMALL_PAGE]}, first: {PAGE} -> {per_size[PAGE]}",
             ),
         ],

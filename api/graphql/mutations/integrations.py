@@ -18,7 +18,7 @@ from api.graphql.permissions import denied
 from api.graphql.types.enums import ProviderEnum, SyncStateEnum
 from api.graphql.types.integration import Integration
 from api.graphql.types.sync_run import SyncRun
-from models import Account, AssetKind, Provider, Role, SyncState
+from models import Account, AssetKind, IntegrationStatus, Provider, Role, SyncState
 from models import Integration as IntegrationRow
 from models import SyncRun as SyncRunRow
 from sync import integrations, jobs, sync_settings
@@ -57,6 +57,14 @@ async def _find(info: Info, value: strawberry.ID) -> IntegrationRow | Integratio
     if row is None:
         return _error("NOT_FOUND", "no such integration", "integrationId")
     return row
+
+
+async def _managed(info: Info, value: strawberry.ID) -> IntegrationRow | list[IntegrationError]:
+    """The caller's integration ``value``, if the caller may manage it; else the errors."""
+    if errors := _forbidden(info):
+        return errors
+    row = await _find(info, value)
+    return [row] if isinstance(row, IntegrationError) else row
 
 
 async def _integration(row: IntegrationRow) -> Integration:
@@ -244,11 +252,9 @@ class IntegrationMutations:
     async def update_integration_credentials(
         self, info: Info, input: UpdateIntegrationCredentialsInput
     ) -> IntegrationPayload:
-        if errors := _forbidden(info):
-            return IntegrationPayload(errors=errors)
-        row = await _find(info, input.integration_id)
-        if isinstance(row, IntegrationError):
-            return IntegrationPayload(errors=[row])
+        row = await _managed(info, input.integration_id)
+        if isinstance(row, list):
+            return IntegrationPayload(errors=row)
         changes = _given(input.connectwise)
         if not changes:
             return IntegrationPayload(
@@ -266,11 +272,9 @@ class IntegrationMutations:
     async def update_sync_settings(
         self, info: Info, input: UpdateSyncSettingsInput
     ) -> UpdateSyncSettingsPayload:
-        if errors := _forbidden(info):
-            return UpdateSyncSettingsPayload(errors=errors)
-        row = await _find(info, input.integration_id)
-        if isinstance(row, IntegrationError):
-            return UpdateSyncSettingsPayload(errors=[row])
+        row = await _managed(info, input.integration_id)
+        if isinstance(row, list):
+            return UpdateSyncSettingsPayload(errors=row)
         if len(input.changes) > MAX_SETTING_CHANGES:
             return UpdateSyncSettingsPayload(
                 errors=[_error("TOO_MANY", f"at most {MAX_SETTING_CHANGES} changes", "changes")]
@@ -306,12 +310,10 @@ class IntegrationMutations:
     async def start_manual_sync(
         self, info: Info, integration_id: strawberry.ID, dry_run: bool = False
     ) -> StartManualSyncPayload:
-        if errors := _forbidden(info):
-            return StartManualSyncPayload(errors=errors)
-        row = await _find(info, integration_id)
-        if isinstance(row, IntegrationError):
-            return StartManualSyncPayload(errors=[row])
-        if row.status == "PAUSED":
+        row = await _managed(info, integration_id)
+        if isinstance(row, list):
+            return StartManualSyncPayload(errors=row)
+        if row.status == IntegrationStatus.PAUSED:
             return StartManualSyncPayload(
                 errors=[_error("PAUSED", "the integration is paused: resume it first")]
             )
@@ -323,11 +325,9 @@ class IntegrationMutations:
     async def pause_integration(
         self, info: Info, integration_id: strawberry.ID
     ) -> IntegrationPayload:
-        if errors := _forbidden(info):
-            return IntegrationPayload(errors=errors)
-        row = await _find(info, integration_id)
-        if isinstance(row, IntegrationError):
-            return IntegrationPayload(errors=[row])
+        row = await _managed(info, integration_id)
+        if isinstance(row, list):
+            return IntegrationPayload(errors=row)
         row = await integrations.pause(row)
         return IntegrationPayload(integration=await _integration(row))
 
@@ -335,12 +335,10 @@ class IntegrationMutations:
     async def resume_integration(
         self, info: Info, integration_id: strawberry.ID
     ) -> IntegrationPayload:
-        if errors := _forbidden(info):
-            return IntegrationPayload(errors=errors)
-        row = await _find(info, integration_id)
-        if isinstance(row, IntegrationError):
-            return IntegrationPayload(errors=[row])
-        if row.status != "PAUSED":
+        row = await _managed(info, integration_id)
+        if isinstance(row, list):
+            return IntegrationPayload(errors=row)
+        if row.status != IntegrationStatus.PAUSED:
             return IntegrationPayload(
                 errors=[_error("NOT_PAUSED", "the integration is not paused")]
             )
@@ -358,11 +356,9 @@ class IntegrationMutations:
         integration_id: strawberry.ID,
         mode: DeleteModeEnum,  # type: ignore[valid-type]
     ) -> DeleteIntegrationPayload:
-        if errors := _forbidden(info):
-            return DeleteIntegrationPayload(errors=errors)
-        row = await _find(info, integration_id)
-        if isinstance(row, IntegrationError):
-            return DeleteIntegrationPayload(errors=[row])
+        row = await _managed(info, integration_id)
+        if isinstance(row, list):
+            return DeleteIntegrationPayload(errors=row)
         removed = await integrations.delete(row, DeleteMode(mode))
         return DeleteIntegrationPayload(
             deleted_id=integration_id,
