@@ -341,8 +341,14 @@ class ConnectWiseStore:
             "defaultShippingFlag": True,
             "defaultMailingFlag": True,
         }
-        if state:
-            document["stateReference"] = {"identifier": state}
+        # The company's state is free text; the site's is a reference. A state ConnectWise
+        # does not list (by identifier or name) leaves the site without one rather than
+        # refusing a company whose own fields were all valid.
+        for key in ("identifier", "name") if state else ():
+            found = self.resolve("states", {key: state})
+            if found is not None:
+                document["stateReference"] = {"id": found["id"]}
+                break
         row = build_row(sites.resource, document, None, self, via_api=False)
         row[sites.resource.index["company"]] = self.reference("companies", company[0])
         site_id = self._insert(sites, row, stamp, member)

@@ -33,6 +33,47 @@ class PsaRecord:
     parent_psa_id: int | None = None
 
 
+@dataclass(slots=True)
+class PsaChange:
+    """Values to write to one PSA record, in psasync's words: ``PsaRecord`` for writes.
+
+    ``values``: local scalar columns to write (``name``, ``serial_number``, ``emails`` …);
+    only the fields to change on an update, every mapped field on a create. ``refs``:
+    relation name → PSA id of the related record (None clears it). ``codes``: the reference
+    values to set, by PSA id. ``parent_psa_id``: the owning organization's PSA id (needed to
+    create a child record; on an update, set only to move the record). ``address``: for an
+    organization created in a PSA that keeps addresses on the company, the local columns
+    of its primary location (``address_1`` … ``country``).
+    """
+
+    values: dict[str, Any] = field(default_factory=dict)
+    refs: dict[str, int | None] = field(default_factory=dict)
+    codes: dict[ReferenceKind, tuple[int, ...]] = field(default_factory=dict)
+    parent_psa_id: int | None = None
+    address: dict[str, Any] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.values or self.refs or self.codes or self.address or self.parent_psa_id is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MatchProbe:
+    """What first-link matching knows of a local record, for a provider to look up.
+
+    The provider returns every PSA record that could match (a superset is fine: the engine
+    compares exact match keys afterwards), so lookups can be batched per page.
+    """
+
+    name: str | None = None  # organizations, configurations
+    first_name: str | None = None  # contacts
+    last_name: str | None = None
+    parent_psa_id: int | None = None  # the organization, for every kind but organizations
+    type_psa_id: int | None = None  # configurations
+
+
 @dataclass(frozen=True, slots=True)
 class PsaReference:
     psa_id: int
@@ -56,6 +97,8 @@ class FieldMap:
     mapped: Mapping[AssetKind, frozenset[str]]
     # Columns that flow from the PSA only, whatever the configured direction.
     psa_to_local_only: Mapping[AssetKind, frozenset[str]] = field(default_factory=dict)
+    # Columns a record needs before it can be created in the PSA (local column names).
+    required_for_create: Mapping[AssetKind, frozenset[str]] = field(default_factory=dict)
 
     def columns(self, kind: AssetKind) -> frozenset[str]:
         return self.mapped.get(kind, frozenset())
@@ -85,6 +128,40 @@ class PsaProvider(Protocol):
     def configurations(
         self, scope: ProviderScope, *, after: int | None = None
     ) -> AsyncIterator[list[PsaRecord]]: ...
+
+    # -- writes (two-way sync) --------------------------------------------------------------
+
+    async def create_record(self, kind: AssetKind, change: PsaChange) -> PsaRecord:
+        """Create a record; returns it as the PSA stored it (with its stamp).
+
+        A refusal of the record itself (validation) raises ``RecordError`` carrying the
+        PSA's messages; outages raise ``RetriableError``.
+        """
+        ...
+
+    async def update_record(
+        self, kind: AssetKind, psa_id: int, parent_psa_id: int | None, change: PsaChange
+    ) -> PsaRecord:
+        """Change only the fields in ``change``; returns the record as the PSA stored it."""
+        ...
+
+    async def delete_record(self, kind: AssetKind, psa_id: int, parent_psa_id: int | None) -> None:
+        """Delete a record (a record already gone counts as deleted)."""
+        ...
+
+    async def find_matches(self, kind: AssetKind, probes: list[MatchProbe]) -> list[PsaRecord]:
+        """PSA records that could match these probes, for first-link matching on push."""
+        ...
+
+    def missing_for_create(self, kind: AssetKind, change: PsaChange) -> list[str]:
+        """What the PSA requires to create this record that ``change`` lacks, in words
+        (e.g. ``["type", "status"]``); empty when it can be created."""
+        ...
+
+    async def contact_attribute_options(self) -> dict[str, list[str]]:
+        """The PSA's types for new contacts' emails and phones: ``{"email": [...],
+        "phone": [...]}`` (names, as ``PsaChange`` values carry them)."""
+        ...
 
     async def aclose(self) -> None: ...
 

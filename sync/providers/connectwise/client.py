@@ -57,6 +57,7 @@ class Resource:
     COMPANY_STATUSES: Final = "company/companies/statuses"
     CONTACTS: Final = "company/contacts"
     CONTACT_TYPES: Final = "company/contacts/types"
+    COMMUNICATION_TYPES: Final = "company/communicationTypes"
     CONFIGURATIONS: Final = "company/configurations"
     CONFIGURATION_TYPES: Final = "company/configurations/types"
     CONFIGURATION_STATUSES: Final = "company/configurations/statuses"
@@ -265,6 +266,10 @@ class ConnectWiseClient:
 
     async def contact_types(self) -> list[Record]:
         return await self._all(Resource.CONTACT_TYPES)
+
+    async def communication_types(self) -> list[Record]:
+        """Types of contacts' communication items (``emailFlag``/``phoneFlag``/``faxFlag``)."""
+        return await self._all(Resource.COMMUNICATION_TYPES)
 
     async def count(self, resource_path: str, conditions: str | None = None) -> int:
         """``GET {resource_path}/count`` → the ``count`` as an int."""

@@ -1,20 +1,24 @@
 """ConnectWise Manage ↔ psasync field mapping (features.md §A4), as data.
 
 Each table row pairs a local field with a ConnectWise path (``a/b`` walks nested objects) and
-a converter. This module and ``client.py`` are the only code that knows ConnectWise names.
+a converter, and for writes the ConnectWise property to write and a converter local → PSA (a
+row that cannot be written flows from ConnectWise only). This module and ``client.py`` are
+the only code that knows ConnectWise names.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from models.enums import AssetKind, ReferenceKind
-from sync.providers.base import FieldMap, PsaRecord, RawRecord, parse_psa_datetime
+from sync.providers.base import FieldMap, PsaChange, PsaRecord, RawRecord, parse_psa_datetime
 
 Getter = Callable[[RawRecord], Any]
+Writer = Callable[[Any], Any]
 
 
 def path(spec: str) -> Getter:
@@ -106,51 +110,305 @@ def communication_items(kind: str) -> Callable[[Any], list[dict[str, Any]]]:
     return convert
 
 
+# -- local → ConnectWise converters ---------------------------------------------------------
+
+
+def psa_datetime(value: Any) -> str | None:
+    """ConnectWise's body format: UTC, to the second, trailing ``Z`` (naive values are UTC)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip())
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    else:
+        raise TypeError(f"not a date or datetime: {value!r}")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def by_name(value: Any) -> dict[str, Any] | None:
+    """A reference ConnectWise resolves by name (countries, manufacturers)."""
+    name = text(value)
+    return None if name is None else {"name": name}
+
+
+def state_reference(value: Any) -> dict[str, Any] | None:
+    """A site's state: codes (``FL``, ``NSW``) by identifier, longer values by name.
+
+    Sites read back the identifier first (``region``), so a synced value round-trips.
+    """
+    state = text(value)
+    if state is None:
+        return None
+    return {"identifier": state} if len(state) <= 3 and state.isalnum() else {"name": state}
+
+
+def ref_object(psa_id: int | None) -> dict[str, Any] | None:
+    """A reference replaced whole: ``{"id": n}``, or None to clear it."""
+    return None if psa_id is None else {"id": int(psa_id)}
+
+
+def ref_object_of(ids: tuple[int, ...]) -> dict[str, Any] | None:
+    """A single-valued reference from ``PsaChange.codes`` (empty clears it)."""
+    if len(ids) > 1:
+        raise ValueError(f"one reference value expected, not {len(ids)}")
+    return ref_object(ids[0]) if ids else None
+
+
+def ref_objects(ids: tuple[int, ...]) -> list[dict[str, Any]]:
+    return [{"id": int(i)} for i in ids]
+
+
+# The stock ConnectWise communication types an item falls back to when it names none.
+_DEFAULT_COMMUNICATION_TYPE = {"email": "Email", "phone": "Direct", "fax": "Fax"}
+
+
+def communication_items_to_psa(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A contact's whole ``communicationItems`` from its ``emails`` and ``phones``.
+
+    ``type`` is a communication type by name (``/company/communicationTypes``); ConnectWise
+    derives ``communicationType`` (Email, Phone, Fax) from it, so a phone's ``kind`` is not
+    sent. ``defaultFlag`` is ``primary``. Entries without a value are left out.
+    """
+    entries = [(entry, "email") for entry in values.get("emails") or ()]
+    entries += [(entry, "phone") for entry in values.get("phones") or ()]
+    items: list[dict[str, Any]] = []
+    for entry, group in entries:
+        data: Mapping[str, Any] = entry if isinstance(entry, Mapping) else {"value": entry}
+        value = text(data.get("value"))
+        if value is None:
+            continue
+        kind = "fax" if group == "phone" and text(data.get("kind")) == "fax" else group
+        item: dict[str, Any] = {
+            "type": {"name": text(data.get("type")) or _DEFAULT_COMMUNICATION_TYPE[kind]},
+            "value": value,
+            "defaultFlag": bool(data.get("primary")),
+        }
+        extension = text(data.get("extension")) if kind != "email" else None
+        if extension:
+            item["extension"] = extension
+        items.append(item)
+    return items
+
+
+# Which flags of a ``/company/communicationTypes`` entry make it an option for new contacts'
+# emails or phones (a fax is a phone entry of kind "fax").
+_COMMUNICATION_FLAGS = {"email": ("emailFlag",), "phone": ("phoneFlag", "faxFlag")}
+
+
+def communication_type_options(raws: Iterable[RawRecord]) -> dict[str, list[str]]:
+    """``{"email": [names], "phone": [names]}`` from ConnectWise's communication types."""
+    rows = list(raws)
+    return {
+        group: [reference_name(raw) for raw in rows if any(raw.get(f) for f in flags)]
+        for group, flags in _COMMUNICATION_FLAGS.items()
+    }
+
+
+# -- the table's rows --------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Field:
+    """A local column: read from ``spec``, written to ``write`` (None: not writable)."""
+
     local: str
+    spec: str
     get: Getter
     convert: Callable[[Any], Any] = text
+    write: str | None = None
+    to_psa: Writer = text
 
 
-def field(local: str, spec: str, convert: Callable[[Any], Any] = text) -> Field:
-    return Field(local, path(spec), convert)
+def field(
+    local: str,
+    spec: str,
+    convert: Callable[[Any], Any] = text,
+    *,
+    to_psa: Writer = text,
+    writable: bool = True,
+) -> Field:
+    if writable and "/" in spec:
+        raise ValueError(f"write {local} as a whole property, not {spec!r}")
+    return Field(local, spec, path(spec), convert, spec if writable else None, to_psa)
+
+
+@dataclass(frozen=True)
+class Combined:
+    """Local columns ConnectWise keeps in one property, written whole from all of them."""
+
+    locals: tuple[str, ...]
+    write: str
+    to_psa: Callable[[Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A relation (``parent``, ``location`` …) to another record, as a reference object."""
+
+    name: str
+    spec: str
+    get: Getter
+    write: str | None
+
+
+def ref(name: str, spec: str, *, writable: bool = True) -> Ref:
+    return Ref(name, spec, path(spec), spec if writable else None)
+
+
+@dataclass(frozen=True)
+class Code:
+    """Reference values (types, statuses) by PSA id: one reference, or a list of them."""
+
+    kind: ReferenceKind
+    spec: str
+    get: Getter
+    convert: Callable[[Any], tuple[int, ...]]
+    write: str
+    to_psa: Callable[[tuple[int, ...]], Any]
+    create_only: bool = False  # ConnectWise takes it on POST only
+
+
+def code(kind: ReferenceKind, spec: str, *, many: bool = False, create_only: bool = False) -> Code:
+    if many:
+        return Code(kind, spec, path(spec), ref_codes, spec, ref_objects, create_only)
+    return Code(kind, spec, path(spec), ref_code, spec, ref_object_of, create_only)
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The owning company; ``write`` None when it is part of the record's URL (sites)."""
+
+    spec: str
+    get: Getter
+    write: str | None
+
+
+def parent(spec: str, *, in_body: bool = True) -> Parent:
+    return Parent(spec, path(spec), spec if in_body else None)
+
+
+PARENT_COLUMN = "organization_id"
 
 
 @dataclass(frozen=True)
 class RecordMap:
-    """How one ConnectWise entity becomes a ``PsaRecord``."""
+    """How one ConnectWise entity becomes a ``PsaRecord``, and a ``PsaChange`` a body."""
 
     fields: Sequence[Field]
-    refs: Sequence[tuple[str, Getter]] = ()
-    codes: Sequence[tuple[ReferenceKind, Getter, Callable[[Any], tuple[int, ...]]]] = ()
-    parent: Getter | None = None
+    refs: Sequence[Ref] = ()
+    codes: Sequence[Code] = ()
+    parent: Parent | None = None
+    combined: Sequence[Combined] = ()
+    # Where a create puts ``PsaChange.address`` (local location columns → this entity).
+    address: Sequence[Field] = ()
 
     def columns(self) -> frozenset[str]:
         """The local columns this map writes: what a one-way sync makes read-only."""
         names = {f.local for f in self.fields}
-        names |= {f"{name}_id" for name, _ in self.refs}
-        names |= {f"{kind.value}_id" for kind, _, _ in self.codes}
+        names |= {f"{r.name}_id" for r in self.refs}
+        names |= {f"{c.kind.value}_id" for c in self.codes}
         if self.parent is not None:
-            names.add("organization_id")
+            names.add(PARENT_COLUMN)
         return frozenset(names)
+
+    def psa_only_columns(self) -> frozenset[str]:
+        """Columns ConnectWise will not change through the API once the record exists."""
+        combined = {local for group in self.combined for local in group.locals}
+        names = {f.local for f in self.fields if f.write is None and f.local not in combined}
+        names |= {f"{r.name}_id" for r in self.refs if r.write is None}
+        names |= {f"{c.kind.value}_id" for c in self.codes if c.create_only}
+        if self.parent is not None and self.parent.write is None:
+            names.add(PARENT_COLUMN)
+        return frozenset(names)
+
+    def condition_path(self, column: str) -> str:
+        """The ConnectWise path to filter on for a local column (``company/id`` …)."""
+        for f in self.fields:
+            if f.local == column:
+                return f.spec
+        for r in self.refs:
+            if f"{r.name}_id" == column:
+                return f"{r.spec}/id"
+        for c in self.codes:
+            if f"{c.kind.value}_id" == column:
+                return f"{c.spec}/id"
+        if self.parent is not None and column == PARENT_COLUMN:
+            return f"{self.parent.spec}/id"
+        raise KeyError(f"{column} is not mapped")
 
     def to_record(self, raw: RawRecord) -> PsaRecord:
         info = raw.get("_info")
         stamp = info.get("lastUpdated") if isinstance(info, dict) else None
         values = {f.local: f.convert(f.get(raw)) for f in self.fields}
-        refs = {name: ref_id(get(raw)) for name, get in self.refs}
-        codes = {kind: convert(get(raw)) for kind, get, convert in self.codes}
-        parent = ref_id(self.parent(raw)) if self.parent else None
-        return PsaRecord(int(raw["id"]), parse_psa_datetime(stamp), values, refs, codes, parent)
+        refs = {r.name: ref_id(r.get(raw)) for r in self.refs}
+        codes = {c.kind: c.convert(c.get(raw)) for c in self.codes}
+        owner = ref_id(self.parent.get(raw)) if self.parent else None
+        return PsaRecord(int(raw["id"]), parse_psa_datetime(stamp), values, refs, codes, owner)
+
+    def to_psa(self, change: PsaChange, *, create: bool) -> dict[str, Any]:
+        """ConnectWise property → value for what ``change`` holds (None clears a value).
+
+        An update leaves out what ConnectWise takes on create only, and what it cannot be
+        written at all; a combined property needs all its columns (ValueError otherwise:
+        replacing it from part of them would drop the rest). ``address`` is used on create.
+        """
+        self._check_known(change)
+        out: dict[str, Any] = {}
+        for f in self.fields:
+            if f.write is not None and f.local in change.values:
+                out[f.write] = f.to_psa(change.values[f.local])
+        for group in self.combined:
+            given = [local for local in group.locals if local in change.values]
+            if not given:
+                continue
+            if not create and len(given) < len(group.locals):
+                raise ValueError(
+                    f"{' and '.join(group.locals)} are written together (ConnectWise keeps them "
+                    f"in one {group.write} list): send all of them"
+                )
+            out[group.write] = group.to_psa({c: change.values.get(c) for c in group.locals})
+        for r in self.refs:
+            if r.write is not None and r.name in change.refs:
+                out[r.write] = ref_object(change.refs[r.name])
+        for c in self.codes:
+            if c.kind in change.codes and (create or not c.create_only):
+                out[c.write] = c.to_psa(tuple(change.codes[c.kind]))
+        if self.parent is not None and self.parent.write and change.parent_psa_id is not None:
+            out[self.parent.write] = ref_object(change.parent_psa_id)
+        if create and change.address:
+            for f in self.address:
+                if f.write is not None and f.local in change.address:
+                    out[f.write] = f.to_psa(change.address[f.local])
+        return out
+
+    def _check_known(self, change: PsaChange) -> None:
+        unknown = sorted(set(change.values) - {f.local for f in self.fields})
+        unknown += sorted(set(change.refs) - {r.name for r in self.refs})
+        unknown += sorted(str(k) for k in set(change.codes) - {c.kind for c in self.codes})
+        if unknown:
+            raise ValueError(f"not mapped to ConnectWise: {', '.join(unknown)}")
 
 
 COMPANY = RecordMap(
     fields=[field("name", "name"), field("short_name", "identifier")],
-    refs=[("parent", path("parentCompany")), ("primary_location", path("site"))],
+    refs=[ref("parent", "parentCompany"), ref("primary_location", "site")],
     codes=[
-        (ReferenceKind.ORGANIZATION_TYPE, path("types"), ref_codes),
-        (ReferenceKind.ORGANIZATION_STATUS, path("status"), ref_code),
+        # Types can only be set on POST; later changes go through typeAssociations.
+        code(ReferenceKind.ORGANIZATION_TYPE, "types", many=True, create_only=True),
+        code(ReferenceKind.ORGANIZATION_STATUS, "status"),
+    ],
+    # ConnectWise keeps a company's address on the company and builds its primary site from
+    # it; its state is plain text there (a site's is a reference).
+    address=[
+        field("address_1", "addressLine1"),
+        field("address_2", "addressLine2"),
+        field("city", "city"),
+        field("region", "state"),
+        field("postal_code", "zip"),
+        field("country", "country", ref_name, to_psa=by_name),
     ],
 )
 
@@ -160,14 +418,15 @@ SITE = RecordMap(
         field("address_1", "addressLine1"),
         field("address_2", "addressLine2"),
         field("city", "city"),
-        field("region", "stateReference", region),
+        field("region", "stateReference", region, to_psa=state_reference),
         field("postal_code", "zip"),
-        field("country", "country", ref_name),
+        field("country", "country", ref_name, to_psa=by_name),
         field("phone", "phoneNumber"),
         field("fax", "faxNumber"),
-        field("primary", "primaryAddressFlag", flag),
+        field("primary", "primaryAddressFlag", flag, to_psa=flag),
     ],
-    parent=path("company"),
+    # A site is created and addressed under its company and cannot move to another one.
+    parent=parent("company", in_body=False),
 )
 
 CONTACT = RecordMap(
@@ -175,12 +434,15 @@ CONTACT = RecordMap(
         field("first_name", "firstName"),
         field("last_name", "lastName"),
         field("title", "title"),
-        field("emails", "communicationItems", communication_items("email")),
-        field("phones", "communicationItems", communication_items("phone")),
+        field("emails", "communicationItems", communication_items("email"), writable=False),
+        field("phones", "communicationItems", communication_items("phone"), writable=False),
     ],
-    refs=[("location", path("site"))],
-    codes=[(ReferenceKind.CONTACT_TYPE, path("types"), ref_codes)],
-    parent=path("company"),
+    # Emails and phones share one array, replaced whole: the engine sends both together.
+    combined=[Combined(("emails", "phones"), "communicationItems", communication_items_to_psa)],
+    refs=[ref("location", "site")],
+    # Like a company's, a contact's types can only be set on POST.
+    codes=[code(ReferenceKind.CONTACT_TYPE, "types", many=True, create_only=True)],
+    parent=parent("company"),
 )
 
 CONFIGURATION = RecordMap(
@@ -188,24 +450,28 @@ CONFIGURATION = RecordMap(
         field("name", "name"),
         field("asset_tag", "tagNumber"),
         field("default_gateway", "defaultGateway"),
-        field("installed_at", "installationDate", parse_psa_datetime),
-        field("installed_by", "installedBy", ref_name),
-        field("manufacturer", "manufacturer", ref_name),
+        field("installed_at", "installationDate", parse_psa_datetime, to_psa=psa_datetime),
+        # A member reference: ConnectWise resolves members by id or identifier, and the local
+        # column holds the member's name, so it cannot be written back.
+        field("installed_by", "installedBy", ref_name, writable=False),
+        field("manufacturer", "manufacturer", ref_name, to_psa=by_name),
         field("model", "modelNumber"),
         field("notes", "notes"),
         field("operating_system", "osType"),
         field("primary_ip", "ipAddress"),
-        field("purchased_at", "purchaseDate", parse_psa_datetime),
+        field("purchased_at", "purchaseDate", parse_psa_datetime, to_psa=psa_datetime),
         field("serial_number", "serialNumber"),
         field("mac_address", "macAddress", mac_address),
-        field("warranty_expires_at", "warrantyExpirationDate", parse_psa_datetime),
+        field(
+            "warranty_expires_at", "warrantyExpirationDate", parse_psa_datetime, to_psa=psa_datetime
+        ),
     ],
-    refs=[("location", path("site")), ("contact", path("contact"))],
+    refs=[ref("location", "site"), ref("contact", "contact")],
     codes=[
-        (ReferenceKind.CONFIGURATION_TYPE, path("type"), ref_code),
-        (ReferenceKind.CONFIGURATION_STATUS, path("status"), ref_code),
+        code(ReferenceKind.CONFIGURATION_TYPE, "type"),
+        code(ReferenceKind.CONFIGURATION_STATUS, "status"),
     ],
-    parent=path("company"),
+    parent=parent("company"),
 )
 
 
@@ -221,9 +487,64 @@ RECORD_MAPS = {
     AssetKind.CONFIGURATION: CONFIGURATION,
 }
 
+# -- creates -----------------------------------------------------------------------------------
+
+# ConnectWise requires a company identifier (unique, case-insensitively; 30 characters at
+# most). A new organization without a short name gets one derived from its name.
+IDENTIFIER_COLUMN = "short_name"
+IDENTIFIER_MAX_LENGTH = 30
+
+
+def identifier_taken(errors: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether ConnectWise refused a company because its identifier is in use."""
+    return any(e.get("code") == "ObjectExists" and e.get("field") == "identifier" for e in errors)
+
+
+# What ConnectWise needs before it takes a new record, as local columns. A configuration
+# needs name, type and status (IT Glue's rule); a contact its first name (``firstName`` is
+# required). ConnectWise keeps a company's address on the company, so a new organization needs
+# a primary location with an address: ``primary_location_id`` stands for that requirement, and
+# the address itself travels in ``PsaChange.address``.
+ADDRESS_REQUIREMENT = "primary_location_id"
+REQUIRED_FOR_CREATE: dict[AssetKind, frozenset[str]] = {
+    AssetKind.ORGANIZATION: frozenset(
+        {"name", ADDRESS_REQUIREMENT, "organization_type_id", "organization_status_id"}
+    ),
+    AssetKind.LOCATION: frozenset({"name", PARENT_COLUMN}),
+    AssetKind.CONTACT: frozenset({"first_name", PARENT_COLUMN}),
+    AssetKind.CONFIGURATION: frozenset(
+        {"name", "configuration_type_id", "configuration_status_id", PARENT_COLUMN}
+    ),
+}
+
+# How ``missing_for_create`` words each required column, in the order it lists them.
+REQUIRED_WORDS: dict[str, str] = {
+    "name": "name",
+    "first_name": "first name",
+    ADDRESS_REQUIREMENT: (
+        "an address (ConnectWise keeps a company's address on it: give the organization a "
+        "primary location with an address)"
+    ),
+    "organization_type_id": "type",
+    "configuration_type_id": "type",
+    "organization_status_id": "status",
+    "configuration_status_id": "status",
+    PARENT_COLUMN: "organization",
+}
+
+# Columns that flow from ConnectWise only, whatever the configured direction:
+# - site phone and fax: IT Glue's documented exception;
+# - what ConnectWise will not change through the API once a record exists (derived from the
+#   tables above): company types (``organization_type_id``; create-only in ConnectWise, so
+#   under two-way sync the organization type flows PSA → local) and contact types, a site's
+#   company (a site cannot move), and a configuration's ``installed_by``.
+_PSA_ONLY_EXCEPTIONS = {AssetKind.LOCATION: frozenset({"phone", "fax"})}
+
 FIELD_MAP = FieldMap(
     mapped={kind: record_map.columns() for kind, record_map in RECORD_MAPS.items()},
-    # ConnectWise site phone and fax only ever flow from the PSA, even under two-way sync
-    # (IT Glue's documented exception).
-    psa_to_local_only={AssetKind.LOCATION: frozenset({"phone", "fax"})},
+    psa_to_local_only={
+        kind: record_map.psa_only_columns() | _PSA_ONLY_EXCEPTIONS.get(kind, frozenset())
+        for kind, record_map in RECORD_MAPS.items()
+    },
+    required_for_create=REQUIRED_FOR_CREATE,
 )
