@@ -4,10 +4,15 @@ from models.accounts import Account, ApiKey, User
 from models.assets import ASSET_MODELS, Asset, Configuration, Contact, Location, Organization
 from models.enums import (
     AssetKind,
+    ChangeSource,
+    ConflictOutcome,
     ContactSource,
     IntegrationStatus,
     LinkState,
+    OutboxOperation,
+    OutboxStatus,
     Provider,
+    PushState,
     ReferenceKind,
     Role,
     RunKind,
@@ -17,6 +22,7 @@ from models.enums import (
 )
 from models.integrations import Integration
 from models.links import RecordLink
+from models.outbox import FieldChange, OutboxEntry, SyncConflict
 from models.reference import ReferenceMapping, ReferenceValue
 from models.runs import COUNT_FIELDS, SyncRun, SyncRunIssue
 
@@ -27,15 +33,22 @@ __all__ = [
     "ApiKey",
     "Asset",
     "AssetKind",
+    "ChangeSource",
     "Configuration",
+    "ConflictOutcome",
     "Contact",
     "ContactSource",
+    "FieldChange",
     "Integration",
     "IntegrationStatus",
     "LinkState",
     "Location",
     "Organization",
+    "OutboxEntry",
+    "OutboxOperation",
+    "OutboxStatus",
     "Provider",
+    "PushState",
     "RecordLink",
     "ReferenceKind",
     "ReferenceMapping",
@@ -44,6 +57,7 @@ __all__ = [
     "RunKind",
     "RunStatus",
     "RunTrigger",
+    "SyncConflict",
     "SyncRun",
     "SyncRunIssue",
     "SyncState",

@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "models.integrations",
     "models.links",
     "models.runs",
+    "models.outbox",
 ]
 
 

@@ -78,12 +78,55 @@ class LinkState(StrEnum):
     DISCONNECTED = "DISCONNECTED"
     SYNC_DISABLED = "SYNC_DISABLED"
     ERROR = "ERROR"
+    # A local record a two-way push could not create in the PSA yet (no PSA id; the link's
+    # ``last_error`` says why). Records never touched since two-way was turned on have no
+    # link at all and show the same state.
+    NOT_PUSHED = "NOT_PUSHED"
+    # Shown, not stored: a linked record with a push waiting in the outbox.
+    PENDING_PUSH = "PENDING_PUSH"
+
+
+class PushState(StrEnum):
+    """Where a linked record's local changes are on their way to the PSA."""
+
+    NONE = "NONE"
+    PENDING = "PENDING"  # outbox entries wait for delivery
+    FAILED = "FAILED"  # the PSA refused them; the entries wait for retryPush
+
+
+class OutboxOperation(StrEnum):
+    CREATE = "CREATE"  # create or link the record in the PSA (match first)
+    UPDATE = "UPDATE"  # push the changed fields of a linked record
+    DELETE = "DELETE"  # delete the PSA record (propagateDeletes)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "PENDING"
+    FAILED = "FAILED"  # refused by the PSA: kept until retryPush
+
+
+class ChangeSource(StrEnum):
+    """Who or what set a field (field history)."""
+
+    USER = "USER"
+    PSA = "PSA"  # a pull applied the PSA's value
+    PUSH = "PUSH"  # the value was delivered to the PSA
+    CONFLICT = "CONFLICT"  # a conflict resolution set it
+    DIRECTORY = "DIRECTORY"  # a directory import (Active Directory) set it
+
+
+class ConflictOutcome(StrEnum):
+    PSA = "PSA"  # the PSA's value won
+    LOCAL = "LOCAL"  # ours won (pushed)
+    OPEN = "OPEN"  # MANUAL: parked until someone decides
+    RESOLVED = "RESOLVED"  # decided through resolveConflict
 
 
 class RunKind(StrEnum):
     FULL = "FULL"
     INCREMENTAL = "INCREMENTAL"
     MANUAL = "MANUAL"
+    PUSH_ALL = "PUSH_ALL"
 
 
 class RunTrigger(StrEnum):
@@ -92,6 +135,7 @@ class RunTrigger(StrEnum):
     MANUAL = "manual"
     SETTINGS = "settings"
     CLI = "cli"
+    PUSH_ALL = "push_all"
 
 
 class RunStatus(StrEnum):

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from models.vault import Vault
 
 DEFAULT_SYNC_INTERVAL = 3600
+# ConnectWise: "over 1,000 requests per minute will likely experience rate limiting".
+DEFAULT_PUSH_RATE = 600
 
 
 class Integration(Model):
@@ -43,6 +45,22 @@ class Integration(Model):
     # Bumped by every scope change: links read under an older version get a full look on
     # the next sync instead of a stamp check.
     settings_version = fields.IntField(default=0)
+    # Two-way sync beyond the checkbox: direction and conflict policy per asset kind and per
+    # field, clock-skew tolerance and tie-breaker for NEWEST_WINS (``sync.directions``).
+    directions: Any = fields.JSONField(default=dict)
+    propagate_deletes = fields.BooleanField(default=False)
+    # PSA contact attributes given to new directory contacts' emails and phones; a directory
+    # contact is pushed automatically only when both are set (seed: Active Directory).
+    contact_email_type = fields.CharField(max_length=100, null=True)
+    contact_phone_type = fields.CharField(max_length=100, null=True)
+    # Pushes per minute this integration may send (the PSA's limit, with room to spare).
+    push_rate_per_minute = fields.IntField(default=DEFAULT_PUSH_RATE)
+    # A PSA outage met while pushing: no delivery before this time.
+    push_not_before = fields.DatetimeField(null=True)
+    # One deliverer per integration at a time, across processes (claimed by compare-and-set),
+    # so a record's pushes leave in order.
+    push_lease_owner = fields.CharField(max_length=100, null=True)
+    push_lease_expires_at = fields.DatetimeField(null=True)
     credentials_token = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

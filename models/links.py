@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise import fields
 from tortoise.models import Model
 
-from models.enums import AssetKind, LinkState
+from models.enums import AssetKind, LinkState, PushState
 
 if TYPE_CHECKING:
     from models.integrations import Integration
@@ -30,7 +30,8 @@ class RecordLink(Model):
     )
     kind = fields.CharEnumField(AssetKind, max_length=16)
     local_id = fields.UUIDField()
-    psa_id = fields.BigIntField()
+    # None only for a NOT_PUSHED link: a record two-way sync could not create in the PSA yet.
+    psa_id = fields.BigIntField(null=True)
     psa_parent_id = fields.BigIntField(null=True)
     snapshot: Any = fields.JSONField(default=dict)
     psa_updated_at = fields.DatetimeField(null=True)
@@ -49,6 +50,9 @@ class RecordLink(Model):
     # deleting an integration with its data removes only these.
     created_by_sync = fields.BooleanField(default=False)
     last_error = fields.TextField(null=True)
+    # Local changes on their way to the PSA (the outbox holds them); kept apart from
+    # ``state`` so a pull never mistakes a record with a pending push for a stale one.
+    push_state = fields.CharEnumField(PushState, max_length=8, default=PushState.NONE)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
