@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from tortoise.expressions import F, Q
@@ -25,39 +25,37 @@ from models import (
     ASSET_MODELS,
     Asset,
     AssetKind,
+    ConflictOutcome,
     ContactSource,
+    FieldChange,
     LinkState,
+    OutboxEntry,
+    OutboxOperation,
+    PushState,
     RecordLink,
-    ReferenceKind,
     RunStatus,
+    SyncConflict,
     SyncRun,
     SyncRunIssue,
     match_keys,
 )
 from models.bulk import insert_rows
+from sync import outbox
+from sync.columns import CODES, RELATIONS, STAMP_RESOLUTION, as_uuid
+from sync.connections import field_map
 from sync.context import RunContext
 from sync.errors import RunPreempted
 from sync.providers.base import PsaRecord
+from sync.pull_merge import (
+    LOCAL_SOURCES,
+    MergeContext,
+    latest_local_times,
+    merge_record,
+    uses_newest,
+)
+from sync.push_values import local_rows
 from sync.snapshot import snapshot_of
 
-# A PSA stamp has one-second precision: a record read within the second of its stamp may
-# change again under the same stamp, so only trust the stamp once that second had passed.
-STAMP_RESOLUTION = timedelta(seconds=1)
-
-# Relations a record may carry: name → (kind of the related asset, local FK column).
-RELATIONS: dict[str, tuple[AssetKind, str]] = {
-    "parent": (AssetKind.ORGANIZATION, "parent_id"),
-    "primary_location": (AssetKind.LOCATION, "primary_location_id"),
-    "location": (AssetKind.LOCATION, "location_id"),
-    "contact": (AssetKind.CONTACT, "contact_id"),
-}
-CODES: dict[ReferenceKind, str] = {
-    ReferenceKind.ORGANIZATION_TYPE: "organization_type_id",
-    ReferenceKind.ORGANIZATION_STATUS: "organization_status_id",
-    ReferenceKind.CONFIGURATION_TYPE: "configuration_type_id",
-    ReferenceKind.CONFIGURATION_STATUS: "configuration_status_id",
-    ReferenceKind.CONTACT_TYPE: "contact_type_id",
-}
 LINK_COLUMNS = (
     "id",
     "local_id",
@@ -93,10 +91,6 @@ class LinkRow:
             bool(row["stamp_trusted"]),
             row["settings_version"],
         )
-
-
-def as_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 async def links_where(ctx: RunContext, kind: AssetKind, where: Q) -> dict[int, LinkRow]:
@@ -150,6 +144,24 @@ class _Plan:
     orphans: list[uuid.UUID] = field(default_factory=list)
     issues: list[SyncRunIssue] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    # Two-way sync: merged links (their push state and error are the outbox's business),
+    # pushes to queue, conflicts and field history.
+    merged_links: list[RecordLink] = field(default_factory=list)
+    outbox: list[OutboxEntry] = field(default_factory=list)
+    conflicts: list[SyncConflict] = field(default_factory=list)
+    reopened: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
+    settled: list[uuid.UUID] = field(default_factory=list)
+    history: list[FieldChange] = field(default_factory=list)
+
+
+@dataclass
+class _Local:
+    """Our side of the linked records a two-way page merges."""
+
+    rows: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    open_conflicts: dict[uuid.UUID, dict[str, uuid.UUID]] = field(default_factory=dict)
+    times: dict[uuid.UUID, dict[str, datetime]] = field(default_factory=dict)
+    context: MergeContext | None = None
 
 
 async def apply(ctx: RunContext, page: Page) -> Counter[str]:
@@ -206,6 +218,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
             plan.orphans.append(link.id)
             plan.counts["orphaned"] += 1
 
+    ours = await _our_side(ctx, page, pending, now)
     snapshots: dict[uuid.UUID, Any] = {}
     if needs_snapshot:
         snapshots = dict(
@@ -218,7 +231,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
     for record, values, snap in pending:
         link = page.links.get(record.psa_id)
         if link is not None:
-            _plan_linked(ctx, plan, record, values, snap, link, snapshots.get(link.id), now)
+            _plan_linked(ctx, plan, record, values, snap, link, snapshots.get(link.id), now, ours)
             continue
         found = candidates.get(values["match_key"], [])
         if len(found) > 1:
@@ -316,8 +329,18 @@ def _plan_linked(
     link: LinkRow,
     base: Any,
     now: datetime,
+    ours: _Local,
 ) -> None:
+    stamp = record.updated_at
+    if link.psa_stamp is not None and stamp is not None and int(stamp.timestamp()) < link.psa_stamp:
+        # Older than what we last read or wrote (a slow page, a late notice): stale data
+        # never wins.
+        plan.counts["unchanged"] += 1
+        return
     relinked = link.state != LinkState.SYNCED
+    if not relinked and ours.context is not None and link.local_id in ours.rows:
+        _plan_merged(ctx, plan, record, values, snap, link, base or {}, now, ours)
+        return
     if base == snap and not relinked:
         # Same values under a new stamp (an unmapped field changed): remember the stamp only.
         plan.counts["unchanged"] += 1
@@ -336,6 +359,109 @@ def _plan_linked(
             **_stamps(ctx, record, now),
         )
     )
+
+
+def _plan_merged(
+    ctx: RunContext,
+    plan: _Plan,
+    record: PsaRecord,
+    values: dict[str, Any],
+    snap: dict[str, Any],
+    link: LinkRow,
+    base: dict[str, Any],
+    now: datetime,
+    ours: _Local,
+) -> None:
+    assert ours.context is not None
+    merged = merge_record(
+        ours.context,
+        record,
+        values,
+        snap,
+        base,
+        ours.rows[link.local_id],
+        link.local_id,
+        ours.open_conflicts.get(link.local_id, {}),
+        ours.times.get(link.local_id, {}),
+    )
+    if merged.local:
+        plan.updates[link.local_id] = (merged.local, link)
+        plan.counts["updated"] += 1
+    else:
+        plan.counts["unchanged"] += 1
+    plan.merged_links.append(
+        RecordLink(
+            id=link.id,
+            snapshot=merged.snapshot,
+            state=LinkState.SYNCED,
+            psa_parent_id=record.parent_psa_id,
+            refs_pending=_refs_pending(record, values),
+            push_state=PushState.PENDING if merged.push else PushState.NONE,
+            updated_at=now,
+            **_stamps(ctx, record, now),
+        )
+    )
+    if merged.push:
+        plan.outbox.append(
+            OutboxEntry(
+                integration_id=ctx.integration.id,
+                kind=ours.context.kind,
+                local_id=link.local_id,
+                operation=OutboxOperation.UPDATE,
+                created_by=ctx.integration.name,
+            )
+        )
+    plan.conflicts.extend(merged.conflicts)
+    opened = ours.open_conflicts.get(link.local_id, {})
+    plan.reopened.extend((opened[f], v) for f, v in merged.reopened.items())
+    plan.settled.extend(opened[f] for f in merged.settled)
+    plan.history.extend(merged.history)
+
+
+async def _our_side(
+    ctx: RunContext,
+    page: Page,
+    pending: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]],
+    now: datetime,
+) -> _Local:
+    """Under two-way sync, read our records behind the page's changed links (one query
+    each for values, open conflicts and, for NEWEST_WINS, local change times)."""
+    ours = _Local()
+    if not ctx.two_way or ctx.directions is None:
+        return ours
+    ids = [
+        link.local_id
+        for record, _values, _snap in pending
+        if (link := page.links.get(record.psa_id)) is not None and link.state == LinkState.SYNCED
+    ]
+    if not ids:
+        return ours
+    columns = field_map(ctx.integration.provider).columns(page.kind)
+    ours.context = MergeContext(
+        ctx.integration.id,
+        ctx.integration.account_id,  # type: ignore[attr-defined]
+        ctx.integration.name,
+        page.kind,
+        columns,
+        ctx.directions,
+        ctx.clocks,
+        now,
+    )
+    ours.rows = await local_rows(page.kind, ids, columns)
+    for local_id, name, conflict_id in await SyncConflict.filter(
+        integration_id=ctx.integration.id,
+        kind=page.kind,
+        local_id__in=ids,
+        outcome=ConflictOutcome.OPEN,
+    ).values_list("local_id", "field", "id"):
+        ours.open_conflicts.setdefault(as_uuid(local_id), {})[name] = as_uuid(conflict_id)
+    if uses_newest(ctx.directions):
+        ours.times = latest_local_times(
+            await FieldChange.filter(
+                kind=page.kind, local_id__in=ids, source__in=list(LOCAL_SOURCES)
+            ).values_list("local_id", "field", "changed_at")
+        )
+    return ours
 
 
 def _stamps(ctx: RunContext, record: PsaRecord, now: datetime) -> dict[str, Any]:
@@ -436,7 +562,10 @@ async def _write(
             for key, value in values.items():
                 setattr(row, key, value)
             if model.kind == AssetKind.CONTACT:
-                row.primary_email = _primary_email(values)
+                row.primary_email = _primary_email({"emails": row.emails})  # type: ignore[attr-defined]
+            if "match_key" not in values:  # a merge writes some fields only
+                row.match_key = row.compute_match_key()
+                columns.add("match_key")
             row.version += 1
             row.updated_at = now
             columns.update(values)
@@ -458,12 +587,49 @@ async def _write(
             )
         if plan.issues:
             await SyncRunIssue.bulk_create(plan.issues)
+        await _write_merged(plan)
         await record_progress(ctx, plan.counts, page.checkpoint)
     ctx.rows_written += (
         len(plan.creates) + len(rows) + len(plan.new_links) + len(plan.link_updates)
         + len(plan.orphans)
     )  # fmt: skip
 
+
+async def _write_merged(plan: _Plan) -> None:
+    if plan.merged_links:
+        await RecordLink.bulk_update(plan.merged_links, fields=MERGED_LINK_FIELDS)
+        # Only a new push changes the push state: an earlier one still queued or refused
+        # keeps what it shows.
+        pending = [link.id for link in plan.merged_links if link.push_state == PushState.PENDING]
+        if pending:
+            await RecordLink.filter(id__in=pending).update(push_state=PushState.PENDING)
+    if plan.outbox:
+        await OutboxEntry.bulk_create(plan.outbox)
+        outbox.queued.set()
+    if plan.conflicts:
+        await SyncConflict.bulk_create(plan.conflicts)
+    for conflict_id, values in plan.reopened:
+        await SyncConflict.filter(id=conflict_id).update(**values)
+    if plan.settled:
+        await SyncConflict.filter(id__in=plan.settled).update(
+            outcome=ConflictOutcome.RESOLVED, resolution="AGREED"
+        )
+    if plan.history:
+        await FieldChange.bulk_create(plan.history)
+
+
+MERGED_LINK_FIELDS = [
+    "snapshot",
+    "psa_updated_at",
+    "synced_at",
+    "psa_stamp",
+    "stamp_trusted",
+    "settings_version",
+    "state",
+    "psa_parent_id",
+    "refs_pending",
+    "updated_at",
+]
 
 LINK_UPDATE_FIELDS = [
     "snapshot",

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from models import AssetKind, Integration, SyncRun
+from sync.directions import any_push, clocks_of, integration_directions
+from sync.merge import Clocks, Directions
 from sync.reference import ReferenceIndex
 
 if TYPE_CHECKING:
@@ -34,6 +36,16 @@ class RunContext:
         default_factory=lambda: defaultdict(dict)
     )
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    # Two-way sync: how each field flows. A pull merges records only when something flows
+    # to the PSA at all; otherwise it takes the one-way path (the PSA wins, no local reads).
+    directions: Directions | None = None
+    clocks: Clocks = field(default_factory=Clocks)
+    two_way: bool = False
+
+    def __post_init__(self) -> None:
+        self.directions = integration_directions(self.integration)
+        self.clocks = clocks_of(self.integration.directions or {})
+        self.two_way = any_push(self.directions, self.integration.provider)
 
     @property
     def dry_run(self) -> bool:

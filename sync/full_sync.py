@@ -36,17 +36,16 @@ from models import (
 from sync import reference, statistics
 from sync.apply import (
     LINK_COLUMNS,
-    RELATIONS,
     LinkRow,
     Page,
     Related,
     RelatedLoader,
     apply,
-    as_uuid,
     links_where,
     record_progress,
     resolve,
 )
+from sync.columns import RELATIONS, as_uuid
 from sync.context import RunContext
 from sync.errors import ProtocolError, RecordError
 from sync.providers.base import ProviderScope, PsaProvider, PsaRecord

@@ -9,6 +9,7 @@ locations and contacts at the same organization.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,14 +23,23 @@ from models import (
     ASSET_MODELS,
     Asset,
     AssetKind,
+    ChangeSource,
     Contact,
+    FieldChange,
     LinkState,
     Organization,
+    OutboxEntry,
+    OutboxOperation,
     RecordLink,
     ReferenceKind,
     ReferenceValue,
 )
-from sync.connections import field_map
+from models.outbox import json_text
+from sync import outbox
+from sync.directions import any_push, directions_of, read_only
+from sync.snapshot import encode
+
+log = logging.getLogger("psasync.edits")
 
 
 class EditError(Exception):
@@ -50,29 +60,38 @@ class EditError(Exception):
         self.fields = fields or ((field,) if field else ())
 
 
-def read_only_columns(provider: str, two_way: bool, kind: AssetKind) -> frozenset[str]:
-    """Columns a synced record of ``kind`` may not change locally under this integration."""
-    fields = field_map(provider)
-    if two_way:
-        return fields.psa_to_local_only.get(kind, frozenset())
-    return fields.columns(kind)
+def read_only_columns(
+    provider: str, two_way: bool, kind: AssetKind, stored: Mapping[str, Any] | None = None
+) -> frozenset[str]:
+    """Columns a synced record of ``kind`` may not change locally under this integration:
+    those whose direction is PSA_TO_LOCAL (all mapped ones under one-way sync)."""
+    return read_only(directions_of(provider, two_way, stored or {}), provider, kind)
 
 
 @dataclass(frozen=True)
 class Lock:
     integration_name: str
     columns: frozenset[str]
+    one_way: bool  # nothing flows to this PSA: deleting the record locally is refused
 
 
 async def locks(kind: AssetKind, local_id: uuid.UUID) -> list[Lock]:
     """The read-only columns each integration syncing this record imposes."""
     rows = await RecordLink.filter(
         kind=kind, local_id=local_id, state=LinkState.SYNCED
-    ).values_list("integration__name", "integration__provider", "integration__two_way_enabled")
-    return [
-        Lock(name, read_only_columns(provider, bool(two_way), kind))
-        for name, provider, two_way in rows
-    ]
+    ).values_list(
+        "integration__name",
+        "integration__provider",
+        "integration__two_way_enabled",
+        "integration__directions",
+    )
+    locks = []
+    for name, provider, two_way, stored in rows:
+        directions = directions_of(provider, bool(two_way), stored or {})
+        locks.append(
+            Lock(name, read_only(directions, provider, kind), not any_push(directions, provider))
+        )
+    return locks
 
 
 # Which reference kind each reference column takes, and which asset each relation column.
@@ -94,7 +113,14 @@ REQUIRED: Mapping[AssetKind, tuple[str, ...]] = {
 }
 
 
-async def create(kind: AssetKind, account_id: uuid.UUID, values: Mapping[str, Any]) -> Asset:
+async def create(
+    kind: AssetKind,
+    account_id: uuid.UUID,
+    values: Mapping[str, Any],
+    *,
+    actor: str | None = None,
+) -> Asset:
+    """Create a record; under two-way sync it is queued for creation in the PSAs."""
     model = ASSET_MODELS[kind]
     values = _clean(model, values)
     for column in REQUIRED[kind]:
@@ -105,13 +131,24 @@ async def create(kind: AssetKind, account_id: uuid.UUID, values: Mapping[str, An
     await _check_references(kind, account_id, None, values, values)
     asset = model(id=uuid.uuid4(), account_id=account_id, **values)
     _derive(asset)
-    await asset.save()
+    async with in_transaction():
+        await asset.save()
+        await outbox.record_edit(kind, account_id, [asset.id], values, actor=actor, created=True)
     return asset
 
 
 async def update(
-    kind: AssetKind, account_id: uuid.UUID, local_id: uuid.UUID, values: Mapping[str, Any]
+    kind: AssetKind,
+    account_id: uuid.UUID,
+    local_id: uuid.UUID,
+    values: Mapping[str, Any],
+    *,
+    actor: str | None = None,
+    source: ChangeSource = ChangeSource.USER,
 ) -> Asset:
+    """Change some fields. Under two-way sync the change is queued for the PSAs in the same
+    transaction; saving a record the PSA does not have yet (even with no change) queues its
+    creation there, as IT Glue's "edit and save to push" does."""
     model = ASSET_MODELS[kind]
     asset = await model.filter(id=local_id, account_id=account_id).first()
     if asset is None:
@@ -119,6 +156,8 @@ async def update(
     values = _clean(model, values)
     changed = {k: v for k, v in values.items() if getattr(asset, k) != v}
     if not changed:
+        async with in_transaction():
+            await outbox.record_edit(kind, account_id, [local_id], (), actor=actor)
         return asset
     for column in REQUIRED[kind]:
         if column in changed and changed[column] in (None, ""):
@@ -134,9 +173,11 @@ async def update(
         columns = tuple(sorted(refused))
         raise EditError(
             "READ_ONLY_FIELD",
-            f"{', '.join(columns)} {'is' if len(columns) == 1 else 'are'} read-only: this "
-            f"{kind.value} is synced one-way from {', '.join(sorted(names))}, where the PSA "
-            "wins. Change it in the PSA, or turn on two-way sync.",
+            f"{', '.join(columns)} {'is' if len(columns) == 1 else 'are'} read-only: "
+            f"{'it flows' if len(columns) == 1 else 'they flow'} one-way from "
+            f"{', '.join(sorted(names))} to this {kind.value}, where the PSA wins. Change "
+            f"{'it' if len(columns) == 1 else 'them'} in the PSA, or turn on two-way sync "
+            "for the field.",
             field=columns[0],
             fields=columns,
         )
@@ -146,16 +187,38 @@ async def update(
         setattr(asset, key, value)
     _derive(asset)
     asset.version += 1
-    await asset.save()
+    async with in_transaction():
+        await asset.save()
+        await FieldChange.bulk_create(
+            [
+                FieldChange(
+                    account_id=account_id,
+                    kind=kind,
+                    local_id=local_id,
+                    field=column,
+                    old_value=json_text(encode(current.get(column))),
+                    new_value=json_text(encode(value)),
+                    source=source,
+                    actor=actor,
+                    changed_at=asset.updated_at,
+                )
+                for column, value in sorted(changed.items())
+            ]
+        )
+        await outbox.record_edit(kind, account_id, [local_id], changed, actor=actor)
     return asset
 
 
-async def delete(kind: AssetKind, account_id: uuid.UUID, local_id: uuid.UUID) -> None:
+async def delete(
+    kind: AssetKind, account_id: uuid.UUID, local_id: uuid.UUID, *, actor: str | None = None
+) -> None:
+    """Delete a record. Its links go with it; the PSA record is left alone (and the log
+    says so) unless the integration propagates deletes, when a PSA delete is queued."""
     model = ASSET_MODELS[kind]
     asset = await model.filter(id=local_id, account_id=account_id).first()
     if asset is None:
         raise EditError("NOT_FOUND", f"no {kind.value} {local_id}", field="id")
-    one_way = [lock.integration_name for lock in await locks(kind, local_id) if lock.columns]
+    one_way = [lock.integration_name for lock in await locks(kind, local_id) if lock.one_way]
     if one_way:
         raise EditError(
             "SYNCED_RECORD",
@@ -165,10 +228,21 @@ async def delete(kind: AssetKind, account_id: uuid.UUID, local_id: uuid.UUID) ->
             field="id",
         )
     async with in_transaction():
+        kept = await outbox.record_delete(kind, account_id, local_id, actor=actor)
         await RecordLink.filter(kind=kind, local_id=local_id).delete()
+        await OutboxEntry.filter(
+            kind=kind,
+            local_id=local_id,
+            operation__in=[OutboxOperation.CREATE, OutboxOperation.UPDATE],
+        ).delete()
         if kind == AssetKind.LOCATION:
             await Organization.filter(primary_location_id=local_id).update(primary_location_id=None)
         await asset.delete()
+    for name in kept:
+        log.info(
+            "%s %s deleted locally; its record in %s is left alone (propagateDeletes is off)",
+            kind.value, local_id, name,
+        )  # fmt: skip
 
 
 def _columns(model: type[Asset]) -> list[str]:

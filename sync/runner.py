@@ -20,11 +20,13 @@ from datetime import datetime, timedelta
 from tortoise.expressions import F, Q, Subquery
 
 from models import Integration, IntegrationStatus, RunStatus, RunTrigger, SyncRun
+from sync import outbox
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
 from sync.errors import FatalError, RetriableError, RunPreempted
 from sync.full_sync import full_sync
 from sync.jobs import enqueue
+from sync.push import Deliverer
 
 log = logging.getLogger("psasync.runner")
 
@@ -54,6 +56,9 @@ class Worker:
         self.schedule = schedule
         self._wake = asyncio.Event()
         self.last_context: RunContext | None = None  # the last run's counters, for benchmarks
+        # Pushes (two-way sync) are delivered beside the runs, so an edit reaches the PSA
+        # within seconds even while a long full sync is running.
+        self.deliverer = Deliverer(open_provider, owner=self.worker_id, clock=clock)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
@@ -61,6 +66,29 @@ class Worker:
 
     async def run_forever(self) -> None:
         await self.requeue_expired()
+        pushes = asyncio.create_task(self.deliver_forever())
+        try:
+            await self._runs_forever()
+        finally:
+            pushes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pushes
+
+    async def deliver_forever(self) -> None:
+        """Deliver the outbox whenever an edit is queued in this process, and at each poll
+        (for edits made by other processes and entries whose back-off has passed)."""
+        while True:
+            outbox.queued.clear()
+            try:
+                await self.deliverer.run_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivering pushes failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(outbox.queued.wait(), self.poll_interval)
+
+    async def _runs_forever(self) -> None:
         while True:
             try:
                 if self.schedule:
@@ -80,9 +108,12 @@ class Worker:
         """Run queued work until none is left; returns how many runs were executed."""
         done = 0
         await self.requeue_expired()
-        while await self.run_once():
-            done += 1
-        return done
+        while True:
+            delivered = await self.deliverer.run_due()
+            if await self.run_once():
+                done += 1
+            elif not delivered:
+                return done
 
     async def requeue_expired(self) -> int:
         now = self.clock()
@@ -189,6 +220,10 @@ class Worker:
         self.last_context = ctx
         provider = None
         try:
+            if not run.dry_run:
+                # Catch up first: edits queued while the integration was paused or the PSA
+                # was down go out before the pull reads the PSA again.
+                await self._catch_up(integration)
             provider = await self.open_provider(integration)
             await full_sync(ctx, provider)
         except RunPreempted:
@@ -208,6 +243,12 @@ class Worker:
             if provider is not None:
                 await provider.aclose()
         await self._finish(integration, run, RunStatus.SUCCEEDED, None)
+
+    async def _catch_up(self, integration: Integration) -> None:
+        try:
+            await self.deliverer.deliver(integration)
+        except Exception:
+            log.exception("catching up pushes of %s failed; the pull goes on", integration.name)
 
     async def _retry_later(
         self, integration: Integration, run: SyncRun, exc: RetriableError

@@ -44,6 +44,7 @@ SERVER_NAME = "CWSIMAPI01"
 _CODEBASE = re.compile(r"v4_6_release|v20\d\d_\d{1,2}")
 _VERSION = re.compile(r"\d{4}\.\d{1,2}")
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Bodies are trees (shared reference objects, never cycles): skipping the cycle check saves ~15%.
 _JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
 
@@ -146,6 +147,8 @@ class ConnectWiseSimulator:
         except ApiError as error:
             reply = Reply(error.body(), error.status)
         traffic.served += 1
+        if request.method in _WRITES and reply.status < 300:
+            traffic.writes += 1
         return _respond(reply, version)
 
     def _authenticate(self, header: str) -> str:

@@ -58,6 +58,7 @@ class Traffic:
     faults_injected: int = 0
     rate_limited: int = 0
     server_errors: int = 0
+    writes: int = 0  # POST, PUT, PATCH and DELETE requests that changed a record
     with_client_id: int = 0  # requests that carried a `clientId` header
     last_client_id: str | None = None
 

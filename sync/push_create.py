@@ -1,0 +1,281 @@
+"""Records the PSA does not have yet: check, match, then create or link.
+
+Used by the deliverer (a record saved under two-way sync) and by push-all. For each record:
+
+    contacts not synced, or a directory contact    → skip (with the reason)
+      without the integration's contact attributes
+    type or status not synced, organization not    → skip
+      in this PSA
+    the PSA's required fields missing              → skip ("missing_required_field")
+    one PSA record with the same match key         → link to it (then push our values)
+    none                                           → create it in the PSA
+    several                                        → ambiguous_match, nothing done
+
+Matching asks the provider for candidates in one batch per page, then compares exact match
+keys here, the same keys a pull uses (features.md §A5). Planning makes no local writes and
+no PSA writes, so a dry run is the plan itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from models import (
+    AssetKind,
+    ContactSource,
+    Integration,
+    LinkState,
+    Location,
+    RecordLink,
+    ReferenceKind,
+    ReferenceMapping,
+    SyncState,
+    match_keys,
+)
+from sync.columns import as_uuid
+from sync.errors import RecordError
+from sync.providers.base import MatchProbe, PsaChange, PsaProvider, PsaRecord
+from sync.push_values import Reverse, Translator, columns_of
+
+# Which reference columns must be synced (enabled) for a record to be pushed.
+SCOPED: Mapping[AssetKind, tuple[str, ...]] = {
+    AssetKind.ORGANIZATION: ("organization_type_id", "organization_status_id"),
+    AssetKind.CONFIGURATION: ("configuration_type_id", "configuration_status_id"),
+}
+ADDRESS = ("address_1", "address_2", "city", "region", "postal_code", "country")
+CREATE_CONCURRENCY = 8
+
+
+@dataclass
+class Outcome:
+    """What happens (or, in a dry run, would happen) to one record."""
+
+    local_id: uuid.UUID
+    code: str  # create | link | skip codes: type_not_syncable, ambiguous_match, …
+    message: str = ""
+    change: PsaChange | None = None
+    match: PsaRecord | None = None  # the PSA record to link, or the one created
+    candidates: list[int] = field(default_factory=list)
+
+    @property
+    def acts(self) -> bool:
+        return self.code in ("create", "link")
+
+
+def label(kind: AssetKind, row: Mapping[str, Any]) -> str:
+    if kind == AssetKind.CONTACT:
+        name = " ".join(str(v) for v in (row.get("first_name"), row.get("last_name")) if v)
+    else:
+        name = str(row.get("name") or "")
+    return f"{kind.value} {name!r}"
+
+
+async def plan(
+    integration: Integration,
+    provider: PsaProvider,
+    kind: AssetKind,
+    rows: Sequence[Mapping[str, Any]],
+    display_name: str,
+) -> list[Outcome]:
+    """Decide create, link or skip for each row (plain values of unlinked records)."""
+    translator = await Translator.load(integration, rows)
+    states = {
+        as_uuid(v): SyncState(s)
+        for v, s in await ReferenceMapping.filter(integration_id=integration.id).values_list(
+            "value_id", "sync_state"
+        )
+    }
+    names = dict(
+        await ReferenceMapping.filter(integration_id=integration.id).values_list(
+            "value_id", "psa_name"
+        )
+    )
+    addresses = await _addresses(kind, rows)
+    columns = columns_of(integration, kind)
+    outcomes: list[Outcome] = []
+    eligible: list[tuple[Mapping[str, Any], Outcome]] = []
+    for row in rows:
+        local_id = as_uuid(row["id"])
+        reason = _out_of_scope(integration, kind, row, states, names, translator, display_name)
+        if reason is not None:
+            outcomes.append(Outcome(local_id, reason[0], reason[1]))
+            continue
+        change, _ = translator.change(kind, row, columns)
+        if kind == AssetKind.ORGANIZATION:
+            change.address = addresses.get(local_id)
+        if kind == AssetKind.CONTACT and row.get("source") == ContactSource.DIRECTORY:
+            _type_methods(integration, change)
+        missing = provider.missing_for_create(kind, change)
+        if missing:
+            outcomes.append(
+                Outcome(
+                    local_id,
+                    "missing_required_field",
+                    f"{label(kind, row)} cannot be created in {display_name} without "
+                    f"{', '.join(missing)}",
+                )
+            )
+            continue
+        outcome = Outcome(local_id, "create", change=change)
+        outcomes.append(outcome)
+        eligible.append((row, outcome))
+    if eligible:
+        await _match(integration, provider, kind, eligible, display_name)
+    return outcomes
+
+
+async def execute(
+    provider: PsaProvider, kind: AssetKind, outcomes: Sequence[Outcome], display_name: str
+) -> None:
+    """Create the records planned for creation (bounded concurrency); a refusal turns the
+    outcome into ``psa_error`` with the PSA's message. Retriable errors propagate."""
+    gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+    async def create(outcome: Outcome) -> None:
+        assert outcome.change is not None
+        async with gate:
+            try:
+                outcome.match = await provider.create_record(kind, outcome.change)
+            except RecordError as exc:
+                outcome.code = "psa_error"
+                outcome.message = f"{display_name} refused the record: {exc.message}"
+
+    await asyncio.gather(*(create(o) for o in outcomes if o.code == "create"))
+
+
+def _out_of_scope(
+    integration: Integration,
+    kind: AssetKind,
+    row: Mapping[str, Any],
+    states: Mapping[uuid.UUID, SyncState],
+    names: Mapping[Any, str],
+    translator: Translator,
+    display_name: str,
+) -> tuple[str, str] | None:
+    what = label(kind, row)
+    if kind == AssetKind.CONTACT and not integration.contacts_enabled:
+        return "contacts_not_synced", f"contact sync is off for {integration.name}"
+    if (
+        kind == AssetKind.CONTACT
+        and row.get("source") == ContactSource.DIRECTORY
+        and not (integration.contact_email_type and integration.contact_phone_type)
+    ):
+        return (
+            "contact_attributes_not_set",
+            f"{what} came from the directory: set the integration's contact attributes "
+            "(email type and phone type) to push directory contacts",
+        )
+    for column in SCOPED.get(kind, ()):
+        value = row.get(column)
+        if value is not None and states.get(as_uuid(value)) != SyncState.ENABLED:
+            name = names.get(as_uuid(value)) or names.get(str(value)) or str(value)
+            return (
+                "type_not_syncable",
+                f"{what}: {column.removesuffix('_id').replace('_', ' ')} {name!r} is not "
+                f"synced with {integration.name}",
+            )
+    if kind != AssetKind.ORGANIZATION and (
+        translator.psa_id(AssetKind.ORGANIZATION, row.get("organization_id")) is None
+    ):
+        return (
+            "organization_not_synced",
+            f"{what}: its organization is not in {display_name} yet (push the organization first)",
+        )
+    return None
+
+
+def _type_methods(integration: Integration, change: PsaChange) -> None:
+    """Directory contacts take the integration's contact attributes as their PSA types."""
+    for column, kind in (
+        ("emails", integration.contact_email_type),
+        ("phones", integration.contact_phone_type),
+    ):
+        entries = change.values.get(column)
+        if entries:
+            change.values[column] = [{**e, "type": kind} for e in entries]
+
+
+async def _addresses(
+    kind: AssetKind, rows: Sequence[Mapping[str, Any]]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Organizations' primary location addresses (a PSA may need one on the company)."""
+    if kind != AssetKind.ORGANIZATION:
+        return {}
+    primary = {
+        as_uuid(r["primary_location_id"]): as_uuid(r["id"])
+        for r in rows
+        if r.get("primary_location_id")
+    }
+    if not primary:
+        return {}
+    found = await Location.filter(id__in=list(primary)).values("id", *ADDRESS)
+    return {
+        primary[as_uuid(row["id"])]: {c: row[c] for c in ADDRESS if row.get(c)} for row in found
+    }
+
+
+def _probe(kind: AssetKind, change: PsaChange, row: Mapping[str, Any]) -> MatchProbe:
+    types = (
+        change.codes.get(ReferenceKind.CONFIGURATION_TYPE, ())
+        if kind == AssetKind.CONFIGURATION
+        else ()
+    )
+    return MatchProbe(
+        name=row.get("name"),
+        first_name=row.get("first_name"),
+        last_name=row.get("last_name"),
+        parent_psa_id=change.parent_psa_id,
+        type_psa_id=types[0] if types else None,
+    )
+
+
+async def _match(
+    integration: Integration,
+    provider: PsaProvider,
+    kind: AssetKind,
+    eligible: list[tuple[Mapping[str, Any], Outcome]],
+    display_name: str,
+) -> None:
+    probes = [_probe(kind, o.change or PsaChange(), row) for row, o in eligible]
+    found = await provider.find_matches(kind, probes)
+    taken: set[int] = {
+        int(row[0])
+        for row in await RecordLink.filter(
+            integration_id=integration.id,
+            kind=kind,
+            psa_id__in=[r.psa_id for r in found],
+            state__in=[LinkState.SYNCED, LinkState.ORPHANED],
+        ).values_list("psa_id")
+    }
+    reverse = await Reverse.load(integration, found)
+    by_key: dict[str, list[PsaRecord]] = {}
+    for record in found:
+        if record.psa_id in taken:
+            continue
+        values = reverse.local_values(kind, record)
+        by_key.setdefault(match_keys.for_values(kind.value, values), []).append(record)
+    claimed: dict[int, uuid.UUID] = {}
+    for row, outcome in eligible:
+        candidates = by_key.get(str(row.get("match_key") or ""), [])
+        if len(candidates) == 1 and candidates[0].psa_id not in claimed:
+            outcome.code = "link"
+            outcome.match = candidates[0]
+            claimed[candidates[0].psa_id] = outcome.local_id
+        elif candidates:
+            ids = sorted(c.psa_id for c in candidates)
+            outcome.code = "ambiguous_match"
+            outcome.candidates = ids
+            what = (
+                f"matches {len(ids)} records in {display_name} (ids {', '.join(map(str, ids))})"
+                if len(ids) > 1
+                else f"matches {display_name} record {ids[0]}, which another local record "
+                "matches too"
+            )
+            outcome.message = (
+                f"{label(kind, row)} {what}; nothing was pushed. Remove the duplicates, "
+                "then save the record again."
+            )

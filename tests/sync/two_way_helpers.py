@@ -1,0 +1,66 @@
+"""Helpers for the two-way tests: turning two-way on, pulling without delivering first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import Psa
+
+from models import (
+    Integration,
+    LinkState,
+    Organization,
+    RecordLink,
+    RunStatus,
+    SyncRun,
+)
+from sync import directions as direction_settings
+from sync.context import RunContext
+from sync.full_sync import full_sync
+from sync.runner import Worker
+from sync.sync_settings import SettingsChange, update
+
+
+async def two_way(worker: Worker, integration: Integration, **stored: Any) -> Integration:
+    """Turn two-way on (the seeds' checkbox), with optional direction settings, and let the
+    queued sync finish."""
+    if stored:
+        integration.directions = direction_settings.validated(
+            integration.provider, integration.directions or {}, stored
+        )
+        await integration.save(update_fields=["directions"])
+    result = await update(integration, SettingsChange(two_way_enabled=True))
+    await worker.run_until_idle()
+    return await Integration.get(id=result.integration.id)
+
+
+async def pull(worker: Worker, integration: Integration) -> SyncRun:
+    """A full sync that reads the PSA before any queued push goes out (as a pull racing an
+    edit does), so both sides' changes meet in the merge."""
+    integration = await Integration.get(id=integration.id)
+    run = await SyncRun.create(
+        integration_id=integration.id,
+        status=RunStatus.RUNNING,
+        lease_owner="test-pull",
+    )
+    ctx = RunContext(integration, run)
+    provider = await worker.open_provider(integration)
+    try:
+        await full_sync(ctx, provider)
+    finally:
+        await provider.aclose()
+    await SyncRun.filter(id=run.id).update(status=RunStatus.SUCCEEDED)
+    return await SyncRun.get(id=run.id)
+
+
+async def a_synced_organization(psa: Psa, integration: Integration) -> tuple[Organization, int]:
+    link = (
+        await RecordLink.filter(
+            integration_id=integration.id, kind="organization", state=LinkState.SYNCED
+        )
+        .order_by("psa_id")
+        .first()
+    )
+    assert link is not None
+    assert link.psa_id is not None
+    return await Organization.get(id=link.local_id), link.psa_id
