@@ -33,7 +33,7 @@ from models import (
     SyncState,
 )
 from models.vault import Vault
-from sync import jobs, reference
+from sync import jobs, outbox, reference
 from sync.connections import connectwise_provider
 from sync.errors import CredentialsError, InsecureUrlError, SyncError, UnreachableError
 from sync.providers.base import PsaProvider, PsaReference
@@ -226,6 +226,7 @@ async def resume(integration: Integration) -> Integration:
     await Integration.filter(id=integration.id, status=IntegrationStatus.PAUSED).update(
         status=status
     )
+    outbox.queued.set()  # catch up: edits queued while paused go out now, in order
     await integration.refresh_from_db()
     return integration
 

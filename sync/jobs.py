@@ -17,9 +17,13 @@ async def enqueue(
 ) -> SyncRun:
     """Queue a run; a queued real run of the same integration is reused (and prioritised)."""
     if not dry_run:
-        waiting = await SyncRun.filter(
-            integration_id=integration.id, status=RunStatus.QUEUED, dry_run=False
-        ).first()
+        waiting = (
+            await SyncRun.filter(
+                integration_id=integration.id, status=RunStatus.QUEUED, dry_run=False
+            )
+            .exclude(kind=RunKind.PUSH_ALL)
+            .first()
+        )
         if waiting is not None:
             if priority > waiting.priority:
                 waiting.priority = priority

@@ -111,7 +111,7 @@ class _Push:
 
 
 @dataclass
-class _Results:
+class PushResults:
     delivered: list[int] = field(default_factory=list)  # entry ids done with
     failed: dict[int, str] = field(default_factory=dict)  # entry id → PSA's message
     retry: list[tuple[list[int], int]] = field(default_factory=list)
@@ -245,7 +245,7 @@ class Deliverer:
     async def _deliver_batch(
         self, integration: Integration, provider: PsaProvider, groups: list[_Group]
     ) -> tuple[int, bool]:
-        results = _Results()
+        results = PushResults()
         pushes: list[_Push] = []
         creates: dict[AssetKind, list[_Group]] = defaultdict(list)
         by_kind: dict[AssetKind, list[_Group]] = defaultdict(list)
@@ -271,7 +271,7 @@ class Deliverer:
         groups: list[_Group],
         pushes: list[_Push],
         creates: dict[AssetKind, list[_Group]],
-        results: _Results,
+        results: PushResults,
     ) -> None:
         ids = [g.local_id for g in groups]
         links = {
@@ -325,7 +325,7 @@ class Deliverer:
         integration: Integration,
         provider: PsaProvider,
         pushes: list[_Push],
-        results: _Results,
+        results: PushResults,
     ) -> None:
         gate = asyncio.Semaphore(self.concurrency)
         limiter = self._limiter(integration)
@@ -364,7 +364,7 @@ class Deliverer:
         for push in pushes:
             self._settle(integration, push, results)
 
-    def _settle(self, integration: Integration, push: _Push, results: _Results) -> None:
+    def _settle(self, integration: Integration, push: _Push, results: PushResults) -> None:
         group = push.group
         now = self.clock()
         if isinstance(push.error, RecordError):
@@ -431,7 +431,7 @@ class Deliverer:
         provider: PsaProvider,
         kind: AssetKind,
         groups: list[_Group],
-        results: _Results,
+        results: PushResults,
     ) -> None:
         columns = columns_of(integration, kind)
         rows = await local_rows(kind, [g.local_id for g in groups], columns)
@@ -469,7 +469,7 @@ class Deliverer:
 
 async def write_results(
     integration: Integration,
-    results: _Results,
+    results: PushResults,
     now: datetime,
     delay: Callable[[int, float | None], float] | None = None,
     also: Callable[[], Awaitable[None]] | None = None,
@@ -556,7 +556,7 @@ async def record_outcomes(
     kind: AssetKind,
     outcomes: Sequence[push_create.Outcome],
     rows: dict[uuid.UUID, dict[str, Any]],
-    results: _Results,
+    results: PushResults,
     now: datetime,
 ) -> None:
     """Turn create/link/skip outcomes into link rows (written later by ``_write``).

@@ -80,8 +80,13 @@ async def plan(
     kind: AssetKind,
     rows: Sequence[Mapping[str, Any]],
     display_name: str,
+    planned: set[uuid.UUID] | None = None,
 ) -> list[Outcome]:
-    """Decide create, link or skip for each row (plain values of unlinked records)."""
+    """Decide create, link or skip for each row (plain values of unlinked records).
+
+    ``planned``: organizations a dry run would create: their records would be created after
+    them (nothing to match: their organization is not in the PSA yet).
+    """
     translator = await Translator.load(integration, rows)
     states = {
         as_uuid(v): SyncState(s)
@@ -101,6 +106,15 @@ async def plan(
     for row in rows:
         local_id = as_uuid(row["id"])
         reason = _out_of_scope(integration, kind, row, states, names, translator, display_name)
+        if (
+            reason is not None
+            and reason[0] == "organization_not_synced"
+            and planned is not None
+            and row.get("organization_id") is not None
+            and as_uuid(row["organization_id"]) in planned
+        ):
+            outcomes.append(Outcome(local_id, "create", "after its organization"))
+            continue
         if reason is not None:
             outcomes.append(Outcome(local_id, reason[0], reason[1]))
             continue

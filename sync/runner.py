@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from tortoise.expressions import F, Q, Subquery
 
-from models import Integration, IntegrationStatus, RunStatus, RunTrigger, SyncRun
+from models import Integration, IntegrationStatus, RunKind, RunStatus, RunTrigger, SyncRun
 from sync import outbox
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
@@ -27,6 +27,7 @@ from sync.errors import FatalError, RetriableError, RunPreempted
 from sync.full_sync import full_sync
 from sync.jobs import enqueue
 from sync.push import Deliverer
+from sync.push_all import push_all
 
 log = logging.getLogger("psasync.runner")
 
@@ -225,7 +226,10 @@ class Worker:
                 # was down go out before the pull reads the PSA again.
                 await self._catch_up(integration)
             provider = await self.open_provider(integration)
-            await full_sync(ctx, provider)
+            if run.kind == RunKind.PUSH_ALL:
+                await push_all(ctx, provider)
+            else:
+                await full_sync(ctx, provider)
         except RunPreempted:
             log.info("run %s was taken away (paused, cancelled or deleted); dropping it", run.id)
             return

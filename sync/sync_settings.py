@@ -8,14 +8,17 @@ scope get a full look instead of a stamp check.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models import Integration, ReferenceMapping, RunTrigger, SyncRun, SyncState
-from sync import jobs
+from sync import directions, jobs
+from sync.errors import SyncError
 from sync.integrations import IntegrationError
+from sync.providers.base import PsaProvider
 
 # Below a minute a "full sync every N seconds" would never finish before the next one.
 MIN_INTERVAL = 60
@@ -97,3 +100,84 @@ async def update(integration: Integration, change: SettingsChange) -> SettingsRe
             run = await jobs.enqueue(integration, trigger=RunTrigger.SETTINGS)
     await integration.refresh_from_db()
     return SettingsResult(integration, run)
+
+
+@dataclass
+class TwoWayChange:
+    """The Two-Way Sync Settings tab beyond the checkbox; None leaves a setting as it is.
+
+    ``directions``: changes to ``sync.directions`` settings (``default``, ``kinds``,
+    ``fields``, ``clock_skew_seconds``, ``tie_breaker``; a None rule removes an override).
+    """
+
+    directions: Mapping[str, object] = field(default_factory=dict)
+    propagate_deletes: bool | None = None
+    contact_email_type: str | None = None
+    contact_phone_type: str | None = None
+    push_rate_per_minute: int | None = None
+
+
+MAX_PUSH_RATE = 100_000
+
+
+async def update_two_way(
+    integration: Integration,
+    change: TwoWayChange,
+    *,
+    open_provider: Callable[[Integration], Awaitable[PsaProvider]] | None = None,
+) -> Integration:
+    """Store two-way settings. Contact attributes are checked against the PSA's own lists
+    (read before anything is written); directions against the provider's mapped fields."""
+    try:
+        stored = directions.validated(
+            integration.provider, integration.directions or {}, change.directions
+        )
+    except directions.DirectionError as exc:
+        raise IntegrationError("INVALID_DIRECTION", str(exc), field=exc.field) from exc
+    rate = change.push_rate_per_minute
+    if rate is not None and not 1 <= rate <= MAX_PUSH_RATE:
+        raise IntegrationError(
+            "INVALID_INPUT",
+            f"the push rate is between 1 and {MAX_PUSH_RATE} per minute",
+            field="pushRatePerMinute",
+        )
+    attributes = {
+        "email": change.contact_email_type,
+        "phone": change.contact_phone_type,
+    }
+    if any(v for v in attributes.values()):
+        if open_provider is None:
+            raise IntegrationError("CONNECTION_FAILED", "no PSA to check contact attributes")
+        provider = await open_provider(integration)
+        try:
+            options = await provider.contact_attribute_options()
+        except SyncError as exc:
+            raise IntegrationError("CONNECTION_FAILED", exc.message) from exc
+        finally:
+            await provider.aclose()
+        for kind, wanted in attributes.items():
+            known = options.get(kind, [])
+            if wanted and wanted not in known:
+                raise IntegrationError(
+                    "UNKNOWN_REFERENCE",
+                    f"{wanted!r} is not a {kind} type in the PSA (it has: {', '.join(known)})",
+                    field=f"contact{kind.title()}Type",
+                )
+    updates: dict[str, object] = {"directions": stored}
+    if change.propagate_deletes is not None:
+        updates["propagate_deletes"] = change.propagate_deletes
+    for name in ("contact_email_type", "contact_phone_type"):
+        value = getattr(change, name)
+        if value is not None:
+            updates[name] = value or None  # "" clears it
+    if rate is not None:
+        updates["push_rate_per_minute"] = rate
+    async with in_transaction():
+        await Integration.filter(id=integration.id).update(**updates)
+        # A field's direction decides what a pull reads: look at every record again.
+        if change.directions:
+            await Integration.filter(id=integration.id).update(
+                settings_version=F("settings_version") + 1
+            )
+    await integration.refresh_from_db()
+    return integration
