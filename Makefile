@@ -43,6 +43,7 @@ test: lint typecheck unit postgres-tests
 bench: $(STAMP)
 	$(BIN)/python bench/full_sync.py
 	$(BIN)/python bench/graphql_page.py
+	$(BIN)/python bench/push.py
 
 # Regenerate schema.graphql after changing the GraphQL types (a test fails until you do).
 schema: $(STAMP)

@@ -8,6 +8,7 @@ import functools
 import logging
 import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from api.settings import Settings, SettingsError, get_settings, redact_url
 from models import (
     Account,
     ApiKey,
+    AssetKind,
     Integration,
     IntegrationStatus,
     ReferenceKind,
@@ -332,6 +334,18 @@ async def _print_scope(integration: Integration) -> None:
 @click.option("--disable", "disable", multiple=True, metavar="KIND=NAME")
 @click.option("--contacts/--no-contacts", default=None)
 @click.option("--interval", type=int, default=None)
+@click.option(
+    "--two-way/--one-way",
+    "two_way",
+    default=None,
+    help="Two-way sync: local edits are pushed to the PSA (PSA wins conflicts).",
+)
+@click.option(
+    "--propagate-deletes/--keep-psa-records",
+    "propagate",
+    default=None,
+    help="Whether deleting a linked record here deletes it in the PSA too.",
+)
 @run_async
 async def integrations_settings(
     integration: str,
@@ -339,6 +353,8 @@ async def integrations_settings(
     disable: tuple[str, ...],
     contacts: bool | None,
     interval: int | None,
+    two_way: bool | None,
+    propagate: bool | None,
 ) -> None:
     """Change what an integration syncs; saving queues a sync, as in IT Glue."""
     settings = _settings()
@@ -358,6 +374,10 @@ async def integrations_settings(
             found.contacts_enabled = contacts
         if interval is not None:
             found.sync_interval_seconds = interval
+        if two_way is not None:
+            found.two_way_enabled = two_way
+        if propagate is not None:
+            found.propagate_deletes = propagate
         found.settings_version += 1
         await found.save()
         run = await jobs.enqueue(found)
@@ -384,6 +404,37 @@ async def sync(integration: str, dry_run: bool, no_wait: bool, wait_for_worker: 
             return
         final = await _follow(run.id, settings, wait_for_worker)
         _print_run(final)
+        if final.status != RunStatus.SUCCEEDED:
+            sys.exit(1)
+
+
+@main.command("push-all")
+@click.argument("integration")
+@click.option("--dry-run", is_flag=True, help="Show the plan (create, link, skip and why).")
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice([k.value for k in AssetKind]),
+              help="Only these asset kinds (repeat; default: all four).")  # fmt: skip
+@click.option("--wait-for-worker", type=float, default=5.0, show_default=True)
+@run_async
+async def push_all_command(
+    integration: str, dry_run: bool, kinds: tuple[str, ...], wait_for_worker: float
+) -> None:
+    """Push every syncable record the PSA does not have yet (switching PSAs)."""
+    from sync import push_all
+
+    settings = _settings()
+    async with database(settings):
+        found = await find_integration(integration)
+        scope = push_all.Scope(
+            kinds=frozenset(AssetKind(k) for k in kinds) if kinds else push_all.Scope().kinds
+        )
+        run = await push_all.start(found, scope, dry_run=dry_run)
+        click.echo(f"push-all {'dry run ' if dry_run else ''}queued: run {run.id}")
+        final = await _follow(run.id, settings, wait_for_worker)
+        _print_run(final)
+        rows = await SyncRunIssue.filter(run_id=run.id).values_list("code", flat=True)
+        for code, count in sorted(Counter(rows).items()):
+            click.echo(f"  {code}: {count:,}")
         if final.status != RunStatus.SUCCEEDED:
             sys.exit(1)
 

@@ -884,7 +884,7 @@ def _rows(
 ) -> list[tuple[Any, list[Any], list[Any]]]:
     """(model, asset rows, link rows) per batch of up to 1000 records, in the engine's order."""
     from models import ASSET_MODELS, AssetKind, ContactSource, LinkState, RecordLink, match_keys
-    from sync.apply import CODES, RELATIONS
+    from sync.columns import CODES, RELATIONS
     from sync.providers.connectwise import mapping
     from sync.snapshot import snapshot_of
 

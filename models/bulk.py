@@ -52,3 +52,24 @@ async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> 
         for row in rows
     ]
     await db.execute_many(executor.insert_query, values)
+
+
+async def update_rows(
+    model: type[Model], fields: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """UPDATE ``fields`` of each row, found by its primary key (``bulk_update`` without the
+    model instances). Use inside the caller's transaction."""
+    if not rows:
+        return
+    db = model._meta.db
+    executor = db.executor_class(model, db)
+    sql = executor.get_update_sql(list(fields), None)
+    fields_map = model._meta.fields_map
+    pk = model._meta.pk_attr
+    convert = [_converter(model, fields_map[name]) for name in fields]
+    key = _converter(model, fields_map[pk])
+    values = [
+        [c(row[name]) for name, c in zip(fields, convert, strict=True)] + [key(row[pk])]
+        for row in rows
+    ]
+    await db.execute_many(sql, values)

@@ -40,7 +40,7 @@ from models import (
     match_keys,
 )
 from models.bulk import insert_rows
-from sync import outbox
+from sync import history, outbox
 from sync.columns import CODES, RELATIONS, STAMP_RESOLUTION, as_uuid
 from sync.connections import field_map
 from sync.context import RunContext
@@ -151,7 +151,7 @@ class _Plan:
     conflicts: list[SyncConflict] = field(default_factory=list)
     reopened: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
     settled: list[uuid.UUID] = field(default_factory=list)
-    history: list[FieldChange] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -599,10 +599,14 @@ async def _write_merged(plan: _Plan) -> None:
     if plan.merged_links:
         await RecordLink.bulk_update(plan.merged_links, fields=MERGED_LINK_FIELDS)
         # Only a new push changes the push state: an earlier one still queued or refused
-        # keeps what it shows.
+        # keeps what it shows (a refused one stays FAILED: the new entry waits behind it).
         pending = [link.id for link in plan.merged_links if link.push_state == PushState.PENDING]
         if pending:
-            await RecordLink.filter(id__in=pending).update(push_state=PushState.PENDING)
+            await (
+                RecordLink.filter(id__in=pending)
+                .exclude(push_state=PushState.FAILED)
+                .update(push_state=PushState.PENDING)
+            )
     if plan.outbox:
         await OutboxEntry.bulk_create(plan.outbox)
         outbox.queued.set()
@@ -615,7 +619,7 @@ async def _write_merged(plan: _Plan) -> None:
             outcome=ConflictOutcome.RESOLVED, resolution="AGREED"
         )
     if plan.history:
-        await FieldChange.bulk_create(plan.history)
+        await history.write(plan.history)
 
 
 MERGED_LINK_FIELDS = [

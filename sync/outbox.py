@@ -102,7 +102,12 @@ async def record_edit(
     if entries:
         await OutboxEntry.bulk_create(entries)
     if pending:
-        await RecordLink.filter(id__in=pending).update(push_state=PushState.PENDING)
+        # A refused push keeps showing FAILED: the new entry waits behind it until retryPush.
+        await (
+            RecordLink.filter(id__in=pending)
+            .exclude(push_state=PushState.FAILED)
+            .update(push_state=PushState.PENDING)
+        )
     if entries:
         queued.set()
     return len(entries)

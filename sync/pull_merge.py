@@ -22,10 +22,10 @@ from models import (
     AssetKind,
     ChangeSource,
     ConflictOutcome,
-    FieldChange,
     SyncConflict,
 )
 from models.outbox import json_text
+from sync import history
 from sync.columns import RELATIONS, as_uuid
 from sync.merge import Clocks, Directions, Policy, Side, merge
 from sync.providers.base import PsaRecord
@@ -42,7 +42,7 @@ class Merged:
     conflicts: list[SyncConflict] = field(default_factory=list)
     reopened: dict[str, dict[str, Any]] = field(default_factory=dict)  # open conflict → values
     settled: list[str] = field(default_factory=list)  # open conflicts the sides now agree on
-    history: list[FieldChange] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -132,19 +132,12 @@ def merge_record(
     result.settled = [f for f in open_conflicts if f not in parked]
     for column in sorted(plan.local):
         result.history.append(
-            FieldChange(
-                account_id=mc.account_id,
-                kind=mc.kind,
-                local_id=local_id,
-                field=column,
-                old_value=json_text(ours.get(column)),
-                new_value=json_text(theirs.get(column)),
-                source=ChangeSource.PSA,
-                actor=mc.integration_name,
+            history.change(
+                mc.account_id, mc.kind, local_id, column, ours.get(column), theirs.get(column),
+                ChangeSource.PSA, mc.now, actor=mc.integration_name,
                 integration_id=mc.integration_id,
-                changed_at=mc.now,
             )
-        )
+        )  # fmt: skip
     return result
 
 

@@ -42,7 +42,6 @@ from models import (
     AssetKind,
     ChangeSource,
     ConflictOutcome,
-    FieldChange,
     Integration,
     IntegrationStatus,
     LinkState,
@@ -53,9 +52,8 @@ from models import (
     RecordLink,
     SyncConflict,
 )
-from models.bulk import insert_rows
-from models.outbox import json_text
-from sync import push_create
+from models.bulk import insert_rows, update_rows
+from sync import history, push_create
 from sync.columns import STAMP_RESOLUTION, as_uuid
 from sync.connections import ProviderFactory
 from sync.context import utcnow
@@ -70,6 +68,7 @@ from sync.push_values import (
     columns_of,
     diff,
     local_rows,
+    pushable,
     snapshot_for,
 )
 from sync.snapshot import encode
@@ -77,6 +76,8 @@ from sync.snapshot import encode
 log = logging.getLogger("psasync.push")
 
 BATCH = 500
+PUSHED_LINK_FIELDS = ("snapshot", "psa_updated_at", "synced_at", "psa_stamp", "stamp_trusted")
+ENTRY_COLUMNS = ("id", "kind", "local_id", "operation", "payload", "attempts", "created_by")
 CONCURRENCY = 16
 LEASE = timedelta(seconds=120)
 BASE_DELAY = 5.0  # seconds; doubles per failed attempt
@@ -115,13 +116,13 @@ class PushResults:
     delivered: list[int] = field(default_factory=list)  # entry ids done with
     failed: dict[int, str] = field(default_factory=dict)  # entry id → PSA's message
     retry: list[tuple[list[int], int]] = field(default_factory=list)
-    links: list[RecordLink] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)  # base and stamps after a push
     link_errors: dict[Any, str] = field(default_factory=dict)  # link id → message
     settled: list[Any] = field(default_factory=list)  # link ids whose push is done
     new_links: list[dict[str, Any]] = field(default_factory=list)
     not_pushed: list[dict[str, Any]] = field(default_factory=list)
     followups: list[OutboxEntry] = field(default_factory=list)
-    history: list[FieldChange] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     normalised: dict[AssetKind, dict[uuid.UUID, dict[str, Any]]] = field(
         default_factory=lambda: defaultdict(dict)
     )
@@ -225,8 +226,22 @@ class Deliverer:
             .exclude(local_id__in=Subquery(held.values("local_id")))
             .order_by("id")
             .limit(self.batch)
-            .values("id", "kind", "local_id", "operation", "payload", "attempts", "created_by")
+            .values(*ENTRY_COLUMNS)
         )
+        # Each record's later entries too: they coalesce into the same push, whatever the
+        # batch boundary (a batch is at most ``batch`` records).
+        records = list(dict.fromkeys(row["local_id"] for row in rows))
+        if records:
+            rows = (
+                await OutboxEntry.filter(
+                    integration_id=integration.id,
+                    status=OutboxStatus.PENDING,
+                    local_id__in=records,
+                )
+                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                .order_by("id")
+                .values(*ENTRY_COLUMNS)
+            )
         groups: dict[tuple[AssetKind, uuid.UUID], _Group] = {}
         for row in rows:
             kind = AssetKind(row["kind"])
@@ -287,7 +302,7 @@ class Deliverer:
             integration_id=integration.id, kind=kind, local_id__in=ids, outcome=ConflictOutcome.OPEN
         ).values_list("local_id", "field"):
             blocked[as_uuid(local_id)].add(name)
-        directions = integration_directions(integration)
+        sendable = pushable(kind, integration_directions(integration), columns)
         translator = await Translator.load(integration, rows.values())
         for group in groups:
             row = rows.get(group.local_id)
@@ -303,7 +318,7 @@ class Deliverer:
                 results.settled.append(link["id"])
                 continue
             base = link["snapshot"] or {}
-            changed = diff(kind, directions, row, base, columns, frozenset(blocked[group.local_id]))
+            changed = diff(kind, row, base, sendable, frozenset(blocked[group.local_id]))
             change, carried = translator.change(kind, row, sorted(changed))
             if change.empty:  # undone since, or nothing this PSA can take yet
                 results.delivered.extend(group.entry_ids)
@@ -406,24 +421,18 @@ class Deliverer:
                 refs[name] = push.change.refs.get(name)
         base["_refs"] = {k: v for k, v in refs.items() if v is not None}
         results.links.append(
-            RecordLink(id=push.link["id"], snapshot=base, **_stamps(integration, record, now))
+            {"id": push.link["id"], "snapshot": base, **_stamps(integration, record, now)}
         )
         results.settled.append(push.link["id"])
+        account_id = integration.account_id  # type: ignore[attr-defined]
         for column in sorted(push.columns):
             results.history.append(
-                FieldChange(
-                    account_id=integration.account_id,  # type: ignore[attr-defined]
-                    kind=group.kind,
-                    local_id=group.local_id,
-                    field=column,
-                    old_value=json_text((push.link["snapshot"] or {}).get(column)),
-                    new_value=json_text(base.get(column)),
-                    source=ChangeSource.PUSH,
-                    actor=integration.name,
-                    integration_id=integration.id,
-                    changed_at=now,
+                history.change(
+                    account_id, group.kind, group.local_id, column,
+                    (push.link["snapshot"] or {}).get(column), base.get(column),
+                    ChangeSource.PUSH, now, actor=integration.name, integration_id=integration.id,
                 )
-            )
+            )  # fmt: skip
 
     async def _create(
         self,
@@ -509,10 +518,7 @@ async def write_results(
             await Integration.filter(id=integration.id).update(push_not_before=when)
             log.warning("pushes to %s wait until %s: %s", integration.name, when, results.outage)
         if results.links:
-            await RecordLink.bulk_update(
-                results.links,
-                fields=["snapshot", "psa_updated_at", "synced_at", "psa_stamp", "stamp_trusted"],
-            )
+            await update_rows(RecordLink, PUSHED_LINK_FIELDS, results.links)
         for kind, local_ids in results.replaced.items():
             await RecordLink.filter(
                 integration_id=integration.id,
@@ -529,7 +535,7 @@ async def write_results(
         for asset, columns in normalised:
             await asset.save(update_fields=[*columns, "match_key", "version", "updated_at"])
         if results.history:
-            await FieldChange.bulk_create(results.history)
+            await history.write(results.history)
         if results.settled:
             remaining = OutboxEntry.filter(integration_id=integration.id).values("local_id")
             await (
@@ -600,12 +606,11 @@ async def record_outcomes(
                 results.normalised[kind][outcome.local_id] = adopted
             for column in sorted(record.values):
                 results.history.append(
-                    FieldChange(
-                        account_id=integration.account_id,  # type: ignore[attr-defined]
-                        kind=kind, local_id=outcome.local_id, field=column,
-                        new_value=json_text(encode(record.values[column])),
-                        source=ChangeSource.PUSH, actor=integration.name,
-                        integration_id=integration.id, changed_at=now,
+                    history.change(
+                        integration.account_id,  # type: ignore[attr-defined]
+                        kind, outcome.local_id, column, None, encode(record.values[column]),
+                        ChangeSource.PUSH, now, actor=integration.name,
+                        integration_id=integration.id,
                     )
                 )  # fmt: skip
         else:

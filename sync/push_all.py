@@ -34,6 +34,7 @@ from models import (
     SyncRun,
     SyncRunIssue,
 )
+from models.bulk import insert_rows
 from sync import jobs, push_create
 from sync.apply import record_progress
 from sync.columns import as_uuid
@@ -210,7 +211,8 @@ async def _push_page(
     if not ctx.dry_run:
         await push_create.execute(provider, kind, outcomes, name)
     counts: Counter[str] = Counter()
-    issues = []
+    issues: list[dict[str, Any]] = []
+    now = ctx.clock()
     for outcome in outcomes:
         done = DONE.get(outcome.code)
         if done is not None:
@@ -223,21 +225,22 @@ async def _push_page(
             counts["failed" if code in FAILURES else "skipped"] += 1
         psa_id = outcome.match.psa_id if outcome.match is not None else None
         issues.append(
-            SyncRunIssue(
-                id=uuid.uuid4(),
-                run_id=ctx.run.id,
-                code=code,
-                kind=kind,
-                psa_id=psa_id,
-                local_id=outcome.local_id,
-                message=outcome.message or _message(code, kind, name),
-                detail={"candidates": outcome.candidates} if outcome.candidates else {},
-            )
+            {
+                "id": uuid.uuid4(),
+                "run_id": ctx.run.id,
+                "code": code,
+                "kind": kind,
+                "psa_id": psa_id,
+                "local_id": outcome.local_id,
+                "message": outcome.message or _message(code, kind, name),
+                "detail": {"candidates": outcome.candidates} if outcome.candidates else {},
+                "created_at": now,
+            }
         )
     checkpoint = {"scope": scope.as_json(), "kind": kind.value, "after": after}
 
     async def report() -> None:
-        await SyncRunIssue.bulk_create(issues)
+        await insert_rows(SyncRunIssue, issues)
         await record_progress(ctx, counts, checkpoint)
 
     if ctx.dry_run:

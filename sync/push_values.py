@@ -61,23 +61,24 @@ def encoded(row: Mapping[str, Any], columns: Iterable[str]) -> dict[str, Any]:
     return {c: encode(row.get(c)) for c in columns}
 
 
+def pushable(kind: AssetKind, directions: Directions, columns: Iterable[str]) -> frozenset[str]:
+    """The columns of ``kind`` whose local changes go to the PSA."""
+    return frozenset(c for c in columns if pushes(directions, kind, c))
+
+
 def diff(
     kind: AssetKind,
-    directions: Directions,
     local: Mapping[str, Any],
     base: Mapping[str, Any],
-    columns: Iterable[str],
+    columns: frozenset[str],
     blocked: frozenset[str] = frozenset(),
 ) -> set[str]:
-    """Pushable columns whose local value differs from the base (what the PSA last had)."""
-    changed = {
-        c
-        for c in columns
-        if c not in blocked and pushes(directions, kind, c) and encode(local.get(c)) != base.get(c)
-    }
+    """Which of the pushable ``columns`` differ locally from the base (what the PSA last
+    had), fields parked in a conflict aside."""
+    changed = {c for c in columns - blocked if encode(local.get(c)) != base.get(c)}
     for group in TOGETHER.get(kind, ()):
         if changed & group:
-            changed |= {c for c in group if c in columns and pushes(directions, kind, c)}
+            changed |= group & columns
     return changed
 
 

@@ -1,4 +1,5 @@
-"""Trouble on demand (rate limits, server errors, latency) and what the simulator has served.
+"""Trouble on demand (rate limits, server errors, outages, latency) and what the simulator
+has served.
 
 Both objects belong to one simulator instance and may be changed while it runs, from Python
 (``simulator.faults.rate_limit_every = 3``) or over HTTP (``POST /__simulator/faults``).
@@ -19,9 +20,12 @@ class Faults:
     error_every: int = 0  # every M-th request gets `error_status`; 0 = never
     error_status: int = 503
     latency_ms: int = 0  # added before every API response
+    outage_status: int = 0  # while non-zero, EVERY request fails with it (429 or 5xx); 0 = up
 
     def fault_for(self, request_number: int) -> int | None:
         """The status to fail request number `request_number` with, or None to serve it."""
+        if self.outage_status:
+            return self.outage_status
         if self.rate_limit_every > 0 and request_number % self.rate_limit_every == 0:
             return 429
         if self.error_every > 0 and request_number % self.error_every == 0:
@@ -38,6 +42,9 @@ class Faults:
                 raise ValueError(f"{name} must be a non-negative integer")
         if "error_status" in changes and not 500 <= changes["error_status"] <= 599:
             raise ValueError("error_status must be a 5xx status")
+        outage = changes.get("outage_status", 0)
+        if outage and not (outage == 429 or 500 <= outage <= 599):
+            raise ValueError("outage_status must be 0 (no outage), 429 or a 5xx status")
         for name, value in changes.items():
             setattr(self, name, value)
 

@@ -136,7 +136,7 @@ def build_http_client(
     return httpx.AsyncClient(
         verify=True,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30),
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=20, keepalive_expiry=30),
         follow_redirects=False,
         transport=transport,
         headers={"User-Agent": "psasync"},

@@ -101,6 +101,24 @@ async def test_cli_dry_run_writes_nothing(psa: Psa, tmp_path: Path) -> None:
     assert "dry run: nothing written" in out
 
 
+async def test_cli_turns_two_way_on_and_previews_push_all(psa: Psa, tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    code, out = await psasync(env, *add_args(psa, "--sandbox", "--name", "Switch"))
+    assert code == 0, out
+    code, out = await psasync(env, "push-all", "Switch", "--dry-run", "--wait-for-worker", "0")
+    assert code != 0  # two-way is off: nothing may be pushed
+    assert "turn it on" in out
+
+    code, out = await psasync(env, "integrations", "settings", "Switch", "--two-way")
+    assert code == 0, out
+    code, out = await psasync(
+        env, "push-all", "Switch", "--dry-run", "--kind", "organization", "--wait-for-worker", "0"
+    )
+    assert code == 0, out
+    assert "SUCCEEDED" in out
+    assert "dry run: nothing written" in out
+
+
 async def start_service(env: dict[str, str], port: int) -> tuple[asyncio.subprocess.Process, str]:
     """Start `psasync serve`; return it and the demo API key its banner printed."""
     server = await asyncio.create_subprocess_exec(

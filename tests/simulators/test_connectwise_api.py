@@ -575,6 +575,34 @@ async def test_every_mth_request_fails_with_the_configured_server_error(
     assert simulator.traffic.server_errors == 2
 
 
+async def test_an_outage_fails_every_request_until_it_is_cleared(
+    api: httpx.AsyncClient, simulator: ConnectWiseSimulator
+) -> None:
+    simulator.faults.outage_status = 503
+    down = [await api.get("company/companies/count") for _ in range(3)]
+    simulator.faults.outage_status = 429
+    simulator.faults.retry_after_seconds = 9
+    limited = await api.get("system/info")
+    simulator.faults.clear()
+    back = await api.get("company/companies/count")
+    assert [r.status_code for r in down] == [503, 503, 503]
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "9"
+    assert back.status_code == 200
+    assert simulator.traffic.server_errors == 3
+    assert simulator.traffic.rate_limited == 1
+    assert simulator.traffic.served == 1
+
+
+@pytest.mark.parametrize("status", [200, 404, 600])
+def test_an_outage_takes_429_or_a_server_error_only(
+    simulator: ConnectWiseSimulator, status: int
+) -> None:
+    with pytest.raises(ValueError, match="outage_status"):
+        simulator.faults.configure({"outage_status": status})
+    assert simulator.faults.outage_status == 0
+
+
 async def test_latency_is_added_to_every_api_request(store: ConnectWiseStore) -> None:
     delays: list[float] = []
 

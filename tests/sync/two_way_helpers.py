@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from harness import Psa
 
 from models import (
+    Configuration,
     Integration,
     LinkState,
     Organization,
@@ -64,3 +67,44 @@ async def a_synced_organization(psa: Psa, integration: Integration) -> tuple[Org
     assert link is not None
     assert link.psa_id is not None
     return await Organization.get(id=link.local_id), link.psa_id
+
+
+async def two_way_integration(
+    connect: Callable[..., Awaitable[Integration]], worker: Worker, **stored: Any
+) -> Integration:
+    """An integration whose first sync has run, then turned two-way (with ``stored``
+    direction settings)."""
+    integration = await connect()
+    await worker.run_until_idle()
+    return await two_way(worker, integration, **stored)
+
+
+async def a_synced_configuration(
+    integration: Integration, *, skip: int = 0, **having: Any
+) -> tuple[Configuration, int]:
+    """A linked configuration (the ``skip``-th by PSA id) whose local columns match ``having``
+    (e.g. ``serial_number__isnull=False``)."""
+    links = await RecordLink.filter(
+        integration_id=integration.id, kind="configuration", state=LinkState.SYNCED
+    ).order_by("psa_id")
+    ids = {link.local_id: link.psa_id for link in links}
+    found = [
+        c for c in await Configuration.filter(id__in=list(ids), **having) if ids[c.id] is not None
+    ]
+    found.sort(key=lambda c: ids[c.id] or 0)
+    assert len(found) > skip, f"no synced configuration with {having}"
+    config = found[skip]
+    psa_id = ids[config.id]
+    assert psa_id is not None
+    return config, psa_id
+
+
+async def link_of(integration: Integration, local_id: uuid.UUID) -> RecordLink:
+    return await RecordLink.get(integration_id=integration.id, local_id=local_id)
+
+
+def psa_field(psa: Psa, collection: str, psa_id: int, name: str) -> Any:
+    """A field of a record as ConnectWise holds it now."""
+    record = psa.store.get(collection, psa_id)
+    assert record is not None, f"{collection} {psa_id} is gone"
+    return record.get(name)

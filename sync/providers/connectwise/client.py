@@ -415,8 +415,16 @@ class ConnectWiseClient:
             )
         psa_code, message, errors = _error_body(response)
         detail = f"{status} {psa_code or response.reason_phrase}"
-        if message:
-            detail = f"{detail}: {self._scrub(message)[:500]}"
+        # The top message is generic ("company object is invalid"); the reasons are in
+        # errors[] ("The identifier 'X' is already in use."): a user needs both.
+        reasons = [message] if message else []
+        reasons += [
+            e["message"]
+            for e in errors
+            if isinstance(e, dict) and isinstance(e.get("message"), str)
+        ]
+        if reasons:
+            detail = f"{detail}: {self._scrub(': '.join(reasons))[:500]}"
         if status == 401:
             raise CredentialsError(
                 f"ConnectWise refused the API keys for company '{self._credentials.company_id}' "

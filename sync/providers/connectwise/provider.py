@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 
@@ -15,6 +16,10 @@ from sync.providers.connectwise.query import cw_and, cw_cmp, cw_eq, cw_in, cw_or
 # A derived company identifier that turns out taken is renumbered this many times at most
 # (each time after looking up the identifiers in use), in case others take it meanwhile.
 _IDENTIFIER_ATTEMPTS = 3
+
+
+# Match lookups of one page go out a few at a time: each is a short URL-bound list call.
+LOOKUP_CONCURRENCY = 4
 
 
 class ConnectWiseProvider:
@@ -166,12 +171,17 @@ class ConnectWiseProvider:
             AssetKind.CONFIGURATION: self.client.configurations,
         }
         found: dict[int, PsaRecord] = {}
-        for conditions in _match_conditions(kind, probes):
-            async for page in lists[kind](conditions):
-                for raw in page:
-                    record = table.to_record(raw)
-                    found.setdefault(record.psa_id, record)
-        return list(found.values())
+        gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def lookup(conditions: str) -> None:
+            async with gate:
+                async for page in lists[kind](conditions):
+                    for raw in page:
+                        record = table.to_record(raw)
+                        found.setdefault(record.psa_id, record)
+
+        await asyncio.gather(*(lookup(c) for c in _match_conditions(kind, probes)))
+        return sorted(found.values(), key=lambda r: r.psa_id)
 
     async def _sites_of(self, companies: Iterable[int | None]) -> list[PsaRecord]:
         records: list[PsaRecord] = []

@@ -125,17 +125,32 @@ def distinct_texts(values: Iterable[str | None]) -> list[str]:
 
 def batches(items: Sequence[T], conditions: Callable[[Sequence[T]], str]) -> Iterator[str]:
     """The conditions of each lookup: consecutive batches of at most ``MAX_BATCH`` items whose
-    conditions fit ``MAX_CONDITIONS_LENGTH`` (an item too long on its own goes alone)."""
+    conditions fit ``MAX_CONDITIONS_LENGTH`` (an item too long on its own goes alone).
+
+    Lengths are kept as a running estimate (what each item adds next to one other item), and
+    measured only when the estimate passes the limit: measuring every trial batch made a
+    page of lookups quadratic in its size.
+    """
     batch: list[T] = []
+    estimate = 0
     for item in items:
+        if not batch:
+            batch, estimate = [item], _sent_length(conditions([item]))
+            continue
+        added = _sent_length(conditions([batch[0], item])) - _sent_length(conditions([batch[0]]))
         trial = [*batch, item]
-        if batch and (
-            len(trial) > MAX_BATCH or _sent_length(conditions(trial)) > MAX_CONDITIONS_LENGTH
-        ):
+        if len(trial) > MAX_BATCH:
             yield conditions(batch)
-            batch = [item]
-        else:
-            batch = trial
+            batch, estimate = [item], _sent_length(conditions([item]))
+            continue
+        estimate += added
+        if estimate > MAX_CONDITIONS_LENGTH:
+            estimate = _sent_length(conditions(trial))
+            if estimate > MAX_CONDITIONS_LENGTH:
+                yield conditions(batch)
+                batch, estimate = [item], _sent_length(conditions([item]))
+                continue
+        batch = trial
     if batch:
         yield conditions(batch)
 
