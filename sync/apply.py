@@ -539,7 +539,10 @@ async def _candidates(
         return {}
     taken = set(
         await RecordLink.filter(
-            integration_id=ctx.integration.id, kind=kind, local_id__in=[r[0] for r in rows]
+            integration_id=ctx.integration.id,
+            kind=kind,
+            local_id__in=[r[0] for r in rows],
+            psa_id__isnull=False,  # a NOT_PUSHED record is still free to match
         ).values_list("local_id", flat=True)
     )
     taken_ids = {as_uuid(t) for t in taken}
@@ -578,6 +581,14 @@ async def _write(
         if rows:
             await model.bulk_update(rows, fields=sorted(columns))
         if plan.new_links:
+            # A record that could not be pushed (NOT_PUSHED) and now matches a PSA record
+            # gets a real link instead.
+            await RecordLink.filter(
+                integration_id=ctx.integration.id,
+                kind=model.kind,
+                local_id__in=[link["local_id"] for link in plan.new_links],
+                psa_id__isnull=True,
+            ).delete()
             await insert_rows(RecordLink, plan.new_links)
         if plan.link_updates:
             await RecordLink.bulk_update(plan.link_updates, fields=LINK_UPDATE_FIELDS)

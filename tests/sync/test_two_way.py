@@ -15,6 +15,7 @@ from models import (
     FieldChange,
     Integration,
     LinkState,
+    Location,
     Organization,
     OutboxEntry,
     PushState,
@@ -246,3 +247,52 @@ async def test_deleting_a_linked_record_leaves_the_psa_record_unless_deletes_pro
     await local_edits.delete(AssetKind.CONFIGURATION, account.id, link.local_id)
     await worker.run_until_idle()
     assert psa.store.get("configurations", target["id"]) is None
+
+
+async def test_an_organization_gets_created_once_it_has_an_address_and_its_site_links_up(
+    psa: Psa, connect: Connect, worker: Worker, account: Account
+) -> None:
+    integration = await synced(connect, worker)
+    client = await ReferenceValue.get(
+        account_id=account.id, kind="organization_type", name="Client"
+    )
+    active = await ReferenceValue.get(
+        account_id=account.id, kind="organization_status", name="Active"
+    )
+    org = await local_edits.create(
+        AssetKind.ORGANIZATION,
+        account.id,
+        {
+            "name": "Fresh Start",
+            "organization_type_id": client.id,
+            "organization_status_id": active.id,
+        },
+    )
+    await worker.run_until_idle()
+    link = await RecordLink.get(integration_id=integration.id, local_id=org.id)
+    assert link.state == LinkState.NOT_PUSHED
+    assert link.last_error is not None
+    assert "address" in link.last_error
+
+    site = await local_edits.create(
+        AssetKind.LOCATION,
+        account.id,
+        {
+            "organization_id": org.id,
+            "name": "Head Office",
+            "address_1": "5 Bay Rd",
+            "city": "Tampa",
+        },
+    )
+    await local_edits.update(
+        AssetKind.ORGANIZATION, account.id, org.id, {"primary_location_id": site.id}
+    )
+    await worker.run_until_idle()
+    company = psa.store.find("companies", 'name = "Fresh Start"')
+    assert len(company) == 1
+    await pull(worker, integration)  # ConnectWise made the company's "Main" site from it
+
+    site_link = await RecordLink.get(integration_id=integration.id, local_id=site.id)
+    assert site_link.state == LinkState.SYNCED
+    assert site_link.psa_parent_id == company[0]["id"]
+    assert await Location.filter(organization_id=org.id).count() == 1
