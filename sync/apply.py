@@ -41,7 +41,7 @@ from models import (
 )
 from models.bulk import insert_rows
 from sync import history, outbox
-from sync.columns import CODES, RELATIONS, STAMP_RESOLUTION, as_uuid
+from sync.columns import CODES, RELATIONS, as_uuid, stamps
 from sync.connections import field_map
 from sync.context import RunContext
 from sync.errors import RunPreempted
@@ -465,12 +465,8 @@ async def _our_side(
 
 
 def _stamps(ctx: RunContext, record: PsaRecord, now: datetime) -> dict[str, Any]:
-    stamp = record.updated_at
     return {
-        "psa_updated_at": stamp,
-        "synced_at": now,
-        "psa_stamp": None if stamp is None else int(stamp.timestamp()),
-        "stamp_trusted": stamp is not None and now >= stamp + STAMP_RESOLUTION,
+        **stamps(record.updated_at, now),
         "settings_version": ctx.integration.settings_version,
     }
 
@@ -633,19 +629,6 @@ async def _write_merged(plan: _Plan) -> None:
         await history.write(plan.history)
 
 
-MERGED_LINK_FIELDS = [
-    "snapshot",
-    "psa_updated_at",
-    "synced_at",
-    "psa_stamp",
-    "stamp_trusted",
-    "settings_version",
-    "state",
-    "psa_parent_id",
-    "refs_pending",
-    "updated_at",
-]
-
 LINK_UPDATE_FIELDS = [
     "snapshot",
     "psa_updated_at",
@@ -659,6 +642,10 @@ LINK_UPDATE_FIELDS = [
     "last_error",
     "updated_at",
 ]
+
+
+# A merged link keeps its push error: that is the outbox's to clear.
+MERGED_LINK_FIELDS = [f for f in LINK_UPDATE_FIELDS if f != "last_error"]
 
 
 async def record_progress(

@@ -7,7 +7,7 @@ opposite directions.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from models import AssetKind, ReferenceKind
@@ -30,6 +30,16 @@ CODES: dict[ReferenceKind, str] = {
     ReferenceKind.CONFIGURATION_STATUS: "configuration_status_id",
     ReferenceKind.CONTACT_TYPE: "contact_type_id",
 }
+
+
+def stamps(updated_at: datetime | None, now: datetime) -> dict[str, Any]:
+    """A link's record of the PSA stamp it last saw (at ``now``), as ``RecordLink`` columns."""
+    return {
+        "psa_updated_at": updated_at,
+        "synced_at": now,
+        "psa_stamp": None if updated_at is None else int(updated_at.timestamp()),
+        "stamp_trusted": updated_at is not None and now >= updated_at + STAMP_RESOLUTION,
+    }
 
 
 def as_uuid(value: Any) -> uuid.UUID:

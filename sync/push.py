@@ -54,7 +54,7 @@ from models import (
 )
 from models.bulk import insert_rows, update_rows
 from sync import history, push_create
-from sync.columns import STAMP_RESOLUTION, as_uuid
+from sync.columns import as_uuid, stamps
 from sync.connections import ProviderFactory
 from sync.context import utcnow
 from sync.directions import integration_directions
@@ -421,7 +421,7 @@ class Deliverer:
                 refs[name] = push.change.refs.get(name)
         base["_refs"] = {k: v for k, v in refs.items() if v is not None}
         results.links.append(
-            {"id": push.link["id"], "snapshot": base, **_stamps(integration, record, now)}
+            {"id": push.link["id"], "snapshot": base, **stamps(record.updated_at, now)}
         )
         results.settled.append(push.link["id"])
         account_id = integration.account_id  # type: ignore[attr-defined]
@@ -547,16 +547,6 @@ async def write_results(
             await also()
 
 
-def _stamps(integration: Integration, record: PsaRecord, now: datetime) -> dict[str, Any]:
-    stamp = record.updated_at
-    return {
-        "psa_updated_at": stamp,
-        "synced_at": now,
-        "psa_stamp": None if stamp is None else int(stamp.timestamp()),
-        "stamp_trusted": stamp is not None and now >= stamp + STAMP_RESOLUTION,
-    }
-
-
 async def record_outcomes(
     integration: Integration,
     kind: AssetKind,
@@ -593,7 +583,7 @@ async def record_outcomes(
                 psa_id=record.psa_id, psa_parent_id=record.parent_psa_id,
                 snapshot=snapshot_for(kind, values, record), state=LinkState.SYNCED,
                 push_state=PushState.NONE if created else PushState.PENDING,
-                **_stamps(integration, record, now),
+                **stamps(record.updated_at, now),
             )
         )  # fmt: skip
         if created:
