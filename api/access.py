@@ -27,6 +27,7 @@ class Viewer:
     account_id: uuid.UUID
     role: Role
     api_key_id: uuid.UUID
+    email: str | None = None  # who field history and the outbox say made a change
 
     def can(self, role: Role) -> bool:
         return RANK[self.role] >= RANK[role]
@@ -36,15 +37,15 @@ async def authenticate(token: str | None) -> Viewer | None:
     if not token or not token.startswith(API_KEY_PREFIX) or len(token) > 200:
         return None
     rows = await ApiKey.filter(key_hash=ApiKey.hash(token), revoked_at__isnull=True).values_list(
-        "id", "account_id", "user_id", "user__role", "last_used_at"
+        "id", "account_id", "user_id", "user__role", "last_used_at", "user__email"
     )
     if not rows:
         return None
-    key_id, account_id, user_id, role, last_used = rows[0]
+    key_id, account_id, user_id, role, last_used, email = rows[0]
     now = datetime.now(UTC)
     if last_used is None or now - last_used > LAST_USED_RESOLUTION:
         await ApiKey.filter(id=key_id).update(last_used_at=now)
-    return Viewer(user_id, account_id, Role(role), key_id)
+    return Viewer(user_id, account_id, Role(role), key_id, email)
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -79,7 +79,10 @@ def create_app(
                         await task
 
     graphql = GraphQLApp(
-        settings.vault, wake_worker=lambda: _wake(app), allow_sandbox=settings.allow_sandbox
+        settings.vault,
+        wake_worker=lambda: _wake(app),
+        allow_sandbox=settings.allow_sandbox,
+        open_provider=open_provider,
     )
     app = Starlette(
         routes=[

@@ -10,9 +10,15 @@ import strawberry
 
 from api.access import Viewer
 from models.vault import Vault
+from sync.connections import ProviderFactory, provider_factory
+from sync.providers.http import RetryPolicy
 
 if TYPE_CHECKING:
     from api.graphql.loaders import Loaders
+
+
+# A person waits on the answer: one more try, soon, rather than a sync's patient back-off.
+INTERACTIVE_RETRY = RetryPolicy(max_attempts=2, base_delay=0.25, max_delay=1.0, max_retry_after=2.0)
 
 
 @dataclass
@@ -27,11 +33,22 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = field(default=None)
+    # How a resolver reaches an integration's PSA (None: the default, over real HTTP).
+    provider_factory: ProviderFactory | None = None
 
     @property
     def account_id(self) -> Any:
         assert self.viewer is not None  # the view refuses unauthenticated requests
         return self.viewer.account_id
+
+    @property
+    def actor(self) -> str | None:
+        """Who the change history names for this caller's edits (the user's email)."""
+        return self.viewer.email if self.viewer is not None else None
+
+    @property
+    def open_provider(self) -> ProviderFactory:
+        return self.provider_factory or provider_factory(self.vault, retry=INTERACTIVE_RETRY)
 
 
 Info = strawberry.Info[Context, None]

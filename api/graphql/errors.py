@@ -6,6 +6,7 @@ about (camelCase, as in the input). A denied operation names the ``requiredRole`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 
 import strawberry
@@ -21,6 +22,15 @@ def camel(name: str | None) -> str | None:
         return None
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def column_of(columns: Iterable[str], name: str) -> str | None:
+    """The column among ``columns`` that the GraphQL name ``name`` stands for (``camel``'s
+    inverse over known columns: ``serialNumber`` → ``serial_number``), else None."""
+    for column in columns:
+        if camel(column) == name:
+            return column
+    return None
 
 
 @strawberry.interface(description="An expected failure of a mutation.")
@@ -48,6 +58,8 @@ class IntegrationErrorCode(Enum):
     PAUSED = "PAUSED"
     NOT_PAUSED = "NOT_PAUSED"
     TOO_MANY = "TOO_MANY"
+    INVALID_DIRECTION = "INVALID_DIRECTION"
+    TWO_WAY_OFF = "TWO_WAY_OFF"
 
 
 @strawberry.type
@@ -92,4 +104,21 @@ class AccessErrorCode(Enum):
 @strawberry.type
 class AccessError(Error):
     code: AccessErrorCode
+    required_role: RoleEnum | None = None  # type: ignore[valid-type]
+
+
+@strawberry.enum
+class TwoWayErrorCode(Enum):
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_ID = "INVALID_ID"
+    REQUIRED = "REQUIRED"
+    INVALID = "INVALID"
+    NOT_OPEN = "NOT_OPEN"
+    NOTHING_TO_RETRY = "NOTHING_TO_RETRY"
+
+
+@strawberry.type(description="An expected failure of a two-way sync action on one record.")
+class TwoWayError(Error):
+    code: TwoWayErrorCode
     required_role: RoleEnum | None = None  # type: ignore[valid-type]

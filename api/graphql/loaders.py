@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
-from api.graphql.rows import fetch
+from api.graphql.rows import converters, fetch
 from api.graphql.types.assets import (
     ASSET_TYPES,
     Configuration,
@@ -26,10 +26,13 @@ from api.graphql.types.assets import (
     Organization,
     PsaLink,
     ReferenceValue,
+    pushes_kind,
 )
 from api.graphql.types.integration import Integration, IntegrationSettings, build_settings
 from api.graphql.types.sync_run import SyncRun
+from api.graphql.types.two_way import FieldChange
 from models import ASSET_MODELS, AssetKind, RecordLink, ReferenceMapping
+from models import FieldChange as FieldChangeRow
 from models import Integration as IntegrationRow
 from models import ReferenceValue as ReferenceRow
 from models import SyncRun as SyncRunRow
@@ -50,6 +53,66 @@ def _key(value: Any) -> str:
     return str(value)
 
 
+def _dialect(model: type[Model]) -> tuple[Any, bool]:
+    db = model._meta.db
+    return db, db.capabilities.dialect == "postgres"
+
+
+def _id_param(value: Any, postgres: bool) -> Any:
+    """An id as the driver wants it: a UUID for PostgreSQL, its text for SQLite."""
+    return uuid.UUID(str(value)) if postgres else str(value)
+
+
+def _marks(sql: str, count: int, postgres: bool) -> str:
+    return sql.format(*(f"${i}" if postgres else "?" for i in range(1, count + 1)))
+
+
+async def ranked_rows(
+    model: type[Model],
+    partition: str,
+    parents: Sequence[uuid.UUID | str],
+    order: str,
+    limit: int,
+    account_id: uuid.UUID | None,
+    columns: Sequence[str] = ("id",),
+    where: Mapping[str, Any] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The first ``limit`` rows per parent, by ``order``, in one window-function query.
+
+    ``where``: more equality conditions (column → value). Rows come converted as ``fetch``
+    converts them (JSON columns stay text).
+    """
+    if not parents:
+        return {}
+    db, postgres = _dialect(model)
+    params: list[Any] = [_id_param(p, postgres) for p in parents]
+    conditions = f"{partition} IN ({', '.join(['{}'] * len(parents))})"
+    if account_id is not None:
+        conditions += " AND account_id = {}"
+        params.append(_id_param(account_id, postgres))
+    for column, value in (where or {}).items():
+        conditions += f' AND "{column}" = {{}}'
+        params.append(value)
+    params.append(limit)
+    selected = list(dict.fromkeys([*columns, partition]))
+    names = ", ".join(f'"{c}"' for c in selected)
+    # Identifiers come from this module's constants, never from input; values are parameters.
+    sql = (
+        f"SELECT {names} FROM (SELECT {names}, ROW_NUMBER() OVER "  # noqa: S608
+        f"(PARTITION BY {partition} ORDER BY {order}, id) AS rn FROM {model._meta.db_table} "
+        f"WHERE {conditions}) AS ranked WHERE rn <= {{}} ORDER BY {partition}, rn"
+    )
+    rows = await db.execute_query_dict(_marks(sql, len(params), postgres), params)
+    convert = converters(model, tuple(selected), lazy=frozenset(selected))
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        for column, function in convert:
+            if row[column] is not None:
+                row[column] = function(row[column])
+        found[_key(row[partition])].append(row)
+    return found
+
+
 async def ranked_ids(
     model: type[Model],
     partition: str,
@@ -59,28 +122,45 @@ async def ranked_ids(
     account_id: uuid.UUID | None,
 ) -> dict[str, list[str]]:
     """The first ``limit`` ids per parent, by ``order``, in one window-function query."""
-    if not parents:
-        return {}
-    db = model._meta.db
-    postgres = db.capabilities.dialect == "postgres"
-    params: list[Any] = [uuid.UUID(str(p)) if postgres else str(p) for p in parents]
-    where = f"{partition} IN ({', '.join(['{}'] * len(parents))})"
-    if account_id is not None:
-        where += " AND account_id = {}"
-        params.append(account_id if postgres else str(account_id))
-    params.append(limit)
-    # Identifiers come from this module's constants, never from input; values are parameters.
-    sql = (
-        f"SELECT id, {partition} AS parent FROM (SELECT id, {partition}, ROW_NUMBER() OVER "  # noqa: S608
-        f"(PARTITION BY {partition} ORDER BY {order}, id) AS rn FROM {model._meta.db_table} "
-        f"WHERE {where}) AS ranked WHERE rn <= {{}} ORDER BY parent, rn"
+    ranked = await ranked_rows(model, partition, parents, order, limit, account_id)
+    return {parent: [_key(row["id"]) for row in rows] for parent, rows in ranked.items()}
+
+
+# The columns of a record's links and of every integration of the account, in one query.
+_LINK_COLUMNS = tuple(c for c in PsaLink.COLUMNS if not c.startswith("integration__"))
+_INTEGRATION_COLUMNS = tuple(f"integration__{c}" for c in Integration.COLUMNS)
+_LINKS_SQL = (
+    "SELECT "  # noqa: S608 (identifiers are constants; values are parameters)
+    + ", ".join(
+        [f'l."{c}" AS "{c}"' for c in _LINK_COLUMNS]
+        + [f'i."{c}" AS "integration__{c}"' for c in Integration.COLUMNS]
     )
-    marks = [f"${i}" if postgres else "?" for i in range(1, len(params) + 1)]
-    rows = await db.execute_query_dict(sql.format(*marks), params)
-    found: dict[str, list[str]] = defaultdict(list)
+    + f' FROM "{IntegrationRow._meta.db_table}" i LEFT JOIN "{RecordLink._meta.db_table}" l'
+    + ' ON l."integration_id" = i."id"'
+    + ' AND l."kind" = {{}} AND l."local_id" IN ({ids}) WHERE i."account_id" = {{}}'
+    + ' ORDER BY l."created_at", l."id"'
+)
+
+
+async def links_with_integrations(
+    kind: AssetKind, local_ids: Sequence[uuid.UUID | str], account_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Every integration of the account, each joined to its links to ``local_ids`` (one row
+    per link; one row with NULL link columns for an integration with none of them)."""
+    db, postgres = _dialect(RecordLink)
+    params: list[Any] = [kind.value, *(_id_param(i, postgres) for i in local_ids)]
+    params.append(_id_param(account_id, postgres))
+    sql = _LINKS_SQL.format(ids=", ".join(["{}"] * len(local_ids)))
+    rows: list[dict[str, Any]] = await db.execute_query_dict(
+        _marks(sql, len(params), postgres), params
+    )
+    columns = (*_LINK_COLUMNS, *_INTEGRATION_COLUMNS)
+    convert = converters(RecordLink, columns, frozenset({"integration__directions"}))
     for row in rows:
-        found[_key(row["parent"])].append(_key(row["id"]))
-    return found
+        for column, function in convert:
+            if row[column] is not None:
+                row[column] = function(row[column])
+    return rows
 
 
 def _by_id(
@@ -101,11 +181,6 @@ def _by_id(
         return [found.get(_key(k)) if k is not None else None for k in keys]
 
     return DataLoader(load_fn=load)
-
-
-_INTEGRATION_JOIN = tuple(
-    f"integration__{c}" for c in Integration.COLUMNS if f"integration__{c}" not in PsaLink.COLUMNS
-)
 
 
 # Relation fields a page may select → (the node attribute holding the id, the loader).
@@ -158,8 +233,12 @@ class Loaders:
         self.integration = _by_id(
             IntegrationRow, Integration.from_row, Integration.COLUMNS, account_id
         )
+        self._primed: set[str] = set()  # integrations the links query has primed
         self.links: DataLoader[tuple[AssetKind, uuid.UUID], list[PsaLink]] = DataLoader(
             load_fn=self._links
+        )
+        self.history: DataLoader[tuple[AssetKind, uuid.UUID, int, str | None], list[Any]] = (
+            DataLoader(load_fn=self._history)
         )
         self.children: DataLoader[tuple[AssetKind, uuid.UUID, int], list[Any]] = DataLoader(
             load_fn=self._children
@@ -202,27 +281,65 @@ class Loaders:
         }[kind]  # type: ignore[return-value]
 
     async def _links(self, keys: list[tuple[AssetKind, uuid.UUID]]) -> list[list[PsaLink]]:
-        by_kind: dict[AssetKind, set[uuid.UUID]] = defaultdict(set)
+        """Stored links, then a virtual NOT_PUSHED link per integration that pushes the
+        kind but has no link for the record. The account's integrations come in the same
+        query (a join) and prime their loader."""
+        by_kind: dict[AssetKind, dict[str, uuid.UUID]] = defaultdict(dict)
         for kind, local_id in keys:
-            by_kind[kind].add(local_id)
+            by_kind[kind][_key(local_id)] = local_id
         found: dict[tuple[AssetKind, str], list[PsaLink]] = defaultdict(list)
-        primed: set[str] = set()
         for kind, ids in by_kind.items():
-            # The integrations come in the same query (a join), and prime their loader.
-            rows = await fetch(
-                RecordLink.filter(
-                    kind=kind, local_id__in=ids, integration__account_id=self.account_id
-                ).order_by("created_at"),
-                (*PsaLink.COLUMNS, *_INTEGRATION_JOIN),
-            )
+            rows = await links_with_integrations(kind, list(ids.values()), self.account_id)
+            integrations: dict[str, dict[str, Any]] = {}
+            linked: set[tuple[str, str]] = set()
             for row in rows:
-                found[(kind, _key(row["local_id"]))].append(PsaLink.from_row(row))
-                integration_id = row["integration_id"]
-                if _key(integration_id) not in primed:
-                    primed.add(_key(integration_id))
+                integration_key = _key(row["integration__id"])
+                if integration_key not in integrations:
                     joined = {c: row[f"integration__{c}"] for c in Integration.COLUMNS}
-                    self.integration.prime(integration_id, Integration.from_row(joined))
+                    integrations[integration_key] = joined
+                    if integration_key not in self._primed:
+                        self._primed.add(integration_key)
+                        self.integration.prime(joined["id"], Integration.from_row(joined))
+                if row["id"] is None:
+                    continue  # an integration without links to these records
+                local_key = _key(row["local_id"])
+                linked.add((integration_key, local_key))
+                found[(kind, local_key)].append(PsaLink.from_row(row))
+            pushing = sorted(
+                (i for i in integrations.values() if pushes_kind(i, kind)),
+                key=lambda i: (str(i["name"]).casefold(), _key(i["id"])),
+            )
+            for integration in pushing:
+                integration_key = _key(integration["id"])
+                for local_key in ids:
+                    if (integration_key, local_key) not in linked:
+                        found[(kind, local_key)].append(
+                            PsaLink.not_pushed(integration["id"], integration["provider"])
+                        )
         return [found.get((kind, _key(local_id)), []) for kind, local_id in keys]
+
+    async def _history(
+        self, keys: list[tuple[AssetKind, uuid.UUID, int, str | None]]
+    ) -> list[list[FieldChange]]:
+        groups: dict[tuple[AssetKind, int, str | None], set[str]] = defaultdict(set)
+        for kind, local_id, limit, column in keys:
+            groups[(kind, limit, column)].add(_key(local_id))
+        found: dict[tuple[AssetKind, str, int, str | None], list[FieldChange]] = {}
+        for (kind, limit, column), parents in groups.items():
+            where: dict[str, Any] = {"kind": kind.value}
+            if column is not None:
+                where["field"] = column
+            ranked = await ranked_rows(
+                FieldChangeRow, "local_id", sorted(parents), "changed_at DESC, id DESC", limit,
+                self.account_id, FieldChange.COLUMNS, where,
+            )  # fmt: skip
+            for parent in parents:
+                found[(kind, parent, limit, column)] = [
+                    FieldChange.from_row(row) for row in ranked.get(parent, [])
+                ]
+        return [
+            found[(kind, _key(local_id), limit, column)] for kind, local_id, limit, column in keys
+        ]
 
     async def _children(self, keys: list[tuple[AssetKind, uuid.UUID, int]]) -> list[list[Any]]:
         groups: dict[tuple[AssetKind, int], set[str]] = defaultdict(set)

@@ -77,18 +77,22 @@ def page_size(first: int | None) -> int:
 def encode_cursor(value: Any, row_id: Any) -> str:
     if isinstance(value, datetime):
         value = {"t": value.isoformat()}
-    raw = json.dumps([value, str(row_id)], separators=(",", ":"))
+    # Ids are UUIDs, or integers for sequence-keyed tables (the outbox).
+    key = row_id if isinstance(row_id, int) else str(row_id)
+    raw = json.dumps([value, key], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[Any, uuid.UUID]:
+def decode_cursor(cursor: str) -> tuple[Any, uuid.UUID | int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if isinstance(value, dict):
             value = datetime.fromisoformat(value["t"])
+        if isinstance(row_id, int) and not isinstance(row_id, bool):
+            return value, row_id
         return value, uuid.UUID(row_id)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PublicError("after is not a cursor this API gave out", "BAD_USER_INPUT") from exc
 
 

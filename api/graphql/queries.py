@@ -19,6 +19,7 @@ from api.graphql.context import Info
 from api.graphql.ids import InvalidId, from_global, parse_global, to_global
 from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_page
 from api.graphql.permissions import PublicError, require
+from api.graphql.rows import fetch
 from api.graphql.types.assets import (
     ASSET_TYPES,
     Configuration,
@@ -30,11 +31,13 @@ from api.graphql.types.enums import LinkStateEnum
 from api.graphql.types.integration import Integration
 from api.graphql.types.node import Node
 from api.graphql.types.sync_run import SyncRun
+from api.graphql.types.two_way import SyncConflict
 from api.graphql.types.viewer import Account, ApiKey, User, Viewer
-from models import ASSET_MODELS, AssetKind, RecordLink, Role
+from models import ASSET_MODELS, AssetKind, LinkState, PushState, RecordLink, Role
 from models import Account as AccountRow
 from models import ApiKey as ApiKeyRow
 from models import Integration as IntegrationRow
+from models import SyncConflict as ConflictRow
 from models import SyncRun as SyncRunRow
 from models import User as UserRow
 
@@ -69,13 +72,18 @@ class LinkFilter:
     search: str | None = strawberry.field(default=None, description="Part of the name.")
     psa: PsaRecordFilter | None = None
     link_state: LinkStateEnum | None = strawberry.field(  # type: ignore[valid-type]
-        default=None, description="Records with a link in this state (e.g. ORPHANED)."
+        default=None,
+        description="Records with a link in this state, as psaLinks shows it (e.g. ORPHANED, "
+        "PENDING_PUSH). NOT_PUSHED finds the records a push could not create, not those "
+        "never pushed yet (they have no link: see linked: false).",
     )
     integration_id: strawberry.ID | None = strawberry.field(
         default=None, description="Records linked to this integration (with linkState: there)."
     )
     linked: bool | None = strawberry.field(
-        default=None, description="true: linked to a PSA record; false: not linked."
+        default=None,
+        description="true: linked to a PSA record; false: not linked (the PSA does not have "
+        "the record).",
     )
 
 
@@ -156,13 +164,26 @@ def _filtered(kind: AssetKind, account_id: uuid.UUID, where: LinkFilter | None) 
         )
         narrowed = True
     if where.link_state is not None:
-        links = links.filter(state=where.link_state)
+        links = links.filter(_shown_state(LinkState(where.link_state)))
         narrowed = True
+    if where.linked is not None and not narrowed:
+        links = links.filter(psa_id__isnull=False)  # NOT_PUSHED: the PSA has no record yet
     if narrowed or where.linked:
         query = query.filter(id__in=Subquery(links.values("local_id")))
     elif where.linked is False:
         query = query.exclude(id__in=Subquery(links.values("local_id")))
     return query
+
+
+def _shown_state(state: LinkState) -> Q:
+    """Links that ``PsaLink.state`` shows as ``state`` (pushes are kept in ``push_state``)."""
+    if state == LinkState.SYNCED:
+        return Q(state=LinkState.SYNCED, push_state=PushState.NONE)
+    if state == LinkState.PENDING_PUSH:
+        return Q(state=LinkState.SYNCED, push_state=PushState.PENDING)
+    if state == LinkState.ERROR:
+        return Q(state=LinkState.ERROR) | Q(state=LinkState.SYNCED, push_state=PushState.FAILED)
+    return Q(state=state)
 
 
 async def asset_page(
@@ -339,6 +360,8 @@ class Query:
             return await loaders.reference.load(found)
         if type_name == "SyncRun":
             return await load_run(info, found)
+        if type_name == "SyncConflict":
+            return await load_conflict(info, found)
         return None
 
 
@@ -347,3 +370,11 @@ async def load_run(info: Info, run_id: uuid.UUID) -> SyncRun | None:
         id=run_id, integration__account_id=info.context.account_id
     ).values(*SyncRun.COLUMNS)
     return SyncRun.from_row(rows[0]) if rows else None
+
+
+async def load_conflict(info: Info, conflict_id: uuid.UUID) -> SyncConflict | None:
+    rows = await fetch(
+        ConflictRow.filter(id=conflict_id, integration__account_id=info.context.account_id),
+        SyncConflict.COLUMNS,
+    )
+    return SyncConflict.from_row(rows[0]) if rows else None

@@ -17,12 +17,14 @@ from strawberry.tools import merge_types
 from api.graphql.mutations.access import AccessMutations
 from api.graphql.mutations.assets import AssetMutations
 from api.graphql.mutations.integrations import IntegrationMutations
+from api.graphql.mutations.two_way import TwoWayMutations
 from api.graphql.permissions import PublicError
 from api.graphql.queries import Query
 from api.graphql.subscriptions import Subscription
 from api.graphql.types.assets import Configuration, Contact, Location, Organization
 from api.graphql.types.integration import Integration
 from api.graphql.types.sync_run import SyncRun
+from api.graphql.types.two_way import SyncConflict
 
 log = logging.getLogger("psasync.api")
 
@@ -61,13 +63,15 @@ class MaskUnexpected(MaskErrors):
         )
 
 
-Mutation = merge_types("Mutation", (IntegrationMutations, AssetMutations, AccessMutations))
+Mutation = merge_types(
+    "Mutation", (IntegrationMutations, TwoWayMutations, AssetMutations, AccessMutations)
+)
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Organization, Location, Contact, Configuration, Integration, SyncRun],
+    types=[Organization, Location, Contact, Configuration, Integration, SyncRun, SyncConflict],
     extensions=[
         MaskUnexpected,
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),

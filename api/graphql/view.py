@@ -32,6 +32,7 @@ from api.graphql.context import Context
 from api.graphql.loaders import Loaders
 from api.graphql.schema import schema
 from models.vault import Vault
+from sync.connections import ProviderFactory
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -78,6 +79,7 @@ class GraphQLApp(GraphQL[Context, None]):
         wake_worker: Callable[[], None] = lambda: None,
         allowed_origins: tuple[str, ...] = (),
         allow_sandbox: bool = False,
+        open_provider: ProviderFactory | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -88,6 +90,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.vault = vault
         self.wake_worker = wake_worker
         self.allow_sandbox = allow_sandbox
+        self.open_provider = open_provider
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -125,6 +128,7 @@ class GraphQLApp(GraphQL[Context, None]):
             vault=self.vault,
             wake_worker=self.wake_worker,
             allow_sandbox=self.allow_sandbox,
+            provider_factory=self.open_provider,
             request=request,
             response=response,
         )

@@ -189,7 +189,7 @@ async def _save(
         values = _columns(fields)
         account_id = info.context.account_id
         if record_id is None:
-            asset = await local_edits.create(kind, account_id, values)
+            asset = await local_edits.create(kind, account_id, values, actor=info.context.actor)
         else:
             try:
                 local_id = from_global(str(record_id), kind.value.title())
@@ -197,7 +197,9 @@ async def _save(
                 raise _Refused(
                     AssetError(code=AssetErrorCode.INVALID_ID, message=str(exc), field="id")
                 ) from exc
-            asset = await local_edits.update(kind, account_id, local_id, values)
+            asset = await local_edits.update(
+                kind, account_id, local_id, values, actor=info.context.actor
+            )
     except _Refused as refused:
         return None, [refused.error]
     except EditError as exc:
@@ -210,7 +212,7 @@ async def _delete(kind: AssetKind, info: Info, record_id: strawberry.ID) -> list
         return [forbidden]
     try:
         local_id = from_global(str(record_id), kind.value.title())
-        await local_edits.delete(kind, info.context.account_id, local_id)
+        await local_edits.delete(kind, info.context.account_id, local_id, actor=info.context.actor)
     except InvalidId as exc:
         return [AssetError(code=AssetErrorCode.INVALID_ID, message=str(exc), field="id")]
     except EditError as exc:

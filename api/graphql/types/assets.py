@@ -17,18 +17,22 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import strawberry
 
 from api.graphql.context import Info
-from api.graphql.errors import camel
+from api.graphql.errors import camel, column_of
 from api.graphql.ids import to_global
 from api.graphql.permissions import PublicError
-from api.graphql.types.enums import LinkStateEnum, ReferenceKindEnum
+from api.graphql.types.enums import LinkStateEnum, ReferenceKindEnum, psa_name
 from api.graphql.types.node import Node
-from models import AssetKind, LinkState, ReferenceKind
+from api.graphql.types.two_way import FieldChange
+from models import ASSET_MODELS, AssetKind, LinkState, Provider, PushState, ReferenceKind
+from models import Integration as IntegrationRow
 from sync.local_edits import read_only_columns
+from sync.outbox import pushing
 
 if TYPE_CHECKING:
     from api.graphql.types.integration import Integration
 
 MAX_CHILDREN = 100
+MAX_HISTORY = 100
 
 
 def _children_limit(first: int) -> int:
@@ -56,53 +60,129 @@ class ReferenceValue(Node):
 
 
 @cache
-def _read_only_fields(provider: str, two_way: bool, kind: AssetKind) -> tuple[str, ...]:
-    columns = read_only_columns(provider, two_way, kind)
+def _read_only_fields(
+    provider: str, two_way: bool, kind: AssetKind, directions: str
+) -> tuple[str, ...]:
+    columns = read_only_columns(provider, two_way, kind, json.loads(directions))
     return tuple(sorted(c for c in map(camel, columns) if c))
+
+
+def directions_key(value: Any) -> str:
+    """An integration's ``directions`` as a cache key: its JSON text (as stored)."""
+    if value is None:
+        return "{}"
+    if isinstance(value, (str, bytes)):
+        return value.decode() if isinstance(value, bytes) else value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def not_pushed_reason(provider: Provider | str) -> str:
+    return f"Record not yet pushed to {psa_name(provider)}. To trigger a push, update the record."
+
+
+@cache
+def _pushes(
+    provider: str, two_way: bool, contacts_enabled: bool, kind: AssetKind, directions: str
+) -> bool:
+    """Whether such an integration pushes records of ``kind`` (``sync.outbox.pushing``)."""
+    integration = IntegrationRow(
+        provider=provider,
+        two_way_enabled=two_way,
+        contacts_enabled=contacts_enabled,
+        directions=json.loads(directions),
+    )
+    return pushing(integration, kind)
+
+
+def pushes_kind(integration: dict[str, Any], kind: AssetKind) -> bool:
+    """``pushes`` for an integration row (its columns as ``Integration.COLUMNS`` name them)."""
+    return _pushes(
+        str(integration["provider"]),
+        bool(integration["two_way_enabled"]),
+        bool(integration["contacts_enabled"]),
+        kind,
+        directions_key(integration["directions"]),
+    )
 
 
 @strawberry.type(description="A record's link to one PSA record.")
 class PsaLink:
-    psa_id: int
-    state: LinkStateEnum  # type: ignore[valid-type]
+    id: strawberry.ID | None = strawberry.field(
+        description="Pass to retryPush. Null for a record never pushed (no link is stored)."
+    )
+    psa_id: int | None = strawberry.field(description="Null until the PSA has the record.")
+    state: LinkStateEnum = strawberry.field(  # type: ignore[valid-type]
+        description="PENDING_PUSH: local changes wait to be pushed; ERROR: the PSA refused "
+        "them (lastError says why; fix the record, then retryPush); NOT_PUSHED: the PSA does "
+        "not have the record yet (reason says why)."
+    )
+    reason: str | None = strawberry.field(description="Why the record is NOT_PUSHED.")
     last_synced_at: datetime | None
     last_error: str | None
     read_only_fields: list[str] = strawberry.field(
-        description="Fields this link makes read-only here (the PSA wins under one-way sync)."
+        description="Fields this link makes read-only here: those flowing from the PSA only "
+        "(all synced fields under one-way sync)."
     )
     integration_id: strawberry.Private[uuid.UUID]
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
+        "id",
         "local_id",
         "kind",
         "psa_id",
         "state",
+        "push_state",
         "synced_at",
         "last_error",
         "integration_id",
+        "created_at",
         "integration__provider",
         "integration__two_way_enabled",
+        "integration__directions",
     )
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> PsaLink:
-        state = LinkState(row["state"])
-        locked = (
-            _read_only_fields(
+        stored = LinkState(row["state"])
+        push = PushState(row["push_state"] or PushState.NONE)
+        locked: tuple[str, ...] = ()
+        state, reason, error = stored, None, row["last_error"]
+        if stored == LinkState.SYNCED:
+            locked = _read_only_fields(
                 row["integration__provider"],
                 bool(row["integration__two_way_enabled"]),
                 AssetKind(row["kind"]),
+                directions_key(row["integration__directions"]),
             )
-            if state == LinkState.SYNCED
-            else []
-        )
+            if push == PushState.PENDING:
+                state = LinkState.PENDING_PUSH
+            elif push == PushState.FAILED:
+                state = LinkState.ERROR
+        elif stored == LinkState.NOT_PUSHED:
+            reason, error = error, None
         return cls(
+            id=strawberry.ID(to_global("PsaLink", row["id"])),
             psa_id=row["psa_id"],
             state=state,
+            reason=reason,
             last_synced_at=row["synced_at"],
-            last_error=row["last_error"],
+            last_error=error,
             read_only_fields=list(locked),
             integration_id=row["integration_id"],
+        )
+
+    @classmethod
+    def not_pushed(cls, integration_id: Any, provider: Provider | str) -> PsaLink:
+        """A record that has no link yet to an integration that pushes its kind."""
+        return cls(
+            id=None,
+            psa_id=None,
+            state=LinkState.NOT_PUSHED,
+            reason=not_pushed_reason(provider),
+            last_synced_at=None,
+            last_error=None,
+            read_only_fields=[],
+            integration_id=integration_id,
         )
 
     @strawberry.field
@@ -123,9 +203,31 @@ class _Asset:
     LAZY_JSON: ClassVar[frozenset[str]] = frozenset()
     local_id: strawberry.Private[uuid.UUID]
 
-    @strawberry.field(description="This record's links to PSA records.")
+    @strawberry.field(
+        description="This record's links to PSA records, and a NOT_PUSHED entry for each "
+        "integration that pushes this kind of record but does not have this one yet."
+    )
     async def psa_links(self, info: Info) -> list[PsaLink]:
         return await info.context.loaders.links.load((self.kind, self.local_id))
+
+    @strawberry.field(
+        description=f"Changes of this record's fields, newest first (at most {MAX_HISTORY}); "
+        "field: only that field's (camelCase, as this type names it)."
+    )
+    async def history(
+        self, info: Info, first: int = 20, field: str | None = None
+    ) -> list[FieldChange]:
+        if not 0 <= first <= MAX_HISTORY:
+            raise PublicError(f"first must be between 0 and {MAX_HISTORY}", "BAD_USER_INPUT")
+        column = None
+        if field is not None:
+            column = column_of(ASSET_MODELS[self.kind]._meta.db_fields, field)
+            if column is None:
+                raise PublicError(
+                    f"{field} is not a field of {self.kind.value}s", "BAD_USER_INPUT",
+                    field="field",
+                )  # fmt: skip
+        return await info.context.loaders.history.load((self.kind, self.local_id, first, column))
 
 
 @strawberry.type

@@ -11,19 +11,42 @@ import strawberry
 from api.graphql.context import Info
 from api.graphql.errors import camel
 from api.graphql.ids import to_global
-from api.graphql.pagination import Connection, keyset_page
+from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_page
+from api.graphql.permissions import PublicError, require
 from api.graphql.types.assets import ReferenceValue
 from api.graphql.types.enums import (
     IntegrationStatusEnum,
+    OutboxStatusEnum,
     ProviderEnum,
     ReferenceKindEnum,
     SyncStateEnum,
+    psa_name,
 )
 from api.graphql.types.node import Node
 from api.graphql.types.sync_run import RUN_ORDER, SyncRun
-from models import IntegrationStatus, Provider, ReferenceKind, SyncState
+from api.graphql.types.two_way import (
+    ContactAttributeOptions,
+    OutboxEntry,
+    SyncConflict,
+    TwoWaySettings,
+    build_two_way,
+    stored_json,
+)
+from models import (
+    ConflictOutcome,
+    IntegrationStatus,
+    OutboxStatus,
+    Provider,
+    ReferenceKind,
+    Role,
+    SyncState,
+)
+from models import Integration as IntegrationRow
+from models import OutboxEntry as OutboxRow
+from models import SyncConflict as ConflictRow
 from models import SyncRun as SyncRunRow
 from models.vault import VaultError
+from sync.errors import SyncError
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 
 
@@ -114,11 +137,17 @@ class Integration(Node):
     contacts_enabled: strawberry.Private[bool]
     two_way_enabled: strawberry.Private[bool]
     sync_interval_seconds: strawberry.Private[int]
+    directions: strawberry.Private[Any]  # JSON, as text or decoded (see stored_json)
+    propagate_deletes: strawberry.Private[bool]
+    contact_email_type: strawberry.Private[str | None]
+    contact_phone_type: strawberry.Private[str | None]
+    push_rate_per_minute: strawberry.Private[int]
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "id", "account_id", "provider", "name", "site_url", "sandbox", "status",
         "last_success_at", "last_error", "created_at", "contacts_enabled", "two_way_enabled",
-        "sync_interval_seconds",
+        "sync_interval_seconds", "directions", "propagate_deletes", "contact_email_type",
+        "contact_phone_type", "push_rate_per_minute",
     )  # fmt: skip
 
     @classmethod
@@ -140,6 +169,11 @@ class Integration(Node):
             contacts_enabled=row["contacts_enabled"],
             two_way_enabled=row["two_way_enabled"],
             sync_interval_seconds=row["sync_interval_seconds"],
+            directions=row["directions"],
+            propagate_deletes=bool(row["propagate_deletes"]),
+            contact_email_type=row["contact_email_type"],
+            contact_phone_type=row["contact_phone_type"],
+            push_rate_per_minute=row["push_rate_per_minute"],
         )
 
     @strawberry.field
@@ -174,3 +208,81 @@ class Integration(Node):
     async def runs(self, first: int | None = 20, after: str | None = None) -> Connection[SyncRun]:
         query = SyncRunRow.filter(integration_id=self.local_id)
         return await keyset_page(query, RUN_ORDER, first, after, SyncRun.COLUMNS, SyncRun.from_row)
+
+    @strawberry.field(description="The Two-Way Sync Settings tab.")
+    def two_way(self) -> TwoWaySettings:
+        return build_two_way(
+            self.provider,
+            self.two_way_enabled,
+            stored_json(self.directions) or {},
+            propagate_deletes=self.propagate_deletes,
+            contact_email_type=self.contact_email_type,
+            contact_phone_type=self.contact_phone_type,
+            push_rate_per_minute=self.push_rate_per_minute,
+        )
+
+    @strawberry.field(
+        description="The PSA's email and phone types for new contacts, asked of the PSA "
+        "(managers; for contactEmailType and contactPhoneType)."
+    )
+    async def contact_attribute_options(self, info: Info) -> ContactAttributeOptions:
+        require(info, Role.MANAGER)
+        row = await IntegrationRow.filter(
+            id=self.local_id, account_id=info.context.account_id
+        ).first()
+        if row is None:
+            raise PublicError("no such integration", "NOT_FOUND")
+        name = psa_name(self.provider)
+        try:
+            provider = await info.context.open_provider(row)
+        except (VaultError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+            raise PublicError(
+                f"cannot connect to {name}: the stored credentials are unusable; enter them "
+                "again", "PSA_ERROR",
+            ) from exc  # fmt: skip
+        try:
+            options = await provider.contact_attribute_options()
+        except SyncError as exc:
+            raise PublicError(
+                f"{name} did not list its contact attributes: {exc.message}", "PSA_ERROR"
+            ) from exc
+        finally:
+            await provider.aclose()
+        return ContactAttributeOptions(
+            email=list(options.get("email", [])), phone=list(options.get("phone", []))
+        )
+
+    @strawberry.field(description="Pushes waiting for the PSA, or refused by it, oldest first.")
+    async def outbox(
+        self,
+        status: OutboxStatusEnum | None = None,  # type: ignore[valid-type]
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> Connection[OutboxEntry]:
+        query = OutboxRow.filter(integration_id=self.local_id)
+        if status is not None:
+            query = query.filter(status=OutboxStatus(status))
+        return await keyset_page(
+            query, Ordering("id"), first, after, OutboxEntry.COLUMNS, OutboxEntry.from_row
+        )
+
+    @strawberry.field(
+        description="Conflicts, newest first. open: true (the default) the ones waiting for "
+        "a person (MANUAL policy); false: the settled ones; null: all."
+    )
+    async def conflicts(
+        self, open: bool | None = True, first: int | None = 50, after: str | None = None
+    ) -> Connection[SyncConflict]:
+        query = ConflictRow.filter(integration_id=self.local_id)
+        if open is True:
+            query = query.filter(outcome=ConflictOutcome.OPEN)
+        elif open is False:
+            query = query.exclude(outcome=ConflictOutcome.OPEN)
+        return await keyset_page(
+            query,
+            Ordering("created_at", SortDirection.DESC),
+            first,
+            after,
+            SyncConflict.COLUMNS,
+            SyncConflict.from_row,
+        )

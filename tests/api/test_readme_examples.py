@@ -1,0 +1,24 @@
+"""The GraphQL examples in the README are valid against the schema a user meets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from graphql import DocumentNode, parse, validate
+
+from api.graphql.schema import schema
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_every_graphql_example_in_the_readme_validates_against_the_schema() -> None:
+    blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 2
+    checked = 0
+    for block in blocks:
+        for definition in parse(block).definitions:
+            errors = validate(schema._schema, DocumentNode(definitions=(definition,)))
+            assert not errors, f"{errors}\n{block}"
+            checked += 1
+    assert checked >= 10
