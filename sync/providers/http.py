@@ -217,8 +217,9 @@ class Paginator(ABC, Generic[TToken]):
     def __init__(self, start_value: TToken | None = None) -> None:
         self._value = start_value
         self._seen: set[Hashable] = set()
-        if start_value is not None:
-            self._seen.add(self.token_key(start_value))
+        # The first token's key is taken only once a second page exists: most walks are one
+        # page, and a key can be costly (a long URL to parse).
+        self._start = start_value
         self._count = 0
         self._finished = False
 
@@ -260,6 +261,9 @@ class Paginator(ABC, Generic[TToken]):
         if token is None or token == "":
             self._finished = True
             return
+        if self._start is not None:
+            self._seen.add(self.token_key(self._start))
+            self._start = None
         key = self.token_key(token)
         if key in self._seen:
             raise ProtocolError(

@@ -21,6 +21,7 @@ from sync.connections import connectwise_provider
 from sync.errors import RecordError
 from sync.providers.base import MatchProbe, PsaChange, PsaProvider, PsaRecord
 from sync.providers.connectwise import mapping, writes
+from sync.providers.connectwise import provider as provider_module
 
 ORG, SITE, CONTACT, CONFIG = (
     AssetKind.ORGANIZATION,
@@ -674,8 +675,10 @@ async def test_find_matches_leaves_deleted_companies_out(cw: PsaProvider, psa: P
 
 
 async def test_find_matches_makes_one_request_per_batch_of_100(
-    cw: PsaProvider, psa: Psa, wire: Recorder
+    cw: PsaProvider, psa: Psa, wire: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As if the PSA held more companies than two name lookups would cover.
+    monkeypatch.setattr(provider_module, "PAGE_SIZE", 10)
     names = [c["name"] for c in psa.store.find("companies")]
     probes = [MatchProbe(name=n) for n in names]
     probes += [MatchProbe(name=f"N{i}") for i in range(130 - len(names))]
@@ -683,9 +686,23 @@ async def test_find_matches_makes_one_request_per_batch_of_100(
 
     found = await cw.find_matches(ORG, probes)
 
-    assert requests(psa) - before == 2
-    assert len(wire.sent) == 2
+    assert requests(psa) - before == 3  # the count, then two batches of names
+    assert [s.path.endswith("/count") for s in wire.sent] == [True, False, False]
     assert len(found) == len(names)
+
+
+async def test_find_matches_reads_a_small_psa_whole_instead_of_many_lookups(
+    cw: PsaProvider, psa: Psa, wire: Recorder
+) -> None:
+    names = [c["name"] for c in psa.store.find("companies")]
+    probes = [MatchProbe(name=f"Documented {i:04}") for i in range(400)]
+    probes += [MatchProbe(name=n) for n in names[:2]]
+    before = requests(psa)
+
+    found = await cw.find_matches(ORG, probes)
+
+    assert requests(psa) - before == 2  # how many companies, then all of them in one page
+    assert {r.psa_id for r in found} >= {c["id"] for c in psa.store.find("companies")[:2]}
 
 
 async def test_find_matches_keeps_each_url_short(cw: PsaProvider, psa: Psa, wire: Recorder) -> None:

@@ -20,6 +20,7 @@ _IDENTIFIER_ATTEMPTS = 3
 
 # Match lookups of one page go out a few at a time: each is a short URL-bound list call.
 LOOKUP_CONCURRENCY = 4
+PAGE_SIZE = 1000  # the client's page size: records per list call
 
 
 class ConnectWiseProvider:
@@ -180,7 +181,15 @@ class ConnectWiseProvider:
                         record = table.to_record(raw)
                         found.setdefault(record.psa_id, record)
 
-        await asyncio.gather(*(lookup(c) for c in _match_conditions(kind, probes)))
+        batches = _match_conditions(kind, probes)
+        if kind is AssetKind.ORGANIZATION and len(batches) > 1:
+            # A PSA with few companies (one just adopted, the case push-all is for) is read
+            # whole in fewer calls than the name lookups would take.
+            live = cw_eq("deletedFlag", False)
+            pages = -(-await self.client.count(Resource.COMPANIES, live) // PAGE_SIZE)
+            if pages < len(batches):
+                batches = [live]
+        await asyncio.gather(*(lookup(c) for c in batches))
         return sorted(found.values(), key=lambda r: r.psa_id)
 
     async def _sites_of(self, companies: Iterable[int | None]) -> list[PsaRecord]:

@@ -132,25 +132,23 @@ def batches(items: Sequence[T], conditions: Callable[[Sequence[T]], str]) -> Ite
     page of lookups quadratic in its size.
     """
     batch: list[T] = []
-    estimate = 0
+    estimate = alone = 0  # the batch's estimated length; its first item's on its own
     for item in items:
-        if not batch:
-            batch, estimate = [item], _sent_length(conditions([item]))
+        if not batch or len(batch) >= MAX_BATCH:
+            if batch:
+                yield conditions(batch)
+            batch = [item]
+            estimate = alone = _sent_length(conditions(batch))
             continue
-        added = _sent_length(conditions([batch[0], item])) - _sent_length(conditions([batch[0]]))
-        trial = [*batch, item]
-        if len(trial) > MAX_BATCH:
-            yield conditions(batch)
-            batch, estimate = [item], _sent_length(conditions([item]))
-            continue
-        estimate += added
+        estimate += _sent_length(conditions([batch[0], item])) - alone
         if estimate > MAX_CONDITIONS_LENGTH:
-            estimate = _sent_length(conditions(trial))
+            estimate = _sent_length(conditions([*batch, item]))
             if estimate > MAX_CONDITIONS_LENGTH:
                 yield conditions(batch)
-                batch, estimate = [item], _sent_length(conditions([item]))
+                batch = [item]
+                estimate = alone = _sent_length(conditions(batch))
                 continue
-        batch = trial
+        batch.append(item)
     if batch:
         yield conditions(batch)
 
