@@ -281,6 +281,15 @@ def _editor(info: Info) -> str | None:
     return denied(info, Role.EDITOR)
 
 
+def _editor_denial(info: Info) -> TwoWayError | None:
+    message = _editor(info)
+    if message is None:
+        return None
+    return TwoWayError(
+        code=TwoWayErrorCode.PERMISSION_DENIED, message=message, required_role=Role.EDITOR
+    )
+
+
 async def _link(link_id: uuid.UUID) -> PsaLink:
     rows = await fetch(RecordLink.filter(id=link_id), PsaLink.COLUMNS)
     return PsaLink.from_row(rows[0])
@@ -371,16 +380,8 @@ class TwoWayMutations:
         description="Send a record's refused pushes again, after fixing the record (editors)."
     )
     async def retry_push(self, info: Info, link_id: strawberry.ID) -> RetryPushPayload:
-        if message := _editor(info):
-            return RetryPushPayload(
-                errors=[
-                    TwoWayError(
-                        code=TwoWayErrorCode.PERMISSION_DENIED,
-                        message=message,
-                        required_role=Role.EDITOR,
-                    )
-                ]
-            )
+        if denial := _editor_denial(info):
+            return RetryPushPayload(errors=[denial])
         try:
             local_id = from_global(str(link_id), "PsaLink")
             link = await conflicts.retry_push(info.context.account_id, local_id)
@@ -401,16 +402,8 @@ class TwoWayMutations:
         choice: ConflictChoiceEnum,  # type: ignore[valid-type]
         value: JSON | None = UNSET,
     ) -> ResolveConflictPayload:
-        if message := _editor(info):
-            return ResolveConflictPayload(
-                errors=[
-                    TwoWayError(
-                        code=TwoWayErrorCode.PERMISSION_DENIED,
-                        message=message,
-                        required_role=Role.EDITOR,
-                    )
-                ]
-            )
+        if denial := _editor_denial(info):
+            return ResolveConflictPayload(errors=[denial])
         picked = Choice(choice)
         given = value is not UNSET and value is not None
         if picked == Choice.VALUE and not given:
