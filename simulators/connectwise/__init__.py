@@ -6,9 +6,12 @@ async with serve_in_thread(simulator) as base_url:
     ...  # point a ConnectWise client at base_url (codebase v4_6_release/ or v2025_1/)
     store.update("companies", 250, {"name": "Renamed"})  # edit as a ConnectWise user would
     simulator.faults.rate_limit_every = 3                 # every third API request gets 429
+    simulator.callbacks.retry_scale = 0.01                # webhooks: retry delays / 100
+    await simulator.callbacks.drain()                     # wait until callbacks were delivered
 """
 
 from simulators.connectwise.app import ApiCredentials, ConnectWiseSimulator, create_app
+from simulators.connectwise.callbacks import Callbacks, Delivery
 from simulators.connectwise.conditions import compile_conditions, parse
 from simulators.connectwise.dataset import DatasetSpec, generate_dataset
 from simulators.connectwise.errors import (
@@ -27,10 +30,12 @@ __all__ = [
     "ApiCredentials",
     "ApiError",
     "BadRequest",
+    "Callbacks",
     "ConditionError",
     "ConnectWiseSimulator",
     "ConnectWiseStore",
     "DatasetSpec",
+    "Delivery",
     "Faults",
     "FieldError",
     "InvalidObject",

@@ -3,12 +3,19 @@
 Layout of the URL space::
 
     GET  /login/companyinfo/{companyId}          codebase discovery (no auth; JSON null if unknown)
-    ANY  /{codebase}/apis/3.0/...                the API: v4_6_release or v2025_1 style codebases
+    ANY  /{codebase}/apis/3.0/...                the API: v4_6_release or v2025_1 style codebases,
+                                                 including system/callbacks (webhook registrations)
+    GET  /{codebase}//system/callbackkey/index.rails?companyName=…&id=<connectWiseID>
+                                                 a callback's signing key (no auth; 404 if unknown)
     GET|POST|DELETE /__simulator/faults          fault settings and request counters (no auth)
+    GET|POST /__simulator/callbacks              callback delivery settings, counters, recent
+                                                 deliveries (no auth)
 
 Every API request passes one gate (`_serve`): count it and record its `clientId`, apply injected
 latency and faults, check the codebase and Basic credentials, then hand a `Call` to the resource
-handlers and add ConnectWise's response headers.
+handlers and add ConnectWise's response headers. Writes to companies, contacts and configurations,
+through the API or the store, are posted to registered callbacks by `callbacks.py` on the app's
+event loop, after the response.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ import hmac
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from simulators.connectwise.callbacks import Callbacks
 from simulators.connectwise.errors import ApiError, EndpointNotFound, Unauthorized
 from simulators.connectwise.faults import Faults, Traffic
 from simulators.connectwise.routes import Call, Reply, ResourceHandlers, dispatch, parse_body
@@ -79,14 +88,28 @@ class ConnectWiseSimulator:
         self._sleep = sleep
         self._handlers = ResourceHandlers(self.store)
         self.store.add_member(self.credentials.member, "API", "Member", "A")
+        self.callbacks = Callbacks(
+            self.store,
+            company_id=self.credentials.company_id,
+            api_member=self.credentials.member,
+            codebase=CODEBASE.rstrip("/"),
+        )
+        self.store.listeners.append(self.callbacks.on_write)
         self.app = Starlette(
             routes=[
                 Route("/login/companyinfo/{company_id}", self._company_info, methods=["GET"]),
                 Route("/__simulator/faults", self._faults, methods=["GET", "POST", "DELETE"]),
+                Route("/__simulator/callbacks", self._callback_control, methods=["GET", "POST"]),
+                Route(
+                    "/{codebase}/system/callbackkey/index.rails",
+                    self._callback_key,
+                    methods=["GET"],
+                ),
                 Mount("/{codebase}/apis/3.0", routes=self._api_routes()),
             ],
             middleware=[Middleware(CollapseSlashes)],
             exception_handlers={404: _endpoint_not_found, 405: _endpoint_not_found},
+            lifespan=self._lifespan,
         )
         self.app.state.simulator = self
 
@@ -119,7 +142,17 @@ class ConnectWiseSimulator:
 
     # -------------------------------------------------------------------------------- gate
 
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.callbacks.attach(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            await self.callbacks.close()
+
     async def _serve(self, request: Request, handler: Callable[[Call], Reply]) -> Response:
+        # Without a lifespan (in-process ASGI transports), the first request names the loop.
+        self.callbacks.attach(asyncio.get_running_loop())
         traffic, faults = self.traffic, self.faults
         traffic.requests += 1
         number = traffic.requests
@@ -142,8 +175,10 @@ class ConnectWiseSimulator:
             if request.method in ("POST", "PUT", "PATCH"):
                 body = parse_body(await request.body())
             params = {k.lower(): v for k, v in request.query_params.items()}
-            api_base = f"{request.url.scheme}://{request.url.netloc}/{codebase}/apis/3.0"
-            reply = handler(Call(request, params, api_base, member, body))
+            base_url = f"{request.url.scheme}://{request.url.netloc}"
+            api_base = f"{base_url}/{codebase}/apis/3.0"
+            with self.callbacks.request_origin(base_url, codebase):
+                reply = handler(Call(request, params, api_base, member, body))
         except ApiError as error:
             reply = Reply(error.body(), error.status)
         traffic.served += 1
@@ -218,6 +253,28 @@ class ConnectWiseSimulator:
         elif request.method == "DELETE":
             self.faults.clear()
         return JSONResponse({"faults": self.faults.as_dict(), "traffic": self.traffic.as_dict()})
+
+    async def _callback_control(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                changes = json.loads(await request.body())
+                if not isinstance(changes, dict):
+                    raise ValueError("send a JSON object of callback settings")
+                self.callbacks.configure(changes)
+            except ValueError as error:
+                return JSONResponse({"code": "InvalidObject", "message": str(error)}, 400)
+        return JSONResponse(self.callbacks.as_dict())
+
+    async def _callback_key(self, request: Request) -> Response:
+        params = {k.lower(): v for k, v in request.query_params.items()}
+        key = None
+        if _CODEBASE.fullmatch(request.path_params["codebase"]):
+            key = self.callbacks.signing_key_for(
+                params.get("companyname", ""), params.get("id", "")
+            )
+        if key is None:
+            return JSONResponse({"code": "NotFound", "message": "Callback key not found"}, 404)
+        return JSONResponse({"signing_key": key})
 
 
 def create_app(store: ConnectWiseStore | None = None, **options: Any) -> Starlette:

@@ -10,8 +10,6 @@ from simulators.connectwise.schema import RESOURCES, Field, Kind, Resource, Row
 if TYPE_CHECKING:
     from simulators.connectwise.store import ConnectWiseStore
 
-_INFO_FIELDS = ("lastUpdated", "updatedBy", "dateEntered", "enteredBy")
-
 
 class Renderer:
     """Renders records for one response; `api_base` (``http://host/v2025_1/apis/3.0``) is
@@ -79,8 +77,7 @@ class Renderer:
         return out if projection is None else _select(out, projection)
 
     def _info(self, resource: Resource, row: Row) -> dict[str, Any]:
-        slots = resource.index
-        info = {name: row[slots[name]] for name in _INFO_FIELDS if row[slots[name]] is not None}
+        info = {name: row[slot] for slot, name in _INFO[resource.name] if row[slot] is not None}
         if self._base is not None:
             record_id = row[0]
             for key, template in resource.links:
@@ -113,6 +110,12 @@ _BODY = {
         for slot, f in enumerate(resource.fields)
         if not f.info
     )
+    for name, resource in RESOURCES.items()
+}
+
+# (slot, name) of the fields rendered inside `_info`, per resource.
+_INFO = {
+    name: tuple((slot, f.name) for slot, f in enumerate(resource.fields) if f.info)
     for name, resource in RESOURCES.items()
 }
 

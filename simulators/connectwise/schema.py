@@ -381,6 +381,56 @@ LOOKUPS = (
     ),
 )
 
+# A callback (webhook) registration. ConnectWise's CallbackEntry `_info` carries only these two.
+CALLBACK = Resource(
+    name="callbacks",
+    noun="callbackEntry",
+    title="CallbackEntry",
+    path="system/callbacks",
+    href_key="callback_href",
+    reference_name=("description",),  # nothing refers to callbacks; keeps the schema total
+    writable=True,
+    fields=(
+        ID,
+        Field("description", max_length=100),
+        Field("url", required=True),
+        Field("objectId", INT, required=True),
+        Field("type", required=True),
+        Field("level", required=True),
+        Field("memberId", INT, read_only=True),  # the member whose API keys created it
+        Field("payloadVersion", default="3.0.0"),
+        _flag("inactiveFlag"),
+        _flag("isSoapCallbackFlag"),
+        _flag("isSelfSuppressedFlag"),
+        Field("connectWiseID", read_only=True),  # a uuid; also names the signing key
+        *INFO[:2],
+    ),
+)
+
+# Callback levels by type, lower-cased (CWDG "Levels and Types"). None: ConnectWise documents
+# the type but no levels the simulator knows of, so any level is accepted.
+CALLBACK_LEVELS: dict[str, frozenset[str] | None] = {
+    "company": frozenset({"owner", "status", "type", "territory", "company", "integratortag"}),
+    "contact": frozenset({"owner", "type", "territory", "company", "contact"}),
+    "configuration": frozenset({"owner", "type", "status", "configuration"}),
+    **dict.fromkeys(
+        (
+            "ticket",
+            "project",
+            "opportunity",
+            "activity",
+            "schedule",
+            "agreement",
+            "invoice",
+            "expense",
+            "member",
+            "productcatalog",
+            "purchaseorder",
+            "time",
+        )
+    ),
+}
+
 RESOURCES: dict[str, Resource] = {
-    r.name: r for r in (COMPANY, SITE, CONTACT, CONFIGURATION, *LOOKUPS)
+    r.name: r for r in (COMPANY, SITE, CONTACT, CONFIGURATION, CALLBACK, *LOOKUPS)
 }

@@ -30,7 +30,7 @@ async def serve_in_thread(
     Port 0 picks a free port. The server stops, and the thread ends, when the block exits.
     """
     sock = bind(host, port)
-    server = uvicorn.Server(_config(target, host))
+    server = uvicorn.Server(_config(target, host, _base_url(sock)))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="connectwise-simulator", daemon=True
     )
@@ -56,7 +56,7 @@ def run(target: Servable, host: str = "127.0.0.1", port: int = 8081) -> None:
 
 def serve(target: Servable, sock: socket.socket) -> None:
     """Serve `target` on an already bound socket until interrupted."""
-    uvicorn.Server(_config(target, sock.getsockname()[0])).run(sockets=[sock])
+    uvicorn.Server(_config(target, sock.getsockname()[0], _base_url(sock))).run(sockets=[sock])
 
 
 def run_standalone(
@@ -93,6 +93,7 @@ def run_standalone(
     print_fn(f"  private key: {credentials.private_key}")
     print_fn("  client id:   any value (recorded, not checked)")
     print_fn(f"  faults:      {base_url}/__simulator/faults  (GET to read, POST JSON to change)")
+    print_fn(f"  callbacks:   {base_url}/__simulator/callbacks  (deliveries; POST to change)")
     serve(simulator, sock)
 
 
@@ -116,17 +117,29 @@ def _base_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _config(target: Servable, host: str) -> uvicorn.Config:
+def _simulator_of(target: Servable) -> ConnectWiseSimulator | None:
     if isinstance(target, ConnectWiseSimulator):
-        app: ASGIApp = target.app
-    elif isinstance(target, ConnectWiseStore):
-        app = ConnectWiseSimulator(target).app
+        return target
+    if isinstance(target, ConnectWiseStore):
+        return ConnectWiseSimulator(target)
+    found = getattr(getattr(target, "state", None), "simulator", None)  # from create_app
+    return found if isinstance(found, ConnectWiseSimulator) else None
+
+
+def _config(target: Servable, host: str, base_url: str) -> uvicorn.Config:
+    simulator = _simulator_of(target)
+    app: ASGIApp
+    if simulator is None:
+        app = target  # type: ignore[assignment]  # neither store nor simulator: an ASGI app
     else:
-        app = target
+        app = simulator.app
+        # Store-level edits have no request to learn the URL from; callbacks must link back.
+        simulator.callbacks.base_url = base_url
     return uvicorn.Config(
         app,
         host=host,
-        lifespan="off",
+        # The simulator's lifespan starts and stops callback delivery; other apps get none.
+        lifespan="off" if simulator is None else "on",
         ws="none",
         http="auto",  # httptools when installed: the benchmark serves 20k site lists
         # No logging config and no level: uvicorn would set them on the process-wide

@@ -12,11 +12,18 @@ dicts, one per referenced record, so renaming a company renames it inside every 
 refers to it, as in ConnectWise, where references are joins.
 
 All public methods take `lock`, so a test thread may edit while the server thread reads.
+
+Every successful create, change and delete is reported to the functions in `listeners` as
+``(collection, action, record_id, member)`` with `action` one of ConnectWise's callback actions
+("added", "updated", "deleted"), still under `lock`: the simulator's callbacks hang off this
+(`callbacks.py`), and a store without listeners knows nothing about HTTP. `purge` removes a
+record without telling anyone, as a hard delete in ConnectWise's database would.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -41,6 +48,9 @@ from simulators.connectwise.validation import build_row
 _SMALL_TABLE = 1000  # reference lookups by name/identifier scan tables up to this size
 _ADDRESS_FIELDS = ("addressLine1", "addressLine2", "city", "state", "zip", "country")
 
+# Called after each write with (collection, action, record_id, member), under the store's lock.
+Listener = Callable[[str, str, int, str], None]
+
 
 class ConnectWiseStore:
     """Companies, sites, contacts, configurations and ConnectWise's reference lists."""
@@ -56,6 +66,7 @@ class ConnectWiseStore:
         self._version = 0  # bumped by every write; invalidates cached selections
         self._selections = SelectionCache()
         self._item_ids = 0
+        self.listeners: list[Listener] = []
         self._load_reference_lists()
 
     # ----------------------------------------------------------------------------- lookups
@@ -188,10 +199,13 @@ class ConnectWiseStore:
                 row[resource.index[resource.parent]] = parent
             self._check_unique(table, row, None)
             stamp, member = self._stamp(), updated_by or self.ui_member
-            self._insert(table, row, stamp, member)
+            if resource.name == "callbacks":
+                self._assign_callback(row, member)
+            record_id = self._insert(table, row, stamp, member)
             if resource.name == "companies":
                 self._create_primary_site(row, stamp, member)
             self._version += 1
+            self._notify(collection, "added", record_id, member)
             return Renderer(self, None).record(resource, row)
 
     def replace(
@@ -276,9 +290,10 @@ class ConnectWiseStore:
             table = self.table(collection)
             resource = table.resource
             current = self.live_row(collection, record_id, parent_id)
+            member = updated_by or self.ui_member
             if resource.soft_delete:
                 row = list(current)
-                stamp, member = self._stamp(), updated_by or self.ui_member
+                stamp = self._stamp()
                 slots = resource.index
                 row[slots["deletedFlag"]] = True
                 row[slots["dateDeleted"]] = stamp
@@ -288,6 +303,17 @@ class ConnectWiseStore:
                 table.unindex_unique(record_id, current)
             else:
                 table.remove(record_id)
+            self._version += 1
+            self._notify(collection, "deleted", record_id, member)
+
+    def purge(self, collection: str, record_id: int) -> None:
+        """Remove a record outright, soft-deleted or not, and tell no listener: a hard delete
+        ConnectWise never sent a callback for (for reconciliation tests)."""
+        with self.lock:
+            table = self.table(collection)
+            if record_id not in table.rows:
+                raise NotFound(table.resource.title, record_id)
+            table.remove(record_id)
             self._version += 1
 
     def _write(
@@ -303,13 +329,15 @@ class ConnectWiseStore:
         record_id = current[0]
         row = build_row(resource, document, current, self, via_api=via_api)
         self._check_unique(table, row, record_id)
-        self._set_info(resource, row, self._stamp(), updated_by or self.ui_member, created=False)
+        member = updated_by or self.ui_member
+        self._set_info(resource, row, self._stamp(), member, created=False)
         table.unindex_unique(record_id, current)
         table.rows[record_id] = row
         table.index_unique(record_id, row)
         if record_id in table.refs:  # renames show wherever the record is referenced
             self._fill_reference(table, record_id, row, table.refs[record_id])
         self._version += 1
+        self._notify(collection, "updated", record_id, member)
         return Renderer(self, None).record(resource, row)
 
     def _check_unique(self, table: Table, row: Row, record_id: int | None) -> None:
@@ -353,6 +381,17 @@ class ConnectWiseStore:
         row[sites.resource.index["company"]] = self.reference("companies", company[0])
         site_id = self._insert(sites, row, stamp, member)
         company[slots["site"]] = self.reference("sites", site_id)
+
+    def _assign_callback(self, row: Row, member: str) -> None:
+        """Fields ConnectWise fills in on a new callback entry: its creator and its uuid."""
+        slots = RESOURCES["callbacks"].index
+        creator = self._scan(self._tables["members"], "identifier", member)
+        row[slots["memberId"]] = None if creator is None else creator["id"]
+        row[slots["connectWiseID"]] = str(uuid.uuid4())
+
+    def _notify(self, collection: str, action: str, record_id: int, member: str) -> None:
+        for listener in self.listeners:
+            listener(collection, action, record_id, member)
 
     def _insert(self, table: Table, row: Row, stamp: str, member: str) -> int:
         record_id = table.next_id
@@ -453,7 +492,7 @@ class ConnectWiseStore:
         slots = resource.index
         row[slots["lastUpdated"]] = stamp
         row[slots["updatedBy"]] = member
-        if created:
+        if created and "dateEntered" in slots:  # callback entries have no creation stamps
             row[slots["dateEntered"]] = stamp
             row[slots["enteredBy"]] = member
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from simulators.connectwise.errors import FieldError, InvalidObject
-from simulators.connectwise.schema import RESOURCES, Field, Kind, Resource, Row
+from simulators.connectwise.schema import CALLBACK_LEVELS, RESOURCES, Field, Kind, Resource, Row
 from simulators.connectwise.timestamps import canonical_datetime
 
 MISSING: Any = object()
@@ -70,9 +71,42 @@ def build_row(
         if field.required and row[slot] in (None, ""):
             message = f"The {field.name} field is required."
             errors.append(_error(resource, field, "MissingRequiredField", message))
+    if resource.name == "callbacks":
+        errors.extend(_callback_errors(resource, row))
     if errors:
         raise InvalidObject(resource.noun, errors)
     return row
+
+
+def _callback_errors(resource: Resource, row: Row) -> list[FieldError]:
+    """ConnectWise's checks on a callback entry: an absolute http(s) URL, a known type and a
+    level that type supports (types and levels case-insensitively)."""
+    slots, errors = resource.index, []
+    url = row[slots["url"]]
+    if url and not _absolute_http_url(url):
+        errors.append(_error(resource, "url", "InvalidField", "Invalid URL"))
+    kind, level = row[slots["type"]], row[slots["level"]]
+    if not kind or not level:
+        return errors  # reported as missing already
+    if kind.lower() not in CALLBACK_LEVELS:
+        message = f"Unrecognized type {kind}, see documentation for supported types"
+        errors.append(_error(resource, "type", "InvalidObject", message))
+        return errors
+    levels = CALLBACK_LEVELS[kind.lower()]
+    if levels is not None and level.lower() not in levels:
+        message = (
+            "Unrecognized level for type, see documentation for supported levels for each type"
+        )
+        errors.append(_error(resource, "level", "InvalidObject", message))
+    return errors
+
+
+def _absolute_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def _default(field: Field, references: References) -> Any:
