@@ -7,7 +7,7 @@ through record links and reference mappings; it never sees a PSA field name or H
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,6 +31,9 @@ class PsaRecord:
     refs: dict[str, int | None] = field(default_factory=dict)
     codes: dict[ReferenceKind, tuple[int, ...]] = field(default_factory=dict)
     parent_psa_id: int | None = None
+    # Who last changed it in the PSA (a PSA user name), when the PSA says: psasync learns
+    # which user its own writes appear as, to recognise their echo in notifications.
+    updated_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +78,36 @@ class MatchProbe:
 
 
 @dataclass(frozen=True, slots=True)
+class PsaSubscription:
+    """A webhook registration in the PSA (a ConnectWise callback entry)."""
+
+    psa_id: int
+    kind: AssetKind
+    url: str
+    active: bool = True
+
+
+class PsaSubscriptions(Protocol):
+    """Registering webhooks through the PSA's API (ConnectWise ``system/callbacks``).
+
+    A PSA whose webhooks are configured in its own admin UI has none (``subscriptions``
+    is None on its provider); reconciliation polling covers it either way.
+    """
+
+    kinds: frozenset[AssetKind]  # the asset kinds the PSA can notify about
+
+    async def list(self) -> list[PsaSubscription]:
+        """Every registration of the API user's, for the kinds psasync syncs."""
+        ...
+
+    async def create(self, kind: AssetKind, url: str) -> PsaSubscription: ...
+
+    async def delete(self, psa_id: int) -> None:
+        """Remove a registration (one already gone counts as removed)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class PsaReference:
     psa_id: int
     name: str
@@ -108,6 +141,8 @@ class PsaProvider(Protocol):
     """A PSA as the sync engine sees it. Lists yield pages ordered by ascending PSA id."""
 
     display_name: str
+    # Webhook registration through the API, or None when the PSA has none.
+    subscriptions: PsaSubscriptions | None
 
     async def check_connection(self) -> None: ...
 
@@ -117,17 +152,35 @@ class PsaProvider(Protocol):
         """Roughly how many records a full sync will list (for progress), if cheap to know."""
         ...
 
+    # ``since``: only records the PSA changed at or after this time (incremental sync).
+
     def organizations(
-        self, scope: ProviderScope, *, after: int | None = None
+        self, scope: ProviderScope, *, after: int | None = None, since: datetime | None = None
     ) -> AsyncIterator[list[PsaRecord]]: ...
 
-    def locations(self, organization_psa_id: int) -> AsyncIterator[list[PsaRecord]]: ...
+    def locations(
+        self, organization_psa_id: int, *, since: datetime | None = None
+    ) -> AsyncIterator[list[PsaRecord]]: ...
 
-    def contacts(self, *, after: int | None = None) -> AsyncIterator[list[PsaRecord]]: ...
+    def contacts(
+        self, *, after: int | None = None, since: datetime | None = None
+    ) -> AsyncIterator[list[PsaRecord]]: ...
 
     def configurations(
-        self, scope: ProviderScope, *, after: int | None = None
+        self, scope: ProviderScope, *, after: int | None = None, since: datetime | None = None
     ) -> AsyncIterator[list[PsaRecord]]: ...
+
+    async def fetch(self, kind: AssetKind, psa_ids: Sequence[int]) -> list[PsaRecord]:
+        """The records with these ids that the PSA still has, whatever the scope, in
+        ascending id order (few requests: a notification burst is re-fetched in batches).
+        Ids missing from the answer are deleted in the PSA. Not for locations: they are
+        addressed through their organization."""
+        ...
+
+    def record_ids(self, kind: AssetKind, scope: ProviderScope) -> AsyncIterator[list[int]]:
+        """Pages of the ids a full sync of ``kind`` would list (same scope filter at the
+        source), ascending; cheap (ids only), for reconciliation. Not for locations."""
+        ...
 
     # -- writes (two-way sync) --------------------------------------------------------------
 

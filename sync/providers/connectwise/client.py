@@ -252,6 +252,10 @@ class ConnectWiseClient:
         """Pages of ``/system/members``."""
         return self._pages(Resource.MEMBERS, conditions, fields)
 
+    def callbacks(self, conditions: str | None = None) -> AsyncIterator[Page]:
+        """Pages of ``/system/callbacks`` (callback entries: webhook registrations)."""
+        return self._pages(Resource.CALLBACKS, conditions, None)
+
     async def company_types(self) -> list[Record]:
         return await self._all(Resource.COMPANY_TYPES)
 

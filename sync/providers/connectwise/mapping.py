@@ -341,12 +341,21 @@ class RecordMap:
 
     def to_record(self, raw: RawRecord) -> PsaRecord:
         info = raw.get("_info")
-        stamp = info.get("lastUpdated") if isinstance(info, dict) else None
+        if not isinstance(info, dict):
+            info = {}
         values = {f.local: f.convert(f.get(raw)) for f in self.fields}
         refs = {r.name: ref_id(r.get(raw)) for r in self.refs}
         codes = {c.kind: c.convert(c.get(raw)) for c in self.codes}
         owner = ref_id(self.parent.get(raw)) if self.parent else None
-        return PsaRecord(int(raw["id"]), parse_psa_datetime(stamp), values, refs, codes, owner)
+        return PsaRecord(
+            int(raw["id"]),
+            parse_psa_datetime(info.get("lastUpdated")),
+            values,
+            refs,
+            codes,
+            owner,
+            updated_by=text(info.get("updatedBy")),
+        )
 
     def to_psa(self, change: PsaChange, *, create: bool) -> dict[str, Any]:
         """ConnectWise property → value for what ``change`` holds (None clears a value).
@@ -485,6 +494,14 @@ RECORD_MAPS = {
     AssetKind.LOCATION: SITE,
     AssetKind.CONTACT: CONTACT,
     AssetKind.CONFIGURATION: CONFIGURATION,
+}
+
+# What ConnectWise calls each kind in a callback entry's ``type`` (and a delivered payload's
+# ``Type``). Sites have no documented callbacks: they are polled through their company.
+CALLBACK_TYPES: dict[AssetKind, str] = {
+    AssetKind.ORGANIZATION: "company",
+    AssetKind.CONTACT: "contact",
+    AssetKind.CONFIGURATION: "configuration",
 }
 
 # -- creates -----------------------------------------------------------------------------------

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime
+from urllib.parse import urlencode
 
 from models.enums import AssetKind, ReferenceKind
 from sync.errors import RecordError
-from sync.providers.base import MatchProbe, ProviderScope, PsaChange, PsaRecord, PsaReference
+from sync.providers.base import (
+    MatchProbe,
+    ProviderScope,
+    PsaChange,
+    PsaRecord,
+    PsaReference,
+    PsaSubscriptions,
+)
 from sync.providers.connectwise import mapping, writes
 from sync.providers.connectwise.client import ConnectWiseClient, Page, Resource
 from sync.providers.connectwise.query import cw_and, cw_cmp, cw_eq, cw_in, cw_or
+from sync.providers.connectwise.subscriptions import ConnectWiseSubscriptions
 
 # A derived company identifier that turns out taken is renumbered this many times at most
 # (each time after looking up the identifiers in use), in case others take it meanwhile.
@@ -21,6 +31,9 @@ _IDENTIFIER_ATTEMPTS = 3
 # Match lookups of one page go out a few at a time: each is a short URL-bound list call.
 LOOKUP_CONCURRENCY = 4
 PAGE_SIZE = 1000  # the client's page size: records per list call
+# A fetch by id asks for at most this many ids per list call (fewer when their conditions
+# would make the URL too long: see ``writes.MAX_CONDITIONS_LENGTH``).
+FETCH_BATCH = 200
 
 
 class ConnectWiseProvider:
@@ -28,6 +41,7 @@ class ConnectWiseProvider:
 
     def __init__(self, client: ConnectWiseClient) -> None:
         self.client = client
+        self.subscriptions: PsaSubscriptions | None = ConnectWiseSubscriptions(client)
 
     async def check_connection(self) -> None:
         await self.client.check_connection()
@@ -56,25 +70,93 @@ class ConnectWiseProvider:
             total += await self.client.count(Resource.CONTACTS)
         return total
 
+    # ``since`` filters on ``lastUpdated`` at the source; pages stay in ascending id order
+    # (forward-only paging), whatever the filter.
+
     async def organizations(
-        self, scope: ProviderScope, *, after: int | None = None
+        self, scope: ProviderScope, *, after: int | None = None, since: datetime | None = None
     ) -> AsyncIterator[list[PsaRecord]]:
-        async for page in self.client.companies(_company_conditions(scope, after)):
+        async for page in self.client.companies(_company_conditions(scope, after, since)):
             yield _map(mapping.COMPANY, page)
 
-    async def locations(self, organization_psa_id: int) -> AsyncIterator[list[PsaRecord]]:
-        async for page in self.client.sites(organization_psa_id):
+    async def locations(
+        self, organization_psa_id: int, *, since: datetime | None = None
+    ) -> AsyncIterator[list[PsaRecord]]:
+        async for page in self.client.sites(organization_psa_id, _since(since)):
             yield _map(mapping.SITE, page)
 
-    async def contacts(self, *, after: int | None = None) -> AsyncIterator[list[PsaRecord]]:
-        async for page in self.client.contacts(_after(after)):
+    async def contacts(
+        self, *, after: int | None = None, since: datetime | None = None
+    ) -> AsyncIterator[list[PsaRecord]]:
+        async for page in self.client.contacts(cw_and(_after(after), _since(since))):
             yield _map(mapping.CONTACT, page)
 
     async def configurations(
-        self, scope: ProviderScope, *, after: int | None = None
+        self, scope: ProviderScope, *, after: int | None = None, since: datetime | None = None
     ) -> AsyncIterator[list[PsaRecord]]:
-        async for page in self.client.configurations(_configuration_conditions(scope, after)):
+        conditions = _configuration_conditions(scope, after, since)
+        async for page in self.client.configurations(conditions):
             yield _map(mapping.CONFIGURATION, page)
+
+    async def fetch(self, kind: AssetKind, psa_ids: Sequence[int]) -> list[PsaRecord]:
+        """The records with these ids that ConnectWise still has, in ascending id order,
+        whatever the scope (the engine checks it). A soft-deleted company counts as gone.
+
+        One list call per batch of ids (``id in (…)``), a few at a time. Sites are not
+        fetched by id (ValueError): ConnectWise addresses them through their company.
+        """
+        if kind is AssetKind.LOCATION:
+            raise ValueError("ConnectWise sites are fetched through their company (locations)")
+        wanted = sorted(set(psa_ids))
+        if not wanted:
+            return []
+        live = cw_eq("deletedFlag", False) if kind is AssetKind.ORGANIZATION else None
+        records = await self._lookups(kind, list(_id_batches(wanted, live)))
+        requested = set(wanted)
+        return [r for r in records if r.psa_id in requested]
+
+    def record_ids(self, kind: AssetKind, scope: ProviderScope) -> AsyncIterator[list[int]]:
+        """Pages of the ids a full sync of ``kind`` lists (same conditions, ``fields=id``),
+        ascending. ValueError for sites: they are listed per company."""
+        if kind is AssetKind.LOCATION:
+            raise ValueError("ConnectWise lists sites per company: no site ids to list")
+        conditions: str | None = None
+        if kind is AssetKind.ORGANIZATION:
+            conditions = _company_conditions(scope, None)
+        elif kind is AssetKind.CONFIGURATION:
+            conditions = _configuration_conditions(scope, None)
+        return self._ids(kind, conditions)
+
+    async def _ids(self, kind: AssetKind, conditions: str | None) -> AsyncIterator[list[int]]:
+        async for page in self._list(kind, conditions, fields=["id"]):
+            yield [int(raw["id"]) for raw in page]
+
+    def _list(
+        self, kind: AssetKind, conditions: str | None, fields: Sequence[str] | None = None
+    ) -> AsyncIterator[Page]:
+        lists = {
+            AssetKind.ORGANIZATION: self.client.companies,
+            AssetKind.CONTACT: self.client.contacts,
+            AssetKind.CONFIGURATION: self.client.configurations,
+        }
+        return lists[kind](conditions, fields)
+
+    async def _lookups(self, kind: AssetKind, batches: Sequence[str]) -> list[PsaRecord]:
+        """The records of one list call per conditions, ``LOOKUP_CONCURRENCY`` at a time;
+        each record once, in ascending id order."""
+        table = mapping.RECORD_MAPS[kind]
+        found: dict[int, PsaRecord] = {}
+        gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def lookup(conditions: str) -> None:
+            async with gate:
+                async for page in self._list(kind, conditions):
+                    for raw in page:
+                        record = table.to_record(raw)
+                        found.setdefault(record.psa_id, record)
+
+        await asyncio.gather(*(lookup(c) for c in batches))
+        return sorted(found.values(), key=_by_id)
 
     # -- writes (two-way sync) ----------------------------------------------------------------
 
@@ -165,22 +247,6 @@ class ConnectWiseProvider:
         one list per company). A superset: ConnectWise compares case-insensitively."""
         if kind is AssetKind.LOCATION:
             return await self._sites_of(p.parent_psa_id for p in probes)
-        table = mapping.RECORD_MAPS[kind]
-        lists = {
-            AssetKind.ORGANIZATION: self.client.companies,
-            AssetKind.CONTACT: self.client.contacts,
-            AssetKind.CONFIGURATION: self.client.configurations,
-        }
-        found: dict[int, PsaRecord] = {}
-        gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
-
-        async def lookup(conditions: str) -> None:
-            async with gate:
-                async for page in lists[kind](conditions):
-                    for raw in page:
-                        record = table.to_record(raw)
-                        found.setdefault(record.psa_id, record)
-
         batches = _match_conditions(kind, probes)
         if kind is AssetKind.ORGANIZATION and len(batches) > 1:
             # A PSA with few companies (one just adopted, the case push-all is for) is read
@@ -189,8 +255,7 @@ class ConnectWiseProvider:
             pages = -(-await self.client.count(Resource.COMPANIES, live) // PAGE_SIZE)
             if pages < len(batches):
                 batches = [live]
-        await asyncio.gather(*(lookup(c) for c in batches))
-        return sorted(found.values(), key=lambda r: r.psa_id)
+        return await self._lookups(kind, batches)
 
     async def _sites_of(self, companies: Iterable[int | None]) -> list[PsaRecord]:
         records: list[PsaRecord] = []
@@ -213,22 +278,69 @@ class ConnectWiseProvider:
         return None
 
 
-def _company_conditions(scope: ProviderScope, after: int | None) -> str:
+def _company_conditions(
+    scope: ProviderScope, after: int | None, since: datetime | None = None
+) -> str:
     # Status filters at the source. Types cannot: a company is in scope only when ALL its
     # types are enabled, which ConnectWise conditions cannot say; the engine checks that.
+    # Changes since a time are listed whatever the scope: a company that left the scope is
+    # a change too (the engine orphans it), and there are few of them.
     return cw_and(
         cw_eq("deletedFlag", False),
-        cw_in("status/id", sorted(scope.ids(ReferenceKind.ORGANIZATION_STATUS)) or [0]),
+        _in_scope("status/id", scope, ReferenceKind.ORGANIZATION_STATUS, since),
         _after(after),
+        _since(since),
     )
 
 
-def _configuration_conditions(scope: ProviderScope, after: int | None) -> str:
+def _configuration_conditions(
+    scope: ProviderScope, after: int | None, since: datetime | None = None
+) -> str:
     return cw_and(
-        cw_in("type/id", sorted(scope.ids(ReferenceKind.CONFIGURATION_TYPE)) or [0]),
-        cw_in("status/id", sorted(scope.ids(ReferenceKind.CONFIGURATION_STATUS)) or [0]),
+        _in_scope("type/id", scope, ReferenceKind.CONFIGURATION_TYPE, since),
+        _in_scope("status/id", scope, ReferenceKind.CONFIGURATION_STATUS, since),
         _after(after),
+        _since(since),
     )
+
+
+def _in_scope(
+    path: str, scope: ProviderScope, kind: ReferenceKind, since: datetime | None
+) -> str | None:
+    return None if since is not None else cw_in(path, sorted(scope.ids(kind)) or [0])
+
+
+def _id_batches(ids: Sequence[int], extra: str | None) -> Iterator[str]:
+    """``id in (…)`` conditions (and ``extra``) for consecutive batches of ``ids``: at most
+    ``FETCH_BATCH`` each, and short enough for the URL (``writes.MAX_CONDITIONS_LENGTH``).
+
+    Each id after the first adds its digits and one encoded ``", "`` to what is sent, so
+    the length is counted as the batch grows rather than re-measured.
+    """
+
+    def conditions(batch: Sequence[int]) -> str:
+        return cw_and(cw_in("id", batch), extra)
+
+    separator = _sent_length(conditions([0, 0])) - _sent_length(conditions([0])) - 1
+    batch: list[int] = []
+    length = 0
+    for psa_id in ids:
+        if batch:
+            added = separator + len(str(psa_id))
+            if len(batch) < FETCH_BATCH and length + added <= writes.MAX_CONDITIONS_LENGTH:
+                batch.append(psa_id)
+                length += added
+                continue
+            yield conditions(batch)
+        batch = [psa_id]
+        length = _sent_length(conditions(batch))
+    if batch:
+        yield conditions(batch)
+
+
+def _sent_length(conditions: str) -> int:
+    # As httpx encodes a query parameter (spaces as ``+``, like ``urlencode``).
+    return len(urlencode({"conditions": conditions}))
 
 
 def _match_conditions(kind: AssetKind, probes: Sequence[MatchProbe]) -> list[str]:
@@ -281,6 +393,15 @@ def _match_conditions(kind: AssetKind, probes: Sequence[MatchProbe]) -> list[str
 
 def _after(after: int | None) -> str | None:
     return None if after is None else cw_cmp("id", ">", after)
+
+
+def _since(since: datetime | None) -> str | None:
+    # Second precision: a sub-second ``since`` is rounded down, so nothing is missed.
+    return None if since is None else cw_cmp("lastUpdated", ">=", since)
+
+
+def _by_id(record: PsaRecord) -> int:
+    return record.psa_id
 
 
 def _map(table: mapping.RecordMap, page: Page) -> list[PsaRecord]:
