@@ -13,6 +13,8 @@
 | PSASYNC_LOG_LEVEL        | info                                      |
 | PSASYNC_ALLOW_SANDBOX    | false: API clients may not connect a PSA  |
 |                          | over plain http on this machine           |
+| PSASYNC_PUBLIC_URL       | none: where PSAs post webhooks (https);   |
+|                          | without it, polling alone                 |
 
 PSASYNC_SECRET_KEY may hold several comma-separated Fernet keys: the first encrypts, all
 decrypt, which is how keys are rotated.
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from models.vault import Vault, VaultError
 
@@ -52,6 +55,10 @@ class Settings:
     # Lets GraphQL clients create "sandbox" integrations: plain http to a loopback PSA (a
     # simulator). Off by default, so the API cannot be used to probe local ports.
     allow_sandbox: bool = False
+    # Where PSAs reach this service (``https://psasync.example.com``): with it, psasync
+    # registers ConnectWise callbacks at ``{public_url}/webhooks/...``; without it, sync
+    # relies on polling alone.
+    public_url: str | None = None
 
     def __repr__(self) -> str:  # the keys must never reach a log
         return (
@@ -135,7 +142,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker=_flag(env.get("PSASYNC_WORKER", "true"), "PSASYNC_WORKER"),
         log_level=env.get("PSASYNC_LOG_LEVEL", "info").lower(),
         allow_sandbox=_flag(env.get("PSASYNC_ALLOW_SANDBOX", "false"), "PSASYNC_ALLOW_SANDBOX"),
+        public_url=_public_url(env.get("PSASYNC_PUBLIC_URL", "")),
     )
+
+
+def _public_url(value: str) -> str | None:
+    """https, or http on loopback (a PSA simulator on this machine posts there)."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return None
+    parts = urlsplit(value)
+    loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise SettingsError(
+            f"PSASYNC_PUBLIC_URL must be an https URL (plain http only on loopback): {value!r}"
+        )
+    if parts.query or parts.fragment:
+        raise SettingsError("PSASYNC_PUBLIC_URL must not carry a query or fragment")
+    return value
 
 
 @cache

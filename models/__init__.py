@@ -7,6 +7,7 @@ from models.enums import (
     ChangeSource,
     ConflictOutcome,
     ContactSource,
+    DeliveryStatus,
     IntegrationStatus,
     LinkState,
     OutboxOperation,
@@ -18,6 +19,7 @@ from models.enums import (
     RunKind,
     RunStatus,
     RunTrigger,
+    SubscriptionState,
     SyncState,
 )
 from models.integrations import Integration
@@ -25,6 +27,7 @@ from models.links import RecordLink
 from models.outbox import FieldChange, OutboxEntry, SyncConflict
 from models.reference import ReferenceMapping, ReferenceValue
 from models.runs import COUNT_FIELDS, SyncRun, SyncRunIssue
+from models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ASSET_MODELS",
@@ -38,6 +41,7 @@ __all__ = [
     "ConflictOutcome",
     "Contact",
     "ContactSource",
+    "DeliveryStatus",
     "FieldChange",
     "Integration",
     "IntegrationStatus",
@@ -57,9 +61,12 @@ __all__ = [
     "RunKind",
     "RunStatus",
     "RunTrigger",
+    "SubscriptionState",
     "SyncConflict",
     "SyncRun",
     "SyncRunIssue",
     "SyncState",
     "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "models.links",
     "models.runs",
     "models.outbox",
+    "models.webhooks",
 ]
 
 

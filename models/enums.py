@@ -124,9 +124,10 @@ class ConflictOutcome(StrEnum):
 
 class RunKind(StrEnum):
     FULL = "FULL"
-    INCREMENTAL = "INCREMENTAL"
+    INCREMENTAL = "INCREMENTAL"  # records changed since the bookmarks (reconciliation poll)
     MANUAL = "MANUAL"
     PUSH_ALL = "PUSH_ALL"
+    RECONCILE = "RECONCILE"  # id sets compared: PSA records deleted without a notice
 
 
 class RunTrigger(StrEnum):
@@ -136,6 +137,23 @@ class RunTrigger(StrEnum):
     SETTINGS = "settings"
     CLI = "cli"
     PUSH_ALL = "push_all"
+
+
+class DeliveryStatus(StrEnum):
+    """Where an inbound PSA notification is."""
+
+    PENDING = "PENDING"  # stored, waiting for the runner
+    PROCESSED = "PROCESSED"  # the record was re-fetched and synced
+    IGNORED = "IGNORED"  # nothing to do; ``reason`` says why (echo, out of scope, stale)
+    FAILED = "FAILED"  # processing failed; retried with back-off, replayable
+
+
+class SubscriptionState(StrEnum):
+    """A PSA-side webhook registration psasync manages."""
+
+    REGISTERED = "REGISTERED"
+    FAILED = "FAILED"  # registering failed; ``last_error`` says why, retried
+    REMOVED = "REMOVED"  # unregistered (paused, two-way and near-real-time off)
 
 
 class RunStatus(StrEnum):

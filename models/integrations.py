@@ -13,7 +13,10 @@ if TYPE_CHECKING:
     from models.accounts import Account
     from models.vault import Vault
 
-DEFAULT_SYNC_INTERVAL = 3600
+# The reconciliation poll (an incremental sync) behind webhooks, and the full id comparison
+# that finds records deleted without a notice.
+DEFAULT_SYNC_INTERVAL = 15 * 60
+DEFAULT_RECONCILE_INTERVAL = 24 * 3600
 # ConnectWise: "over 1,000 requests per minute will likely experience rate limiting".
 DEFAULT_PUSH_RATE = 600
 
@@ -42,6 +45,29 @@ class Integration(Model):
     contacts_enabled = fields.BooleanField(default=True)
     two_way_enabled = fields.BooleanField(default=False)
     sync_interval_seconds = fields.IntField(default=DEFAULT_SYNC_INTERVAL)
+    reconcile_interval_seconds = fields.IntField(default=DEFAULT_RECONCILE_INTERVAL)
+    # Scheduled runs are claimed by compare-and-set on these, so with several processes
+    # exactly one queues each due run.
+    next_poll_at = fields.DatetimeField(null=True)
+    next_reconcile_at = fields.DatetimeField(null=True)
+    # Incremental sync: per asset kind, the PSA stamp (ISO 8601) up to which every change
+    # has been written locally.
+    bookmarks: Any = fields.JSONField(default=dict)
+    # Near-real-time sync: PSA webhooks registered (when psasync has a public URL) and
+    # processed as they arrive. Two-way sync registers them too.
+    near_real_time = fields.BooleanField(default=True)
+    # The registrations need a look (settings changed, paused, resumed).
+    webhooks_due = fields.BooleanField(default=False)
+    webhooks_checked_at = fields.DatetimeField(null=True)
+    # Notifications refused for a bad signature (none of them stored).
+    webhook_rejected = fields.IntField(default=0)
+    webhook_last_rejected_at = fields.DatetimeField(null=True)
+    # The PSA user psasync's own writes appear as (learned from them): a notice of a change
+    # made by it, to a version we already have, is our echo.
+    psa_member = fields.CharField(max_length=254, null=True)
+    # One inbox processor per integration at a time, across processes.
+    inbox_lease_owner = fields.CharField(max_length=100, null=True)
+    inbox_lease_expires_at = fields.DatetimeField(null=True)
     # Bumped by every scope change: links read under an older version get a full look on
     # the next sync instead of a stamp check.
     settings_version = fields.IntField(default=0)

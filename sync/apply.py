@@ -184,6 +184,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
         ):
             reason = "organization_not_synced"
         if reason is not None:
+            ctx.note(record.psa_id, f"out of scope: {reason}")
             if link is not None and link.state == LinkState.SYNCED:
                 plan.orphans.append(link.id)
                 plan.counts["orphaned"] += 1
@@ -199,6 +200,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
             and link.psa_stamp == int(record.updated_at.timestamp())
         ):
             plan.counts["unchanged"] += 1
+            ctx.note(record.psa_id, "unchanged")
             continue
         changed.append(record)
 
@@ -217,6 +219,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
         if psa_id not in seen and link.state == LinkState.SYNCED:
             plan.orphans.append(link.id)
             plan.counts["orphaned"] += 1
+            ctx.note(psa_id, "orphaned: gone from the PSA")
 
     ours = await _our_side(ctx, page, pending, now)
     snapshots: dict[uuid.UUID, Any] = {}
@@ -237,20 +240,24 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
         if len(found) > 1:
             plan.counts["failed"] += 1
             plan.issues.append(_ambiguous(ctx, page.kind, record, found))
+            ctx.note(record.psa_id, "ambiguous match")
             continue
         if found and found[0] in claimed:
             # Two PSA records match one local record: linking either would be a guess.
             plan.counts["failed"] += 1
             plan.issues.append(_ambiguous(ctx, page.kind, record, found))
+            ctx.note(record.psa_id, "ambiguous match")
             continue
         local_id = found[0] if found else uuid.uuid4()
         claimed[local_id] = record.psa_id
         if found:
             plan.updates[local_id] = (values, None)
             plan.counts["linked"] += 1
+            ctx.note(record.psa_id, "linked")
         else:
             plan.creates.append(_new_asset(ctx, page.kind, local_id, values, now))
             plan.counts["created"] += 1
+            ctx.note(record.psa_id, "created")
         plan.new_links.append(
             {
                 "id": uuid.uuid4(),
@@ -336,6 +343,7 @@ def _plan_linked(
         # Older than what we last read or wrote (a slow page, a late notice): stale data
         # never wins.
         plan.counts["unchanged"] += 1
+        ctx.note(record.psa_id, "stale")
         return
     relinked = link.state != LinkState.SYNCED
     if not relinked and ours.context is not None and link.local_id in ours.rows:
@@ -344,8 +352,10 @@ def _plan_linked(
     if base == snap and not relinked:
         # Same values under a new stamp (an unmapped field changed): remember the stamp only.
         plan.counts["unchanged"] += 1
+        ctx.note(record.psa_id, "unchanged")
     else:
         plan.counts["linked" if relinked else "updated"] += 1
+        ctx.note(record.psa_id, "linked" if relinked else "updated")
         plan.updates[link.local_id] = (values, link)
     plan.link_updates.append(
         RecordLink(
@@ -389,6 +399,7 @@ def _plan_merged(
         plan.counts["updated"] += 1
     else:
         plan.counts["unchanged"] += 1
+    ctx.note(record.psa_id, "updated" if merged.local else "unchanged")
     plan.merged_links.append(
         RecordLink(
             id=link.id,
@@ -504,7 +515,7 @@ def _ambiguous(
     )
     return SyncRunIssue(
         id=uuid.uuid4(),
-        run_id=ctx.run.id,
+        run_id=None if ctx.run is None else ctx.run.id,  # outside a run: reported, not kept
         code="ambiguous_match",
         kind=kind,
         psa_id=record.psa_id,
@@ -592,7 +603,7 @@ async def _write(
             await RecordLink.filter(id__in=plan.orphans).update(
                 state=LinkState.ORPHANED, updated_at=now
             )
-        if plan.issues:
+        if plan.issues and ctx.run is not None:
             await SyncRunIssue.bulk_create(plan.issues)
         await _write_merged(plan)
         await record_progress(ctx, plan.counts, page.checkpoint)
@@ -655,12 +666,14 @@ async def record_progress(
     ctx.counts.update(counts)
     processed = sum(counts.values())
     ctx.processed += processed
+    if ctx.run is None:
+        return
     changes: dict[str, Any] = {name: F(name) + n for name, n in counts.items() if n}
     changes["processed"] = F("processed") + processed
     if checkpoint is not None:
         changes["checkpoint"] = checkpoint
     owned = await SyncRun.filter(
-        id=ctx.run.id, status=RunStatus.RUNNING, lease_owner=ctx.run.lease_owner
+        id=ctx.run_id, status=RunStatus.RUNNING, lease_owner=ctx.run.lease_owner
     ).update(**changes)
     if not owned:
-        raise RunPreempted(f"run {ctx.run.id} was paused, cancelled or deleted")
+        raise RunPreempted(f"run {ctx.run_id} was paused, cancelled or deleted")

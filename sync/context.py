@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +24,11 @@ def utcnow() -> datetime:
 
 @dataclass
 class RunContext:
+    """``run`` is None when records are synced outside a run (webhook notices): counts stay
+    in memory, and each record's outcome is kept in ``outcomes``."""
+
     integration: Integration
-    run: SyncRun
+    run: SyncRun | None
     reference: ReferenceIndex = field(default_factory=ReferenceIndex)
     clock: Callable[[], datetime] = utcnow
     counts: Counter[str] = field(default_factory=Counter)
@@ -41,6 +45,9 @@ class RunContext:
     directions: Directions | None = None
     clocks: Clocks = field(default_factory=Clocks)
     two_way: bool = False
+    # PSA id → what became of the record ("updated", "unchanged", "out_of_scope:…", …), for
+    # callers that answer per record (webhook deliveries); None when nobody asks.
+    outcomes: dict[int, str] | None = None
 
     def __post_init__(self) -> None:
         self.directions = integration_directions(self.integration)
@@ -49,4 +56,15 @@ class RunContext:
 
     @property
     def dry_run(self) -> bool:
-        return bool(self.run.dry_run)
+        return self.run is not None and bool(self.run.dry_run)
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        """The run's id, for code that only ever runs inside a run (phases, push-all)."""
+        if self.run is None:
+            raise RuntimeError("not inside a run")
+        return self.run.id
+
+    def note(self, psa_id: int, outcome: str) -> None:
+        if self.outcomes is not None:
+            self.outcomes[psa_id] = outcome

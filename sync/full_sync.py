@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
@@ -29,7 +30,6 @@ from models import (
     AssetKind,
     LinkState,
     RecordLink,
-    ReferenceKind,
     SyncRun,
     SyncRunIssue,
 )
@@ -37,9 +37,6 @@ from sync import reference, statistics
 from sync.apply import (
     LINK_COLUMNS,
     LinkRow,
-    Page,
-    Related,
-    RelatedLoader,
     apply,
     links_where,
     record_progress,
@@ -48,6 +45,7 @@ from sync.apply import (
 from sync.columns import RELATIONS, as_uuid
 from sync.context import RunContext
 from sync.errors import ProtocolError, RecordError
+from sync.pages import page_of
 from sync.providers.base import ProviderScope, PsaProvider, PsaRecord
 from sync.snapshot import encode
 
@@ -62,7 +60,7 @@ async def full_sync(ctx: RunContext, provider: PsaProvider) -> None:
     scope = ctx.reference.scope()
     total = await provider.estimate_total(scope, contacts=ctx.integration.contacts_enabled)
     if total is not None:
-        await SyncRun.filter(id=ctx.run.id).update(total=total)
+        await SyncRun.filter(id=ctx.run_id).update(total=total)
     resume = dict(ctx.checkpoint)
     start = PHASES.index(resume["phase"]) if resume.get("phase") in PHASES else 0
     for index, phase in enumerate(PHASES):
@@ -73,7 +71,7 @@ async def full_sync(ctx: RunContext, provider: PsaProvider) -> None:
         if phase == "organizations":
             await _organizations(ctx, provider, scope, after)
         elif phase == "locations":
-            await _locations(ctx, provider, after)
+            await sync_locations(ctx, provider, after)
         elif phase == "contacts":
             if ctx.integration.contacts_enabled:
                 await _contacts(ctx, provider, after)
@@ -86,37 +84,7 @@ async def full_sync(ctx: RunContext, provider: PsaProvider) -> None:
 
 async def _set_phase(ctx: RunContext, phase: str) -> None:
     ctx.checkpoint = {"phase": phase}
-    await SyncRun.filter(id=ctx.run.id).update(phase=phase)
-
-
-def _organization_scope(ctx: RunContext) -> Callable[[PsaRecord], str | None]:
-    ref = ctx.reference
-
-    def out_of_scope(record: PsaRecord) -> str | None:
-        if not ref.all_enabled(
-            ReferenceKind.ORGANIZATION_TYPE, record.codes.get(ReferenceKind.ORGANIZATION_TYPE, ())
-        ):
-            return "organization_type_not_synced"
-        if not ref.all_enabled(
-            ReferenceKind.ORGANIZATION_STATUS,
-            record.codes.get(ReferenceKind.ORGANIZATION_STATUS, ()),
-        ):
-            return "organization_status_not_synced"
-        return None
-
-    return out_of_scope
-
-
-def _configuration_scope(ctx: RunContext) -> Callable[[PsaRecord], str | None]:
-    ref = ctx.reference
-
-    def out_of_scope(record: PsaRecord) -> str | None:
-        for kind in (ReferenceKind.CONFIGURATION_TYPE, ReferenceKind.CONFIGURATION_STATUS):
-            if not ref.all_enabled(kind, record.codes.get(kind, ())):
-                return f"{kind.value}_not_synced"
-        return None
-
-    return out_of_scope
+    await SyncRun.filter(id=ctx.run_id).update(phase=phase)
 
 
 async def _ranged(
@@ -124,8 +92,6 @@ async def _ranged(
     kind: AssetKind,
     pages: AsyncIterator[list[PsaRecord]],
     after: int | None,
-    prepare: Callable[[list[PsaRecord]], Awaitable[tuple[dict[int, LinkRow], RelatedLoader]]],
-    out_of_scope: Callable[[PsaRecord], str | None] = lambda _r: None,
 ) -> None:
     """Apply pages that arrive in ascending PSA id order, orphaning the gaps between them."""
     low = after if after is not None else -1
@@ -142,104 +108,61 @@ async def _ranged(
         # Every id of the page lies in (low, high]: one range read covers the page and the
         # links the PSA no longer returns.
         links = await links_where(ctx, kind, Q(psa_id__gt=low, psa_id__lte=high))
-        organizations, related = await prepare(records)
         checkpoint = {"phase": ctx.checkpoint["phase"], "after": high}
-        await apply(
-            ctx,
-            Page(kind, records, links, organizations, related, out_of_scope, checkpoint),
-        )
+        await apply(ctx, await page_of(ctx, kind, records, links, checkpoint))
         low = high
         written += 1
         await statistics.refresh_as_tables_grow(ctx, kind, written)
     # Past the last page: whatever we still link there is gone from the PSA's list.
     tail = await links_where(ctx, kind, Q(psa_id__gt=low, state=LinkState.SYNCED))
-    await _orphan(ctx, [link.id for link in tail.values()])
+    await orphan_links(ctx, [link.id for link in tail.values()])
     await statistics.refresh(ctx, kind)
 
 
-async def _orphan(ctx: RunContext, link_ids: Sequence[uuid.UUID]) -> None:
+async def orphan_links(
+    ctx: RunContext, link_ids: Sequence[uuid.UUID], checkpoint: dict[str, Any] | None = None
+) -> None:
     counts: Counter[str] = Counter(orphaned=len(link_ids))
     if ctx.dry_run or not link_ids:
-        await record_progress(ctx, counts, None)
+        await record_progress(ctx, counts, checkpoint)
         return
     async with in_transaction():
         await RecordLink.filter(id__in=list(link_ids)).update(
             state=LinkState.ORPHANED, updated_at=ctx.clock()
         )
-        await record_progress(ctx, counts, None)
+        await record_progress(ctx, counts, checkpoint)
     ctx.rows_written += len(link_ids)
 
 
 async def _organizations(
     ctx: RunContext, provider: PsaProvider, scope: ProviderScope, after: int | None
 ) -> None:
-    async def related(records: list[PsaRecord]) -> Related:
-        return {
-            AssetKind.ORGANIZATION: await resolve(
-                ctx, AssetKind.ORGANIZATION, (r.refs.get("parent") for r in records)
-            ),
-            AssetKind.LOCATION: await resolve(
-                ctx, AssetKind.LOCATION, (r.refs.get("primary_location") for r in records)
-            ),
-        }
-
-    async def prepare(records: list[PsaRecord]) -> tuple[dict[int, LinkRow], RelatedLoader]:
-        return {}, related
-
-    await _ranged(
-        ctx,
-        AssetKind.ORGANIZATION,
-        provider.organizations(scope, after=after),
-        after,
-        prepare,
-        _organization_scope(ctx),
-    )
+    pages = provider.organizations(scope, after=after)
+    await _ranged(ctx, AssetKind.ORGANIZATION, pages, after)
 
 
 async def _contacts(ctx: RunContext, provider: PsaProvider, after: int | None) -> None:
-    async def related(records: list[PsaRecord]) -> Related:
-        return {
-            AssetKind.LOCATION: await resolve(
-                ctx, AssetKind.LOCATION, (r.refs.get("location") for r in records)
-            )
-        }
-
-    async def prepare(records: list[PsaRecord]) -> tuple[dict[int, LinkRow], RelatedLoader]:
-        parents = (r.parent_psa_id for r in records)
-        return await resolve(ctx, AssetKind.ORGANIZATION, parents), related
-
-    await _ranged(ctx, AssetKind.CONTACT, provider.contacts(after=after), after, prepare)
+    await _ranged(ctx, AssetKind.CONTACT, provider.contacts(after=after), after)
 
 
 async def _configurations(
     ctx: RunContext, provider: PsaProvider, scope: ProviderScope, after: int | None
 ) -> None:
-    async def related(records: list[PsaRecord]) -> Related:
-        return {
-            AssetKind.LOCATION: await resolve(
-                ctx, AssetKind.LOCATION, (r.refs.get("location") for r in records)
-            ),
-            AssetKind.CONTACT: await resolve(
-                ctx, AssetKind.CONTACT, (r.refs.get("contact") for r in records)
-            ),
-        }
-
-    async def prepare(records: list[PsaRecord]) -> tuple[dict[int, LinkRow], RelatedLoader]:
-        parents = (r.parent_psa_id for r in records)
-        return await resolve(ctx, AssetKind.ORGANIZATION, parents), related
-
-    await _ranged(
-        ctx,
-        AssetKind.CONFIGURATION,
-        provider.configurations(scope, after=after),
-        after,
-        prepare,
-        _configuration_scope(ctx),
-    )
+    pages = provider.configurations(scope, after=after)
+    await _ranged(ctx, AssetKind.CONFIGURATION, pages, after)
 
 
-async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) -> None:
-    """Sites hang off companies: fetch them for a batch of synced organizations at a time."""
+async def sync_locations(
+    ctx: RunContext,
+    provider: PsaProvider,
+    after: int | None,
+    *,
+    synced_since: datetime | None = None,
+) -> None:
+    """Sites hang off companies: fetch them for a batch of synced organizations at a time.
+
+    ``synced_since``: only the organizations synced since then (an incremental sync reads
+    the sites of the companies it found changed)."""
     gate = asyncio.Semaphore(SITE_CONCURRENCY)
 
     async def fetch(company: int) -> list[PsaRecord] | RecordError:
@@ -256,7 +179,7 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
 
     low = after if after is not None else -1
     batches = 0
-    first = await _synced_organizations(ctx, low)
+    first = await _synced_organizations(ctx, low, synced_since)
     # While one batch is written, the next one is fetched: the PSA and the database work
     # at the same time (the fetching task never touches the database).
     pending = asyncio.create_task(fetch_batch(first)) if first else None
@@ -264,7 +187,7 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
         while pending is not None:
             batch, results = await pending
             high = max(batch)
-            following = await _synced_organizations(ctx, high)
+            following = await _synced_organizations(ctx, high, synced_since)
             pending = asyncio.create_task(fetch_batch(following)) if following else None
             await _write_sites(ctx, batch, results, high)
             low = high
@@ -274,6 +197,8 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
         if pending is not None:
             pending.cancel()
     await statistics.refresh(ctx, AssetKind.LOCATION)
+    if synced_since is not None:
+        return
     # Sites of organizations that stopped syncing are orphans too (features.md §A7).
     synced = RecordLink.filter(
         integration_id=ctx.integration.id, kind=AssetKind.ORGANIZATION, state=LinkState.SYNCED
@@ -285,7 +210,7 @@ async def _locations(ctx: RunContext, provider: PsaProvider, after: int | None) 
         .exclude(psa_parent_id__in=Subquery(synced))
         .values_list("id", flat=True)
     )
-    await _orphan(ctx, [as_uuid(i) for i in stray])
+    await orphan_links(ctx, [as_uuid(i) for i in stray])
 
 
 async def _write_sites(
@@ -302,7 +227,7 @@ async def _write_sites(
             issues.append(
                 SyncRunIssue(
                     id=uuid.uuid4(),
-                    run_id=ctx.run.id,
+                    run_id=ctx.run_id,
                     code="locations_unavailable",
                     kind=AssetKind.ORGANIZATION,
                     psa_id=company,
@@ -316,29 +241,30 @@ async def _write_sites(
     if issues and not ctx.dry_run:
         await SyncRunIssue.bulk_create(issues)
     if records:  # sites are only countable once fetched: the total grows with them
-        await SyncRun.filter(id=ctx.run.id).update(total=F("total") + len(records))
+        await SyncRun.filter(id=ctx.run_id).update(total=F("total") + len(records))
     # Sites of these companies, and sites that moved here from another company.
     links = await links_where(ctx, AssetKind.LOCATION, Q(psa_parent_id__in=fetched))
     moved = [r.psa_id for r in records if r.psa_id not in links]
     if moved:
         links.update(await links_where(ctx, AssetKind.LOCATION, Q(psa_id__in=moved)))
     checkpoint = {"phase": "locations", "after": high}
-    await apply(ctx, Page(AssetKind.LOCATION, records, links, batch, checkpoint=checkpoint))
+    page = await page_of(ctx, AssetKind.LOCATION, records, links, checkpoint, organizations=batch)
+    await apply(ctx, page)
 
 
-async def _synced_organizations(ctx: RunContext, after: int) -> dict[int, LinkRow]:
+async def _synced_organizations(
+    ctx: RunContext, after: int, synced_since: datetime | None = None
+) -> dict[int, LinkRow]:
     """The next batch of synced organizations after a PSA id, in ascending id order."""
-    found = (
-        await RecordLink.filter(
-            integration_id=ctx.integration.id,
-            kind=AssetKind.ORGANIZATION,
-            state=LinkState.SYNCED,
-            psa_id__gt=after,
-        )
-        .order_by("psa_id")
-        .limit(SITE_BATCH)
-        .values(*LINK_COLUMNS)
+    query = RecordLink.filter(
+        integration_id=ctx.integration.id,
+        kind=AssetKind.ORGANIZATION,
+        state=LinkState.SYNCED,
+        psa_id__gt=after,
     )
+    if synced_since is not None:
+        query = query.filter(synced_at__gte=synced_since)
+    found = await query.order_by("psa_id").limit(SITE_BATCH).values(*LINK_COLUMNS)
     batch = {row["psa_id"]: LinkRow.of(row) for row in found}
     if ctx.dry_run:  # organizations this dry run would have created have sites too
         planned = ctx.planned[AssetKind.ORGANIZATION]

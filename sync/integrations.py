@@ -8,6 +8,8 @@ same way before they replace the stored ones.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
@@ -29,16 +31,20 @@ from models import (
     ReferenceKind,
     RunStatus,
     RunTrigger,
+    SubscriptionState,
     SyncRun,
     SyncState,
+    WebhookSubscription,
 )
 from models.vault import Vault
-from sync import jobs, outbox, reference
-from sync.connections import connectwise_provider
+from sync import jobs, outbox, reference, subscriptions
+from sync.connections import ProviderFactory, connectwise_provider
 from sync.errors import CredentialsError, InsecureUrlError, SyncError, UnreachableError
 from sync.providers.base import PsaProvider, PsaReference
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.providers.urls import validate_psa_url
+
+log = logging.getLogger("psasync.integrations")
 
 # What the Sync Settings screen suggests first (features.md §A2); everything else starts
 # disabled. Names not present in the PSA are ignored.
@@ -196,7 +202,10 @@ async def pause(integration: Integration) -> Integration:
         await SyncRun.filter(integration_id=integration.id, status=RunStatus.RUNNING).update(
             status=RunStatus.QUEUED, lease_owner=None, lease_expires_at=None
         )
-        await Integration.filter(id=integration.id).update(status=IntegrationStatus.PAUSED)
+        # The worker removes the PSA's webhooks (deliveries already stored wait).
+        await Integration.filter(id=integration.id).update(
+            status=IntegrationStatus.PAUSED, webhooks_due=True
+        )
     await integration.refresh_from_db()
     return integration
 
@@ -224,7 +233,7 @@ async def resume(integration: Integration) -> Integration:
     else:
         status = IntegrationStatus.OK
     await Integration.filter(id=integration.id, status=IntegrationStatus.PAUSED).update(
-        status=status
+        status=status, webhooks_due=True
     )
     outbox.queued.set()  # catch up: edits queued while paused go out now, in order
     await integration.refresh_from_db()
@@ -245,8 +254,17 @@ _DELETE_ORDER = (
 )
 
 
-async def delete(integration: Integration, mode: DeleteMode) -> dict[AssetKind, int]:
+async def delete(
+    integration: Integration,
+    mode: DeleteMode,
+    *,
+    open_provider: ProviderFactory | None = None,
+) -> dict[AssetKind, int]:
     """Delete an integration; with DELETE_DATA, also the records it created.
+
+    Its webhook registrations in the PSA are removed first (best effort, bounded: a PSA that
+    is down does not block the delete; its callbacks then fail with 404 until ConnectWise
+    disables them).
 
     A record is removed only when this integration's sync created it and no other
     integration links it; records that existed before and were matched stay. An organization
@@ -254,6 +272,8 @@ async def delete(integration: Integration, mode: DeleteMode) -> dict[AssetKind, 
     A run in progress is cancelled: its next page finds the run gone and is rolled back.
     Returns how many records of each kind were removed.
     """
+    if open_provider is not None:
+        await _unsubscribe(integration, open_provider)
     removed: dict[AssetKind, int] = {}
     account_id = integration.account_id  # type: ignore[attr-defined]
     async with in_transaction():
@@ -288,3 +308,23 @@ async def delete(integration: Integration, mode: DeleteMode) -> dict[AssetKind, 
         ).update(status=RunStatus.CANCELLED, lease_owner=None, lease_expires_at=None)
         await integration.delete()  # links, mappings and run history go with it
     return removed
+
+
+UNSUBSCRIBE_TIMEOUT = 15.0
+
+
+async def _unsubscribe(integration: Integration, open_provider: ProviderFactory) -> None:
+    if not await WebhookSubscription.filter(
+        integration_id=integration.id, state=SubscriptionState.REGISTERED
+    ).exists():
+        return
+    try:
+        provider = await open_provider(integration)
+        try:
+            await asyncio.wait_for(
+                subscriptions.unsubscribe_all(integration, provider), UNSUBSCRIBE_TIMEOUT
+            )
+        finally:
+            await provider.aclose()
+    except Exception as exc:  # the delete goes on; the PSA disables dead callbacks itself
+        log.warning("could not remove the webhooks of %s: %s", integration.name, exc)

@@ -7,6 +7,9 @@ from models import Integration, IntegrationStatus, RunKind, RunStatus, RunTrigge
 MANUAL_PRIORITY = 10  # "use the manual sync option to prioritize the sync" (ConnectWise seed)
 
 
+_FULL = frozenset({RunKind.FULL, RunKind.MANUAL})
+
+
 async def enqueue(
     integration: Integration,
     *,
@@ -15,7 +18,9 @@ async def enqueue(
     dry_run: bool = False,
     priority: int = 0,
 ) -> SyncRun:
-    """Queue a run; a queued real run of the same integration is reused (and prioritised)."""
+    """Queue a run; a queued real run of the same integration that covers it is reused (and
+    prioritised). A full sync covers every other kind but push-all: a queued poll or
+    reconciliation becomes the full sync asked for instead of running beside it."""
     if not dry_run:
         waiting = (
             await SyncRun.filter(
@@ -24,10 +29,16 @@ async def enqueue(
             .exclude(kind=RunKind.PUSH_ALL)
             .first()
         )
-        if waiting is not None:
+        if waiting is not None and (waiting.kind in _FULL or waiting.kind == kind or kind in _FULL):
+            fields = []
             if priority > waiting.priority:
                 waiting.priority = priority
-                await waiting.save(update_fields=["priority"])
+                fields.append("priority")
+            if kind in _FULL and waiting.kind not in _FULL:
+                waiting.kind, waiting.trigger = kind, trigger
+                fields += ["kind", "trigger"]
+            if fields:
+                await waiting.save(update_fields=fields)
             return waiting
     run = await SyncRun.create(
         integration_id=integration.id,

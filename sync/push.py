@@ -129,6 +129,8 @@ class PushResults:
     replaced: dict[AssetKind, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
     retry_after: float | None = None
     outage: str | None = None
+    # The PSA user our writes appear as (to recognise their echo in notifications).
+    member: str | None = None
 
 
 class Deliverer:
@@ -400,6 +402,7 @@ class Deliverer:
         assert push.link is not None
         assert push.result is not None
         record = push.result
+        results.member = record.updated_by or results.member
         base = dict(push.link["snapshot"] or {})
         refs = dict(base.get("_refs") or {})
         for column in push.columns:
@@ -543,6 +546,9 @@ async def write_results(
                 .exclude(local_id__in=Subquery(remaining))
                 .update(push_state=PushState.NONE, last_error=None)
             )
+        if results.member and results.member != integration.psa_member:
+            await Integration.filter(id=integration.id).update(psa_member=results.member)
+            integration.psa_member = results.member
         if also is not None:
             await also()
 
@@ -587,6 +593,7 @@ async def record_outcomes(
             )
         )  # fmt: skip
         if created:
+            results.member = record.updated_by or results.member
             adopted = {
                 c: v
                 for c, v in record.values.items()

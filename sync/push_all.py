@@ -136,7 +136,7 @@ async def push_all(ctx: RunContext, provider: PsaProvider) -> None:
     after = ctx.checkpoint.get("after")
     started = resume_kind is None
     progress = _Progress()
-    await SyncRun.filter(id=ctx.run.id).update(total=await _count(integration, scope))
+    await SyncRun.filter(id=ctx.run_id).update(total=await _count(integration, scope))
     for kind in ORDER:
         if not started:
             if kind.value != resume_kind:
@@ -146,7 +146,7 @@ async def push_all(ctx: RunContext, provider: PsaProvider) -> None:
             after = None
         if kind not in scope.kinds:
             continue
-        await SyncRun.filter(id=ctx.run.id).update(phase=f"push {kind.value}s")
+        await SyncRun.filter(id=ctx.run_id).update(phase=f"push {kind.value}s")
         while True:
             rows = await _page(integration, scope, kind, after)
             if not rows:
@@ -227,7 +227,7 @@ async def _push_page(
         issues.append(
             {
                 "id": uuid.uuid4(),
-                "run_id": ctx.run.id,
+                "run_id": ctx.run_id,
                 "code": code,
                 "kind": kind,
                 "psa_id": psa_id,

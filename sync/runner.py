@@ -4,6 +4,13 @@ A run is claimed by compare-and-set (``UPDATE … WHERE status = 'QUEUED'`` retu
 worker only), so several workers, in one process or many (PostgreSQL), never run the same
 run twice. A worker renews its lease with heartbeats; a run whose lease expired (its process
 died) is queued again, and resumes from its checkpoint. One run per integration at a time.
+
+Beside the runs, the worker delivers the outbox (pushes), processes the webhook inbox, keeps
+the PSA-side webhook registrations in shape, and schedules the reconciliation poll
+(incremental, every ``sync_interval_seconds``) and the full reconciliation (id sets, every
+``reconcile_interval_seconds``). Scheduling claims each due run by compare-and-set on the
+integration's ``next_poll_at``/``next_reconcile_at``: with several processes, exactly one
+queues it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from typing import Any
 from datetime import datetime, timedelta
 
 from tortoise.expressions import F, Q, Subquery
@@ -25,13 +33,21 @@ from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
 from sync.errors import FatalError, RetriableError, RunPreempted
 from sync.full_sync import full_sync
+from sync.inbox import InboxProcessor
+from sync.incremental import has_bookmarks, incremental_sync, set_bookmarks_after_full_sync
 from sync.jobs import enqueue
 from sync.push import Deliverer
 from sync.push_all import push_all
+from sync.reconcile import reconcile
+from sync.subscriptions import sync_subscriptions
 
 log = logging.getLogger("psasync.runner")
 
 MAX_ATTEMPTS = 6  # PSA outages: the run waits and tries again, then gives up visibly
+# A burst of notices arriving together is processed together (one re-fetch per record).
+INBOX_DEBOUNCE = 0.2
+# How often registrations are checked (re-registered if the PSA lost them) without a reason.
+WEBHOOK_CHECK = timedelta(hours=1)
 
 
 class Worker:
@@ -46,6 +62,7 @@ class Worker:
         retry_delay: timedelta = timedelta(seconds=30),
         clock: Callable[[], datetime] = utcnow,
         schedule: bool = True,
+        public_url: str | None = None,
     ) -> None:
         self.open_provider = open_provider
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -55,25 +72,55 @@ class Worker:
         self.retry_delay = retry_delay
         self.clock = clock
         self.schedule = schedule
+        self.public_url = public_url
         self._wake = asyncio.Event()
+        self._inbox_wake = asyncio.Event()
         self.last_context: RunContext | None = None  # the last run's counters, for benchmarks
         # Pushes (two-way sync) are delivered beside the runs, so an edit reaches the PSA
         # within seconds even while a long full sync is running.
         self.deliverer = Deliverer(open_provider, owner=self.worker_id, clock=clock)
+        self.inbox = InboxProcessor(open_provider, owner=self.worker_id, clock=clock)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
         self._wake.set()
 
+    def wake_inbox(self) -> None:
+        """A webhook delivery was stored: process the inbox soon."""
+        self._inbox_wake.set()
+
     async def run_forever(self) -> None:
         await self.requeue_expired()
-        pushes = asyncio.create_task(self.deliver_forever())
+        helpers = [
+            asyncio.create_task(self.deliver_forever()),
+            asyncio.create_task(self.process_inbox_forever()),
+        ]
         try:
             await self._runs_forever()
         finally:
-            pushes.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pushes
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def process_inbox_forever(self) -> None:
+        """Process webhook deliveries when one is stored in this process (after a short
+        pause that lets a burst gather), and at each poll (other processes' deliveries,
+        retries whose back-off has passed, integrations that resumed)."""
+        while True:
+            woken = self._inbox_wake.is_set()
+            self._inbox_wake.clear()
+            try:
+                if woken:
+                    await asyncio.sleep(INBOX_DEBOUNCE)
+                await self.inbox.run_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("processing webhook deliveries failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._inbox_wake.wait(), self.poll_interval)
 
     async def deliver_forever(self) -> None:
         """Deliver the outbox whenever an edit is queued in this process, and at each poll
@@ -94,6 +141,7 @@ class Worker:
             try:
                 if self.schedule:
                     await self.schedule_due()
+                    await self.maintain_webhooks()
                 if await self.run_once():
                     continue
                 await self.requeue_expired()
@@ -111,6 +159,9 @@ class Worker:
         await self.requeue_expired()
         while True:
             delivered = await self.deliverer.run_due()
+            delivered += await self.inbox.run_due()
+            if self.schedule:
+                await self.maintain_webhooks()
             if await self.run_once():
                 done += 1
             elif not delivered:
@@ -134,23 +185,72 @@ class Worker:
         return count
 
     async def schedule_due(self) -> None:
-        """Queue a full sync for integrations whose interval has passed since their last run."""
+        """Queue the reconciliation poll and the full reconciliation of integrations whose
+        time has come; one process wins each (compare-and-set on the integration)."""
         now = self.clock()
-        integrations = await Integration.filter(
-            sync_interval_seconds__gt=0,
-            status__in=[IntegrationStatus.OK, IntegrationStatus.ERROR],
-        )
-        for integration in integrations:
-            last = (
-                await SyncRun.filter(integration_id=integration.id, dry_run=False)
-                .order_by("-queued_at")
-                .first()
+        ready = Integration.filter(status__in=[IntegrationStatus.OK, IntegrationStatus.ERROR])
+        plans = [
+            (
+                column,
+                interval,
+                kind,
+                await ready.filter(**{f"{interval}__gt": 0}).filter(_due(column, now)),
             )
-            if last is None or last.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            for column, interval, kind in (
+                ("next_reconcile_at", "reconcile_interval_seconds", RunKind.RECONCILE),
+                ("next_poll_at", "sync_interval_seconds", RunKind.INCREMENTAL),
+            )
+        ]
+        for column, interval, kind, due in plans:
+            for integration in due:
+                seconds = getattr(integration, interval)
+                won = await (
+                    Integration.filter(id=integration.id)
+                    .filter(_due(column, now))
+                    .update(**{column: now + timedelta(seconds=seconds)})
+                )
+                if won != 1:
+                    continue  # another process queued it
+                if kind is RunKind.INCREMENTAL and not has_bookmarks(integration):
+                    kind_now = RunKind.FULL  # never fully synced: nothing to poll from
+                else:
+                    kind_now = kind
+                await enqueue(integration, kind=kind_now, trigger=RunTrigger.SCHEDULE)
+
+    async def maintain_webhooks(self) -> None:
+        """Register or remove PSA webhooks where settings changed (``webhooks_due``), and
+        check every registration now and then (a PSA may drop or disable one)."""
+        now = self.clock()
+        stale = now - WEBHOOK_CHECK
+        candidates = await Integration.filter(
+            Q(webhooks_due=True)
+            | Q(webhooks_checked_at__isnull=True)
+            | Q(webhooks_checked_at__lt=stale)
+        ).exclude(status=IntegrationStatus.NOT_SYNCED)
+        for integration in candidates:
+            if not self.public_url and not integration.webhooks_due:
+                continue  # nothing registered, nothing to check
+            claimed = await (
+                Integration.filter(id=integration.id, webhooks_due=integration.webhooks_due)
+                .filter(
+                    Q(webhooks_checked_at__isnull=True)
+                    | Q(webhooks_checked_at=integration.webhooks_checked_at)
+                )
+                .update(webhooks_due=False, webhooks_checked_at=now)
+            )
+            if claimed != 1:
                 continue
-            finished = last.finished_at or last.queued_at
-            if finished + timedelta(seconds=integration.sync_interval_seconds) <= now:
-                await enqueue(integration, trigger=RunTrigger.SCHEDULE)
+            try:
+                provider = await self.open_provider(integration)
+            except Exception:
+                log.exception("opening %s for its webhooks failed", integration.name)
+                continue
+            try:
+                await sync_subscriptions(integration, provider, self.public_url, clock=self.clock)
+            except Exception:
+                log.exception("keeping the webhooks of %s failed", integration.name)
+            finally:
+                await provider.aclose()
 
     async def claim(self) -> SyncRun | None:
         now = self.clock()
@@ -228,8 +328,14 @@ class Worker:
             provider = await self.open_provider(integration)
             if run.kind == RunKind.PUSH_ALL:
                 await push_all(ctx, provider)
+            elif run.kind == RunKind.RECONCILE:
+                await reconcile(ctx, provider)
+            elif run.kind == RunKind.INCREMENTAL and has_bookmarks(integration):
+                await incremental_sync(ctx, provider)
             else:
                 await full_sync(ctx, provider)
+                if not run.dry_run:
+                    await self._after_full_sync(integration, run)
         except RunPreempted:
             log.info("run %s was taken away (paused, cancelled or deleted); dropping it", run.id)
             return
@@ -247,6 +353,18 @@ class Worker:
             if provider is not None:
                 await provider.aclose()
         await self._finish(integration, run, RunStatus.SUCCEEDED, None)
+
+    async def _after_full_sync(self, integration: Integration, run: SyncRun) -> None:
+        """Polls start from here; the first poll and reconciliation come one interval on."""
+        now = self.clock()
+        await set_bookmarks_after_full_sync(integration, run.started_at or now)
+        for column, interval in (
+            ("next_poll_at", integration.sync_interval_seconds),
+            ("next_reconcile_at", integration.reconcile_interval_seconds),
+        ):
+            await Integration.filter(id=integration.id, **{f"{column}__isnull": True}).update(
+                **{column: now + timedelta(seconds=interval)}
+            )
 
     async def _catch_up(self, integration: Integration) -> None:
         try:
@@ -300,3 +418,10 @@ class Worker:
         await Integration.filter(id=integration.id, status=IntegrationStatus.PAUSED).update(
             **{k: v for k, v in changes.items() if k != "status"}
         )
+
+
+def _due(column: str, now: datetime) -> Q:
+    """``column`` is unset or has passed."""
+    unset: dict[str, Any] = {f"{column}__isnull": True}
+    passed: dict[str, Any] = {f"{column}__lte": now}
+    return Q(**unset) | Q(**passed)

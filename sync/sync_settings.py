@@ -1,4 +1,5 @@
-"""The Sync Settings screen: which types and statuses sync, contacts, two-way, interval.
+"""The Sync Settings screen: which types and statuses sync, contacts, two-way, near-real-time
+sync (webhooks), and the intervals of the reconciliation poll and the full reconciliation.
 
 Saving a change of scope queues a sync at once ("the sync will be automatically queued",
 both seeds) and bumps the integration's ``settings_version``, so records read under the old
@@ -10,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -20,9 +22,11 @@ from sync.errors import SyncError
 from sync.integrations import IntegrationError
 from sync.providers.base import PsaProvider
 
-# Below a minute a "full sync every N seconds" would never finish before the next one.
+# Below a minute a poll every N seconds would hardly finish before the next one.
 MIN_INTERVAL = 60
 MAX_INTERVAL = 7 * 24 * 3600
+MIN_RECONCILE_INTERVAL = 3600
+MAX_RECONCILE_INTERVAL = 30 * 24 * 3600
 
 
 @dataclass
@@ -33,7 +37,9 @@ class SettingsChange:
     states: Mapping[uuid.UUID, SyncState] = field(default_factory=dict)
     contacts_enabled: bool | None = None
     two_way_enabled: bool | None = None
-    sync_interval_seconds: int | None = None
+    sync_interval_seconds: int | None = None  # the reconciliation poll (incremental)
+    reconcile_interval_seconds: int | None = None  # the full id reconciliation
+    near_real_time: bool | None = None  # PSA webhooks
 
 
 @dataclass
@@ -50,6 +56,18 @@ async def update(integration: Integration, change: SettingsChange) -> SettingsRe
             f"the interval is 0 (no scheduled syncs) or between {MIN_INTERVAL} "
             f"and {MAX_INTERVAL} seconds",
             field="syncIntervalSeconds",
+        )
+    reconcile = change.reconcile_interval_seconds
+    if (
+        reconcile is not None
+        and reconcile != 0
+        and not MIN_RECONCILE_INTERVAL <= reconcile <= MAX_RECONCILE_INTERVAL
+    ):
+        raise IntegrationError(
+            "INVALID_INTERVAL",
+            f"the reconciliation interval is 0 (none) or between {MIN_RECONCILE_INTERVAL} "
+            f"and {MAX_RECONCILE_INTERVAL} seconds",
+            field="reconcileIntervalSeconds",
         )
     for state in change.states.values():
         if state not in (SyncState.ENABLED, SyncState.DISABLED):
@@ -91,8 +109,24 @@ async def update(integration: Integration, change: SettingsChange) -> SettingsRe
             if wanted is not None and wanted != getattr(integration, name):
                 setattr(integration, name, wanted)
                 scope_changed = True
-        if interval is not None:
+                # Two-way sync wants webhooks: the worker registers (or removes) them.
+                integration.webhooks_due = integration.webhooks_due or name == "two_way_enabled"
+        if (
+            change.near_real_time is not None
+            and change.near_real_time != integration.near_real_time
+        ):
+            integration.near_real_time = change.near_real_time
+            integration.webhooks_due = True
+        now = datetime.now(UTC)
+        # A new interval counts from now (not from a poll planned under the old one).
+        if interval is not None and interval != integration.sync_interval_seconds:
             integration.sync_interval_seconds = interval
+            integration.next_poll_at = now + timedelta(seconds=interval) if interval else None
+        if reconcile is not None and reconcile != integration.reconcile_interval_seconds:
+            integration.reconcile_interval_seconds = reconcile
+            integration.next_reconcile_at = (
+                now + timedelta(seconds=reconcile) if reconcile else None
+            )
         if scope_changed:
             integration.settings_version += 1
         await integration.save()

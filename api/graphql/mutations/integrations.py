@@ -359,7 +359,9 @@ class IntegrationMutations:
         row = await _managed(info, integration_id)
         if isinstance(row, list):
             return DeleteIntegrationPayload(errors=row)
-        removed = await integrations.delete(row, DeleteMode(mode))
+        removed = await integrations.delete(
+            row, DeleteMode(mode), open_provider=info.context.open_provider
+        )
         return DeleteIntegrationPayload(
             deleted_id=integration_id,
             removed=RemovedRecords(
