@@ -310,9 +310,13 @@ def _already_have(
         stamp = notice["stamp"]
         if notice["action"] == "deleted" or stamp is None:
             return None
-        if stamp > link.psa_stamp or (stamp == link.psa_stamp and not link.stamp_trusted):
-            return None
         ours = notice["member"] is not None and notice["member"] == integration.psa_member
+        if stamp > link.psa_stamp:
+            return None
+        # A stamp read in its own second may hide a later change in that second, unless
+        # the notice is of our own write: another writer's change sends its own notice.
+        if stamp == link.psa_stamp and not link.stamp_trusted and not ours:
+            return None
         reasons[notice["id"]] = (
             "echo of psasync's own write" if ours else "stale: a newer version is already synced"
         )
