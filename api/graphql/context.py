@@ -29,6 +29,10 @@ class Context:
     vault: Vault
     # Wakes the in-process worker after a mutation queued a run (no-op without one).
     wake_worker: Callable[[], None] = lambda: None
+    # Wakes the worker's inbox after a webhook delivery was queued again (no-op without one).
+    wake_inbox: Callable[[], None] = lambda: None
+    # Where PSAs reach psasync (PSASYNC_PUBLIC_URL); None: no webhooks, polling only.
+    public_url: str | None = None
     allow_sandbox: bool = False
     request: Any = None
     response: Any = None

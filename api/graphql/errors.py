@@ -122,3 +122,17 @@ class TwoWayErrorCode(Enum):
 class TwoWayError(Error):
     code: TwoWayErrorCode
     required_role: RoleEnum | None = None  # type: ignore[valid-type]
+
+
+@strawberry.enum
+class WebhookErrorCode(Enum):
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_ID = "INVALID_ID"
+    NOT_FAILED = "NOT_FAILED"
+
+
+@strawberry.type(description="An expected failure of a webhook action.")
+class WebhookError(Error):
+    code: WebhookErrorCode
+    required_role: RoleEnum | None = None  # type: ignore[valid-type]

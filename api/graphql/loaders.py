@@ -12,12 +12,14 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
+from tortoise.functions import Count, Max
 from tortoise.models import Model
 
-from api.graphql.rows import converters, fetch
+from api.graphql.rows import as_datetime, converters, fetch
 from api.graphql.types.assets import (
     ASSET_TYPES,
     Configuration,
@@ -31,13 +33,25 @@ from api.graphql.types.assets import (
 from api.graphql.types.integration import Integration, IntegrationSettings, build_settings
 from api.graphql.types.sync_run import SyncRun
 from api.graphql.types.two_way import FieldChange
-from models import ASSET_MODELS, AssetKind, RecordLink, ReferenceMapping
+from api.graphql.types.webhooks import WebhookDeliveryCounts, WebhookSubscription
+from models import (
+    ASSET_MODELS,
+    AssetKind,
+    DeliveryStatus,
+    RecordLink,
+    ReferenceMapping,
+    WebhookDelivery,
+)
 from models import FieldChange as FieldChangeRow
 from models import Integration as IntegrationRow
 from models import ReferenceValue as ReferenceRow
 from models import SyncRun as SyncRunRow
+from models import WebhookSubscription as SubscriptionRow
 
 V = TypeVar("V")
+
+# integration.webhooks.last24h counts the deliveries received within this window.
+DELIVERY_WINDOW = timedelta(hours=24)
 
 # How children are ordered under their organization (never NULL: COALESCE for contacts).
 CHILD_ORDER = {
@@ -155,7 +169,9 @@ async def links_with_integrations(
         _marks(sql, len(params), postgres), params
     )
     columns = (*_LINK_COLUMNS, *_INTEGRATION_COLUMNS)
-    convert = converters(RecordLink, columns, frozenset({"integration__directions"}))
+    # JSON the integration type decodes only when a query asks for it.
+    lazy = frozenset({"integration__directions", "integration__bookmarks"})
+    convert = converters(RecordLink, columns, lazy)
     for row in rows:
         for column, function in convert:
             if row[column] is not None:
@@ -248,6 +264,16 @@ class Loaders:
             load_fn=self._settings
         )
         self.credentials: DataLoader[uuid.UUID, str | None] = DataLoader(load_fn=self._credentials)
+        # Webhooks, per integration.
+        self.webhook_subscriptions: DataLoader[uuid.UUID, list[WebhookSubscription]] = DataLoader(
+            load_fn=self._webhook_subscriptions
+        )
+        self.delivery_counts: DataLoader[uuid.UUID, WebhookDeliveryCounts] = DataLoader(
+            load_fn=self._delivery_counts
+        )
+        self.last_delivery: DataLoader[uuid.UUID, datetime | None] = DataLoader(
+            load_fn=self._last_delivery
+        )
 
     async def prefetch(self, kind: AssetKind, nodes: Sequence[Any], fields: set[str]) -> None:
         """Load the relations a page selects before its fields resolve, and prime the loaders.
@@ -394,3 +420,51 @@ class Loaders:
         rows = await SyncRunRow.filter(id__in=ids).values(*SyncRun.COLUMNS) if ids else []
         by_integration = {_key(row["integration_id"]): SyncRun.from_row(row) for row in rows}
         return [by_integration.get(_key(key)) for key in keys]
+
+    async def _webhook_subscriptions(
+        self, keys: list[uuid.UUID]
+    ) -> list[list[WebhookSubscription]]:
+        rows = await fetch(
+            SubscriptionRow.filter(
+                integration_id__in=keys, integration__account_id=self.account_id
+            ).order_by("integration_id", "kind"),
+            WebhookSubscription.COLUMNS,
+        )
+        found: dict[str, list[WebhookSubscription]] = defaultdict(list)
+        for row in rows:
+            found[_key(row["integration_id"])].append(WebhookSubscription.from_row(row))
+        return [found.get(_key(key), []) for key in keys]
+
+    async def _delivery_counts(self, keys: list[uuid.UUID]) -> list[WebhookDeliveryCounts]:
+        """Deliveries received within ``DELIVERY_WINDOW``, by integration and status (one
+        grouped query; the (integration_id, received_at) index narrows it)."""
+        since = datetime.now(UTC) - DELIVERY_WINDOW
+        rows = (
+            await WebhookDelivery.filter(
+                integration_id__in=keys,
+                integration__account_id=self.account_id,
+                received_at__gte=since,
+            )
+            .annotate(n=Count("id"))
+            .group_by("integration_id", "status")
+            .values("integration_id", "status", "n")
+        )
+        counts: dict[str, dict[DeliveryStatus, int]] = defaultdict(dict)
+        for row in rows:
+            counts[_key(row["integration_id"])][DeliveryStatus(row["status"])] = row["n"]
+        return [WebhookDeliveryCounts.of(counts.get(_key(key), {})) for key in keys]
+
+    async def _last_delivery(self, keys: list[uuid.UUID]) -> list[datetime | None]:
+        rows = (
+            await WebhookDelivery.filter(
+                integration_id__in=keys, integration__account_id=self.account_id
+            )
+            .annotate(last=Max("received_at"))
+            .group_by("integration_id")
+            .values("integration_id", "last")
+        )
+        found = {_key(row["integration_id"]): row["last"] for row in rows}
+        return [
+            as_datetime(value) if (value := found.get(_key(key))) is not None else None
+            for key in keys
+        ]

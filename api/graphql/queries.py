@@ -1,4 +1,5 @@
-"""Root queries: the caller, integrations and runs, the four asset lists, ``node``.
+"""Root queries: the caller, integrations and runs, webhook deliveries, the four asset lists,
+``node``.
 
 Everything is scoped to the caller's account: an id from another account is "not found".
 """
@@ -16,7 +17,14 @@ from tortoise.functions import Coalesce
 from tortoise.queryset import QuerySet
 
 from api.graphql.context import Info
-from api.graphql.ids import InvalidId, from_global, parse_global, to_global
+from api.graphql.ids import (
+    InvalidId,
+    from_global,
+    from_global_int,
+    global_type,
+    parse_global,
+    to_global,
+)
 from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_page
 from api.graphql.permissions import PublicError, require
 from api.graphql.rows import fetch
@@ -27,19 +35,29 @@ from api.graphql.types.assets import (
     Location,
     Organization,
 )
-from api.graphql.types.enums import LinkStateEnum
+from api.graphql.types.enums import DeliveryStatusEnum, LinkStateEnum
 from api.graphql.types.integration import Integration
 from api.graphql.types.node import Node
 from api.graphql.types.sync_run import SyncRun
 from api.graphql.types.two_way import SyncConflict
 from api.graphql.types.viewer import Account, ApiKey, User, Viewer
-from models import ASSET_MODELS, AssetKind, LinkState, PushState, RecordLink, Role
+from api.graphql.types.webhooks import WebhookDelivery
+from models import (
+    ASSET_MODELS,
+    AssetKind,
+    DeliveryStatus,
+    LinkState,
+    PushState,
+    RecordLink,
+    Role,
+)
 from models import Account as AccountRow
 from models import ApiKey as ApiKeyRow
 from models import Integration as IntegrationRow
 from models import SyncConflict as ConflictRow
 from models import SyncRun as SyncRunRow
 from models import User as UserRow
+from models import WebhookDelivery as DeliveryRow
 
 
 def local_id(value: strawberry.ID | str, *types: str, argument: str = "id") -> uuid.UUID:
@@ -278,6 +296,34 @@ class Query:
     async def sync_run(self, info: Info, id: strawberry.ID) -> SyncRun | None:
         return await load_run(info, local_id(id, "SyncRun"))
 
+    @strawberry.field(
+        description="The notifications an integration's PSA posted, newest first (any role)."
+    )
+    async def webhook_deliveries(
+        self,
+        info: Info,
+        integration_id: strawberry.ID,
+        status: DeliveryStatusEnum | None = None,  # type: ignore[valid-type]
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> Connection[WebhookDelivery]:
+        found_id = local_id(integration_id, "Integration", argument="integrationId")
+        if not await IntegrationRow.filter(
+            id=found_id, account_id=info.context.account_id
+        ).exists():
+            raise PublicError("no such integration", "NOT_FOUND", field="integrationId")
+        query = DeliveryRow.filter(integration_id=found_id)
+        if status is not None:
+            query = query.filter(status=DeliveryStatus(status))
+        return await keyset_page(
+            query,
+            Ordering("id", SortDirection.DESC),
+            first,
+            after,
+            WebhookDelivery.COLUMNS,
+            WebhookDelivery.from_row,
+        )
+
     @strawberry.field(description="Organizations, a page at a time.")
     async def organizations(
         self,
@@ -347,6 +393,8 @@ class Query:
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         try:
+            if global_type(str(id)) == "WebhookDelivery":
+                return await load_delivery(info, from_global_int(str(id)))
             type_name, found = parse_global(str(id))
         except InvalidId:
             return None
@@ -378,3 +426,11 @@ async def load_conflict(info: Info, conflict_id: uuid.UUID) -> SyncConflict | No
         SyncConflict.COLUMNS,
     )
     return SyncConflict.from_row(rows[0]) if rows else None
+
+
+async def load_delivery(info: Info, delivery_id: int) -> WebhookDelivery | None:
+    rows = await fetch(
+        DeliveryRow.filter(id=delivery_id, integration__account_id=info.context.account_id),
+        WebhookDelivery.COLUMNS,
+    )
+    return WebhookDelivery.from_row(rows[0]) if rows else None

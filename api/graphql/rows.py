@@ -25,7 +25,8 @@ from tortoise.queryset import QuerySet
 Converter = Callable[[Any], Any]
 
 
-def _datetime(value: Any) -> Any:
+def as_datetime(value: Any) -> Any:
+    """A datetime cell as SQLite (text) or PostgreSQL gives it, as an aware datetime."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime) and value.tzinfo is None:
@@ -59,7 +60,7 @@ def converters(
     for column in columns:
         field = _field(model, column)
         if isinstance(field, fields.DatetimeField):
-            chosen.append((column, _datetime))
+            chosen.append((column, as_datetime))
         elif isinstance(field, fields.BooleanField):
             chosen.append((column, _bool))
         elif isinstance(field, fields.JSONField) and column not in lazy:

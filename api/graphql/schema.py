@@ -18,6 +18,7 @@ from api.graphql.mutations.access import AccessMutations
 from api.graphql.mutations.assets import AssetMutations
 from api.graphql.mutations.integrations import IntegrationMutations
 from api.graphql.mutations.two_way import TwoWayMutations
+from api.graphql.mutations.webhooks import WebhookMutations
 from api.graphql.permissions import PublicError
 from api.graphql.queries import Query
 from api.graphql.subscriptions import Subscription
@@ -25,6 +26,7 @@ from api.graphql.types.assets import Configuration, Contact, Location, Organizat
 from api.graphql.types.integration import Integration
 from api.graphql.types.sync_run import SyncRun
 from api.graphql.types.two_way import SyncConflict
+from api.graphql.types.webhooks import WebhookDelivery
 
 log = logging.getLogger("psasync.api")
 
@@ -64,14 +66,24 @@ class MaskUnexpected(MaskErrors):
 
 
 Mutation = merge_types(
-    "Mutation", (IntegrationMutations, TwoWayMutations, AssetMutations, AccessMutations)
+    "Mutation",
+    (IntegrationMutations, TwoWayMutations, WebhookMutations, AssetMutations, AccessMutations),
 )
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Organization, Location, Contact, Configuration, Integration, SyncRun, SyncConflict],
+    types=[
+        Organization,
+        Location,
+        Contact,
+        Configuration,
+        Integration,
+        SyncRun,
+        SyncConflict,
+        WebhookDelivery,
+    ],
     extensions=[
         MaskUnexpected,
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),

@@ -80,6 +80,9 @@ class GraphQLApp(GraphQL[Context, None]):
         allowed_origins: tuple[str, ...] = (),
         allow_sandbox: bool = False,
         open_provider: ProviderFactory | None = None,
+        *,
+        public_url: str | None = None,
+        wake_inbox: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(
             schema,
@@ -91,6 +94,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.wake_worker = wake_worker
         self.allow_sandbox = allow_sandbox
         self.open_provider = open_provider
+        self.public_url = public_url
+        self.wake_inbox = wake_inbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -127,6 +132,8 @@ class GraphQLApp(GraphQL[Context, None]):
             loaders=Loaders(viewer.account_id) if viewer else Loaders(uuid.UUID(int=0)),
             vault=self.vault,
             wake_worker=self.wake_worker,
+            wake_inbox=self.wake_inbox,
+            public_url=self.public_url,
             allow_sandbox=self.allow_sandbox,
             provider_factory=self.open_provider,
             request=request,

@@ -1,4 +1,5 @@
-"""Integration mutations: connect, credentials, sync settings, manual sync, pause, delete.
+"""Integration mutations: connect, credentials, sync settings (scope, intervals, near-real-time
+sync), manual sync, pause, delete.
 
 All need the manager role. Each returns its payload with ``errors`` (``IntegrationError``):
 expected failures are data, never exceptions.
@@ -21,6 +22,7 @@ from api.graphql.types.sync_run import SyncRun
 from models import Account, AssetKind, IntegrationStatus, Provider, Role, SyncState
 from models import Integration as IntegrationRow
 from models import SyncRun as SyncRunRow
+from models.integrations import DEFAULT_SYNC_INTERVAL
 from sync import integrations, jobs, sync_settings
 from sync.integrations import DeleteMode
 from sync.integrations import IntegrationError as SetupError
@@ -110,7 +112,10 @@ class CreateIntegrationInput:
         default=False, description="Allow plain http to a PSA on this machine (simulators)."
     )
     contacts_enabled: bool = True
-    sync_interval_seconds: int = 3600
+    sync_interval_seconds: int = strawberry.field(
+        default=DEFAULT_SYNC_INTERVAL,
+        description="The reconciliation poll: an incremental sync every N seconds; 0: none.",
+    )
 
 
 @strawberry.type
@@ -146,7 +151,21 @@ class UpdateSyncSettingsInput:
     )
     contacts_enabled: bool | None = None
     two_way_enabled: bool | None = None
-    sync_interval_seconds: int | None = None
+    sync_interval_seconds: int | None = strawberry.field(
+        default=None,
+        description=f"The reconciliation poll: an incremental sync every N seconds; 0: none, "
+        f"else {sync_settings.MIN_INTERVAL} to {sync_settings.MAX_INTERVAL}.",
+    )
+    reconcile_interval_seconds: int | None = strawberry.field(
+        default=None,
+        description=f"The full reconciliation (deletes the PSA sent no notice of) every N "
+        f"seconds; 0: none, else {sync_settings.MIN_RECONCILE_INTERVAL} to "
+        f"{sync_settings.MAX_RECONCILE_INTERVAL}.",
+    )
+    near_real_time: bool | None = strawberry.field(
+        default=None,
+        description="PSA webhooks on or off (registered or removed by the worker soon after).",
+    )
 
 
 @strawberry.type
@@ -296,11 +315,14 @@ class IntegrationMutations:
                     contacts_enabled=input.contacts_enabled,
                     two_way_enabled=input.two_way_enabled,
                     sync_interval_seconds=input.sync_interval_seconds,
+                    reconcile_interval_seconds=input.reconcile_interval_seconds,
+                    near_real_time=input.near_real_time,
                 ),
             )
         except SetupError as exc:
             return UpdateSyncSettingsPayload(errors=[_setup_error(exc)])
-        if result.run is not None:
+        # A queued run, or webhooks to register or remove: the worker does both.
+        if result.run is not None or result.integration.webhooks_due:
             info.context.wake_worker()
         return UpdateSyncSettingsPayload(
             integration=await _integration(result.integration), queued_run=await _run(result.run)

@@ -8,6 +8,7 @@ from models import (
     AssetKind,
     ChangeSource,
     ConflictOutcome,
+    DeliveryStatus,
     IntegrationStatus,
     LinkState,
     OutboxOperation,
@@ -17,6 +18,7 @@ from models import (
     RunKind,
     RunStatus,
     RunTrigger,
+    SubscriptionState,
     SyncState,
 )
 from sync.conflicts import Choice
@@ -41,6 +43,9 @@ DirectionEnum = strawberry.enum(Direction, name="SyncDirection")
 OutboxOperationEnum = strawberry.enum(OutboxOperation, name="OutboxOperation")
 OutboxStatusEnum = strawberry.enum(OutboxStatus, name="OutboxStatus")
 SideEnum = strawberry.enum(Side, name="SyncSide")
+# Webhooks (near-real-time sync).
+DeliveryStatusEnum = strawberry.enum(DeliveryStatus, name="WebhookDeliveryStatus")
+SubscriptionStateEnum = strawberry.enum(SubscriptionState, name="WebhookSubscriptionState")
 
 # What people call each PSA (in messages such as a record's "not yet pushed" reason).
 PSA_NAMES: dict[Provider, str] = {

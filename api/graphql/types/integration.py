@@ -1,4 +1,4 @@
-"""PSA integrations: status, sync settings, runs. Credentials are never returned."""
+"""PSA integrations: status, sync settings, runs, webhooks. Credentials are never returned."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_p
 from api.graphql.permissions import PublicError, require
 from api.graphql.types.assets import ReferenceValue
 from api.graphql.types.enums import (
+    AssetKindEnum,
     IntegrationStatusEnum,
     OutboxStatusEnum,
     ProviderEnum,
@@ -32,7 +33,9 @@ from api.graphql.types.two_way import (
     build_two_way,
     stored_json,
 )
+from api.graphql.types.webhooks import NOTIFIED_KINDS, IntegrationWebhooks
 from models import (
+    AssetKind,
     ConflictOutcome,
     IntegrationStatus,
     OutboxStatus,
@@ -46,8 +49,19 @@ from models import OutboxEntry as OutboxRow
 from models import SyncConflict as ConflictRow
 from models import SyncRun as SyncRunRow
 from models.vault import VaultError
+from sync import subscriptions
 from sync.errors import SyncError
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
+
+SYNC_INTERVAL = "The reconciliation poll: an incremental sync every N seconds; 0: none."
+RECONCILE_INTERVAL = (
+    "A full reconciliation (PSA and local id sets compared: records deleted in the PSA "
+    "without a notice) every N seconds; 0: none."
+)
+NEAR_REAL_TIME = (
+    "PSA webhooks: changes sync as they happen (needs psasync's public URL; two-way sync "
+    "registers them too). See Integration.webhooks."
+)
 
 
 @strawberry.type(description="Which credential fields hold a value; never the values.")
@@ -76,7 +90,9 @@ class IntegrationSettings:
     contact_types: list[ReferenceSetting]
     contacts_enabled: bool
     two_way_enabled: bool
-    sync_interval_seconds: int = strawberry.field(description="0: no scheduled syncs.")
+    sync_interval_seconds: int = strawberry.field(description=SYNC_INTERVAL)
+    reconcile_interval_seconds: int = strawberry.field(description=RECONCILE_INTERVAL)
+    near_real_time: bool = strawberry.field(description=NEAR_REAL_TIME)
 
 
 _SETTING_FIELDS = {
@@ -115,7 +131,29 @@ def build_settings(
         contacts_enabled=integration.contacts_enabled,
         two_way_enabled=integration.two_way_enabled,
         sync_interval_seconds=integration.sync_interval_seconds,
+        reconcile_interval_seconds=integration.reconcile_interval_seconds,
+        near_real_time=integration.near_real_time,
     )
+
+
+@strawberry.type(description="How far the reconciliation poll has read one asset kind.")
+class SyncBookmark:
+    kind: AssetKindEnum  # type: ignore[valid-type]
+    stamp: datetime = strawberry.field(
+        description="Every PSA change up to this stamp has been written locally."
+    )
+
+
+def bookmarks_of(stored: Any) -> list[SyncBookmark]:
+    """The stored bookmarks (kind → ISO 8601 stamp), in asset-kind order; anything else in
+    the column is left out."""
+    found = {}
+    for kind, stamp in (stored_json(stored) or {}).items():
+        try:
+            found[AssetKind(kind)] = datetime.fromisoformat(stamp)
+        except (ValueError, TypeError):
+            continue
+    return [SyncBookmark(kind=kind, stamp=found[kind]) for kind in AssetKind if kind in found]
 
 
 @strawberry.type
@@ -136,7 +174,12 @@ class Integration(Node):
     account_id: strawberry.Private[uuid.UUID]
     contacts_enabled: strawberry.Private[bool]
     two_way_enabled: strawberry.Private[bool]
-    sync_interval_seconds: strawberry.Private[int]
+    sync_interval_seconds: int = strawberry.field(description=SYNC_INTERVAL)
+    reconcile_interval_seconds: int = strawberry.field(description=RECONCILE_INTERVAL)
+    near_real_time: bool = strawberry.field(description=NEAR_REAL_TIME)
+    stored_bookmarks: strawberry.Private[Any]  # JSON, as text or decoded (see stored_json)
+    webhook_rejected: strawberry.Private[int]
+    webhook_last_rejected_at: strawberry.Private[datetime | None]
     directions: strawberry.Private[Any]  # JSON, as text or decoded (see stored_json)
     propagate_deletes: strawberry.Private[bool]
     contact_email_type: strawberry.Private[str | None]
@@ -147,7 +190,8 @@ class Integration(Node):
         "id", "account_id", "provider", "name", "site_url", "sandbox", "status",
         "last_success_at", "last_error", "created_at", "contacts_enabled", "two_way_enabled",
         "sync_interval_seconds", "directions", "propagate_deletes", "contact_email_type",
-        "contact_phone_type", "push_rate_per_minute",
+        "contact_phone_type", "push_rate_per_minute", "reconcile_interval_seconds",
+        "near_real_time", "bookmarks", "webhook_rejected", "webhook_last_rejected_at",
     )  # fmt: skip
 
     @classmethod
@@ -169,6 +213,11 @@ class Integration(Node):
             contacts_enabled=row["contacts_enabled"],
             two_way_enabled=row["two_way_enabled"],
             sync_interval_seconds=row["sync_interval_seconds"],
+            reconcile_interval_seconds=row["reconcile_interval_seconds"],
+            near_real_time=bool(row["near_real_time"]),
+            stored_bookmarks=row["bookmarks"],
+            webhook_rejected=row["webhook_rejected"],
+            webhook_last_rejected_at=row["webhook_last_rejected_at"],
             directions=row["directions"],
             propagate_deletes=bool(row["propagate_deletes"]),
             contact_email_type=row["contact_email_type"],
@@ -199,6 +248,33 @@ class Integration(Node):
     @strawberry.field
     async def settings(self, info: Info) -> IntegrationSettings:
         return await info.context.loaders.settings.load(self.local_id)
+
+    @strawberry.field(
+        description="Per asset kind, how far the reconciliation poll has read the PSA "
+        "(empty until a first full sync)."
+    )
+    def bookmarks(self) -> list[SyncBookmark]:
+        return bookmarks_of(self.stored_bookmarks)
+
+    @strawberry.field(description="Near-real-time sync: registrations, deliveries, refusals.")
+    def webhooks(self, info: Info) -> IntegrationWebhooks:
+        public_url = info.context.public_url
+        # The rule the worker registers by, on the columns this type already holds.
+        row = IntegrationRow(
+            id=self.local_id,
+            provider=self.provider,
+            status=self.status,
+            two_way_enabled=self.two_way_enabled,
+            near_real_time=self.near_real_time,
+        )
+        return IntegrationWebhooks(
+            receiver_url=subscriptions.receiver_url(public_url, row) if public_url else None,
+            rejected_signatures=self.webhook_rejected,
+            last_rejected_at=self.webhook_last_rejected_at,
+            integration_id=self.local_id,
+            kinds=NOTIFIED_KINDS.get(Provider(self.provider), frozenset()),
+            wanted=subscriptions.wanted(row, public_url),
+        )
 
     @strawberry.field(description="The most recent run (queued, running or finished).")
     async def last_run(self, info: Info) -> SyncRun | None:
