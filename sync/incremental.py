@@ -21,11 +21,11 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from models import AssetKind, Integration, SyncRun
+from models import AssetKind, Integration, LinkState, SyncRun
 from sync import reference
 from sync.apply import apply, links_where
 from sync.context import RunContext
-from sync.full_sync import resolve_pending_relations, sync_locations
+from sync.full_sync import orphan_links, resolve_pending_relations, sync_locations
 from sync.pages import page_of
 from sync.providers.base import ProviderScope, PsaProvider, PsaRecord
 
@@ -117,6 +117,11 @@ async def _changed(
         stamps = [r.updated_at for r in records if r.updated_at is not None]
         if stamps:
             newest = max(newest, *stamps)
+    # Soft deletes since the bookmark (ConnectWise companies): orphaned now, not at the
+    # next reconciliation.
+    async for ids in provider.deleted_since(kind, bookmark - OVERLAP):
+        gone = await links_where(ctx, kind, Q(psa_id__in=ids, state=LinkState.SYNCED))
+        await orphan_links(ctx, [link.id for link in gone.values()])
     if newest > bookmark and not ctx.dry_run:
         bookmarks = {**(ctx.integration.bookmarks or {}), kind.value: newest.isoformat()}
         await Integration.filter(id=ctx.integration.id).update(bookmarks=bookmarks)

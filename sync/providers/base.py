@@ -182,6 +182,12 @@ class PsaProvider(Protocol):
         source), ascending; cheap (ids only), for reconciliation. Not for locations."""
         ...
 
+    def deleted_since(self, kind: AssetKind, since: datetime) -> AsyncIterator[list[int]]:
+        """Pages of the ids of records the PSA marked deleted at or after ``since`` (a PSA
+        that soft-deletes keeps them, stamped); nothing for kinds it deletes outright (the
+        reconciliation finds those)."""
+        ...
+
     # -- writes (two-way sync) --------------------------------------------------------------
 
     async def create_record(self, kind: AssetKind, change: PsaChange) -> PsaRecord:

@@ -63,7 +63,7 @@ def company(psa_id: int, **extra: Any) -> dict[str, Any]:
 # -- since ----------------------------------------------------------------------------------------
 
 
-async def test_organizations_since_adds_last_updated_to_scope_and_after(
+async def test_organizations_since_lists_changes_whatever_the_scope_after_an_id(
     provider: ConnectWiseProvider, httpx_mock: HTTPXMock
 ) -> None:
     httpx_mock.add_response(url=re.compile(rf"{API}/company/companies\?.*"), json=[company(7)])
@@ -72,13 +72,13 @@ async def test_organizations_since_adds_last_updated_to_scope_and_after(
 
     assert [r.psa_id for p in pages for r in p] == [7]
     [request] = sent(httpx_mock, "company/companies")
+    # No status filter: a company moved out of scope is a change the engine must see.
     assert request.url.params["conditions"] == (
-        "(deletedFlag = false) and (status/id in (1, 2)) and (id > 5) and "
-        f"(lastUpdated >= {SINCE_LITERAL})"
+        f"(deletedFlag = false) and (id > 5) and (lastUpdated >= {SINCE_LITERAL})"
     )
 
 
-async def test_configurations_since_adds_last_updated_to_the_scope(
+async def test_configurations_since_lists_changes_whatever_the_scope(
     provider: ConnectWiseProvider, httpx_mock: HTTPXMock
 ) -> None:
     httpx_mock.add_response(url=re.compile(rf"{API}/company/configurations\?.*"), json=[])
@@ -86,9 +86,7 @@ async def test_configurations_since_adds_last_updated_to_the_scope(
     assert [p async for p in provider.configurations(SCOPE, since=SINCE)] == []
 
     [request] = sent(httpx_mock, "company/configurations")
-    assert request.url.params["conditions"] == (
-        f"(type/id in (3)) and (status/id in (1)) and (lastUpdated >= {SINCE_LITERAL})"
-    )
+    assert request.url.params["conditions"] == f"lastUpdated >= {SINCE_LITERAL}"
 
 
 async def test_contacts_since_is_the_only_condition_without_after(
@@ -475,3 +473,23 @@ def test_a_record_without_info_has_no_updater() -> None:
 
     assert record.updated_by is None
     assert record.updated_at is None
+
+
+async def test_deleted_since_lists_the_ids_of_soft_deleted_companies_only(
+    provider: ConnectWiseProvider, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(
+        url=re.compile(rf"{API}/company/companies\?.*"), json=[{"id": 4}, {"id": 9}]
+    )
+
+    pages = [p async for p in provider.deleted_since(AssetKind.ORGANIZATION, SINCE)]
+    assert pages == [[4, 9]]
+    [request] = sent(httpx_mock, "company/companies")
+    assert request.url.params["conditions"] == (
+        f"(deletedFlag = true) and (lastUpdated >= {SINCE_LITERAL})"
+    )
+    assert request.url.params["fields"] == "id"
+    # Contacts and configurations are deleted outright: nothing to ask.
+    before = len(httpx_mock.get_requests())
+    assert [p async for p in provider.deleted_since(AssetKind.CONTACT, SINCE)] == []
+    assert len(httpx_mock.get_requests()) == before

@@ -84,8 +84,8 @@ async def test_an_incremental_sync_reads_only_what_changed_and_moves_the_bookmar
     assert organization.name == "Renamed In ConnectWise"
     person = await Contact.get(id=(await _linked(AssetKind.CONTACT, contact)).local_id)
     assert person.last_name == "Changed-Here"
-    # One list call per kind, the sites of the one changed company, nothing else: no
-    # reference lists, no counts, no pages of unchanged records.
+    # One list call per kind (and one for deleted companies), the sites of the one changed
+    # company, nothing else: no reference lists, no counts, no pages of unchanged records.
     assert psa.simulator.traffic.requests - requests <= 5
     assert run.updated == 2
     moved = await Integration.get(id=integration.id)
@@ -99,7 +99,7 @@ async def test_an_incremental_sync_reads_only_what_changed_and_moves_the_bookmar
     again = await _run(worker, moved, RunKind.INCREMENTAL)
     assert again.updated == 0
     assert again.created == 0
-    assert psa.simulator.traffic.requests - requests <= 4
+    assert psa.simulator.traffic.requests - requests <= 5
 
 
 async def test_an_incremental_sync_without_bookmarks_is_a_full_sync(
@@ -220,3 +220,21 @@ def _stamp_of(psa: Psa, collection: str, record_id: int) -> datetime:
     row = psa.store.get(collection, record_id)
     assert row is not None
     return datetime.fromisoformat(row["_info"]["lastUpdated"])
+
+
+async def test_a_company_deleted_in_connectwise_is_orphaned_by_the_next_poll(
+    psa: Psa, connect: Connect, worker: Worker
+) -> None:
+    integration = await _synced(connect, worker)
+    link = await RecordLink.filter(kind=AssetKind.ORGANIZATION).order_by("-psa_id").first()
+    assert link is not None
+    psa.store.delete("companies", link.psa_id)  # soft: deletedFlag, stamped
+    requests = psa.simulator.traffic.requests
+
+    run = await _run(worker, integration, RunKind.INCREMENTAL)
+
+    assert (await RecordLink.get(id=link.id)).state == LinkState.ORPHANED
+    assert await Organization.filter(id=link.local_id).exists()
+    assert run.orphaned == 1
+    # Changed and deleted companies, contacts, configurations: two calls for companies.
+    assert psa.simulator.traffic.requests - requests == 4

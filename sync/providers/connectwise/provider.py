@@ -127,6 +127,14 @@ class ConnectWiseProvider:
             conditions = _configuration_conditions(scope, None)
         return self._ids(kind, conditions)
 
+    async def deleted_since(self, kind: AssetKind, since: datetime) -> AsyncIterator[list[int]]:
+        """Companies are soft-deleted (``deletedFlag``, stamped); contacts, sites and
+        configurations are deleted outright and have nothing to list."""
+        if kind is AssetKind.ORGANIZATION:
+            conditions = cw_and(cw_eq("deletedFlag", True), _since(since))
+            async for ids in self._ids(kind, conditions):
+                yield ids
+
     async def _ids(self, kind: AssetKind, conditions: str | None) -> AsyncIterator[list[int]]:
         async for page in self._list(kind, conditions, fields=["id"]):
             yield [int(raw["id"]) for raw in page]
