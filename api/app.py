@@ -1,4 +1,5 @@
-"""The Starlette application: database, migrations, the sync worker and the demo PSA."""
+"""The Starlette application: database, migrations, the sync worker, the webhook receiver
+(``/webhooks``) and the demo PSA."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api import demo
@@ -21,6 +22,7 @@ from models import Integration
 from models.db import migrate, tortoise_config
 from sync.connections import ProviderFactory, provider_factory
 from sync.runner import Worker
+from webhooks.app import create_app as create_webhooks_app
 
 log = logging.getLogger("psasync")
 
@@ -41,6 +43,13 @@ def _wake(app: Starlette) -> None:
     worker = app.state.worker
     if worker is not None:
         worker.wake()
+
+
+def _wake_inbox(app: Starlette) -> None:
+    # getattr: the worker learns to process the inbox in its own change.
+    wake = getattr(app.state.worker, "wake_inbox", None)
+    if wake is not None:
+        wake()
 
 
 def create_app(
@@ -67,12 +76,18 @@ def create_app(
             worker = None
             task = None
             if settings.worker:
-                worker = Worker(open_provider or provider_factory(settings.vault))
+                worker = Worker(
+                    open_provider or provider_factory(settings.vault),
+                    public_url=settings.public_url,
+                )
                 task = asyncio.create_task(worker.run_forever(), name="psasync-worker")
             app.state.worker = worker
             try:
                 yield
             finally:
+                # Deliveries still waiting are committed (and answered) before the worker and
+                # the database go.
+                await webhooks.aclose()
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -83,15 +98,22 @@ def create_app(
         wake_worker=lambda: _wake(app),
         allow_sandbox=settings.allow_sandbox,
         open_provider=open_provider,
+        public_url=settings.public_url,
+        wake_inbox=lambda: _wake_inbox(app),
+    )
+    webhooks = create_webhooks_app(
+        on_stored=lambda: _wake_inbox(app), allow_sandbox=settings.allow_sandbox
     )
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Mount("/webhooks", app=webhooks),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.worker = None
+    app.state.webhooks = webhooks
     return app

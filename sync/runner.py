@@ -22,8 +22,8 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.expressions import F, Q, Subquery
 

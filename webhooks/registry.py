@@ -1,0 +1,32 @@
+"""Which PSAs can post notifications, and under which path segment.
+
+``/webhooks/{path}/{integrationId}``: ``PATHS`` names the provider, ``SOURCES`` says how to
+verify and read its notifications. A PSA gets webhooks with one line in ``SOURCES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from models.enums import Provider
+from sync.providers.connectwise.callbacks import ConnectWiseCallbacks
+from webhooks.source import WebhookSource
+
+__all__ = ["PATHS", "SOURCES", "SourceFactory", "open_sources"]
+
+SourceFactory = Callable[[], WebhookSource]
+
+PATHS: Final[Mapping[str, Provider]] = {
+    "connectwise": Provider.CONNECTWISE_MANAGE,
+    "pulseway": Provider.PULSEWAY_PSA,
+}
+
+SOURCES: Final[Mapping[Provider, SourceFactory]] = {
+    Provider.CONNECTWISE_MANAGE: ConnectWiseCallbacks,
+}
+
+
+def open_sources() -> dict[Provider, WebhookSource]:
+    """A fresh source per provider (each holds its own key cache and HTTP client)."""
+    return {provider: factory() for provider, factory in SOURCES.items()}

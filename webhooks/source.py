@@ -1,0 +1,68 @@
+"""What a PSA plugs into the webhook receiver: a verifier and a parser, nothing else.
+
+The receiver (``webhooks.app``) owns the order of work on the request path: size limit,
+known integration, ``verify`` over the raw body, ``parse``, store, answer. A source only
+knows its PSA's signature scheme and payload names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from models.enums import AssetKind, Provider
+
+
+class Rejected(Exception):
+    """The request is refused; ``status`` is the HTTP answer (401 signature, 400 payload)."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadSignature(Rejected):
+    status = 401
+
+
+class BadPayload(Rejected):
+    status = 400
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """What a source may know of the integration a delivery is addressed to."""
+
+    integration_id: str
+    provider: Provider
+    site_url: str  # the PSA's address as configured (host the PSA's key URLs must be on)
+    sandbox: bool  # a loopback sandbox: plain http allowed
+    secret: str | None  # a shared webhook secret, for PSAs that sign with one
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One notification in psasync's words: a hint that a record changed."""
+
+    dedupe_key: str  # the PSA's message id, or a hash of the body when it sends none
+    action: str  # "added" | "updated" | "deleted"
+    kind: AssetKind | None  # None: an entity psasync does not sync (ignored when processed)
+    psa_id: int | None
+    member: str | None = None  # the PSA user who made the change
+    stamp: int | None = None  # the record's last-update time in the notice, epoch seconds
+
+
+class WebhookSource(Protocol):
+    provider: Provider
+
+    async def verify(self, target: WebhookTarget, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise ``BadSignature`` unless the body is signed by the PSA (constant-time compare
+        over the raw bytes). May raise ``BadPayload`` when the body is too broken to tell."""
+        ...
+
+    def parse(self, body: bytes) -> Notice:
+        """The notice in a verified body; ``BadPayload`` when it is not one."""
+        ...

@@ -1,0 +1,74 @@
+"""Which integration a delivery is addressed to: looked up by id, cached for a few seconds.
+
+A busy PSA posts many notifications a second for one integration; one query per request would
+be most of the request's database work. A cached answer is at most ``ttl`` seconds old: an
+integration deleted meanwhile is caught by the inbox's foreign key (404), and a changed site
+URL is seen within ``ttl``. Unknown ids are cached too (bounded), so a flood of made-up ids
+costs one query each per ``ttl``, not one per request.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+
+from models import Integration, Provider
+from webhooks.source import WebhookTarget
+
+__all__ = ["Targets"]
+
+
+class Targets:
+    """``WebhookTarget`` by (provider, integration id); None for no such integration."""
+
+    def __init__(
+        self,
+        *,
+        allow_sandbox: bool,
+        ttl: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.allow_sandbox = allow_sandbox
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._cache: OrderedDict[uuid.UUID, tuple[float, WebhookTarget | None]] = OrderedDict()
+
+    async def get(self, provider: Provider, integration_id: uuid.UUID) -> WebhookTarget | None:
+        now = self._clock()
+        cached = self._cache.get(integration_id)
+        if cached is not None and cached[0] > now:
+            target = cached[1]
+        else:
+            target = await self._load(integration_id)
+            self._cache[integration_id] = (now + self.ttl, target)
+            self._cache.move_to_end(integration_id)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        if target is None or target.provider != provider:
+            return None
+        return target
+
+    def forget(self, integration_id: uuid.UUID) -> None:
+        self._cache.pop(integration_id, None)
+
+    async def _load(self, integration_id: uuid.UUID) -> WebhookTarget | None:
+        rows = await (
+            Integration.filter(id=integration_id)
+            .limit(1)
+            .values_list("provider", "site_url", "sandbox")
+        )
+        if not rows:
+            return None
+        provider, site_url, sandbox = rows[0]
+        return WebhookTarget(
+            integration_id=str(integration_id),
+            provider=Provider(provider),
+            site_url=str(site_url),
+            # A sandbox may use plain http on loopback only where the service allows them.
+            sandbox=bool(sandbox) and self.allow_sandbox,
+            secret=None,
+        )
