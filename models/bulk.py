@@ -73,3 +73,17 @@ async def update_rows(
         for row in rows
     ]
     await db.execute_many(sql, values)
+
+
+async def update_instances(
+    model: type[Model], instances: Sequence[Model], fields: Sequence[str]
+) -> None:
+    """``bulk_update`` by primary key, one prepared UPDATE per row. Tortoise's bulk_update
+    repeats the id list once per column, which PostgreSQL answers with a full table scan
+    (75 ms per page at 200,000 links); each row by its key stays proportional to the page."""
+    pk = model._meta.pk_attr
+    await update_rows(
+        model,
+        fields,
+        [{name: getattr(i, name) for name in (*fields, pk)} for i in instances],
+    )

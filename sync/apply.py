@@ -39,7 +39,7 @@ from models import (
     SyncRunIssue,
     match_keys,
 )
-from models.bulk import insert_rows
+from models.bulk import insert_rows, update_instances
 from sync import history, outbox
 from sync.columns import CODES, RELATIONS, as_uuid, stamps
 from sync.connections import field_map
@@ -586,7 +586,7 @@ async def _write(
         if plan.creates:
             await insert_rows(model, plan.creates)
         if rows:
-            await model.bulk_update(rows, fields=sorted(columns))
+            await update_instances(model, rows, sorted(columns))
         if plan.new_links:
             # A record that could not be pushed (NOT_PUSHED) and now matches a PSA record
             # gets a real link instead.
@@ -598,7 +598,7 @@ async def _write(
             ).delete()
             await insert_rows(RecordLink, plan.new_links)
         if plan.link_updates:
-            await RecordLink.bulk_update(plan.link_updates, fields=LINK_UPDATE_FIELDS)
+            await update_instances(RecordLink, plan.link_updates, LINK_UPDATE_FIELDS)
         if plan.orphans:
             await RecordLink.filter(id__in=plan.orphans).update(
                 state=LinkState.ORPHANED, updated_at=now
@@ -615,7 +615,7 @@ async def _write(
 
 async def _write_merged(plan: _Plan) -> None:
     if plan.merged_links:
-        await RecordLink.bulk_update(plan.merged_links, fields=MERGED_LINK_FIELDS)
+        await update_instances(RecordLink, plan.merged_links, MERGED_LINK_FIELDS)
         # Only a new push changes the push state: an earlier one still queued or refused
         # keeps what it shows (a refused one stays FAILED: the new entry waits behind it).
         pending = [link.id for link in plan.merged_links if link.push_state == PushState.PENDING]

@@ -33,6 +33,7 @@ from models import (
     SyncRun,
     SyncRunIssue,
 )
+from models.bulk import update_instances
 from sync import reference, statistics
 from sync.apply import (
     LINK_COLUMNS,
@@ -192,13 +193,14 @@ async def sync_locations(
             await _write_sites(ctx, batch, results, high)
             low = high
             batches += 1
-            await statistics.refresh_as_tables_grow(ctx, AssetKind.LOCATION, batches)
+            if synced_since is None:
+                await statistics.refresh_as_tables_grow(ctx, AssetKind.LOCATION, batches)
     finally:
         if pending is not None:
             pending.cancel()
-    await statistics.refresh(ctx, AssetKind.LOCATION)
     if synced_since is not None:
-        return
+        return  # a poll's few sites: the planner's statistics stay good
+    await statistics.refresh(ctx, AssetKind.LOCATION)
     # Sites of organizations that stopped syncing are orphans too (features.md §A7).
     synced = RecordLink.filter(
         integration_id=ctx.integration.id, kind=AssetKind.ORGANIZATION, state=LinkState.SYNCED
@@ -333,6 +335,6 @@ async def resolve_pending_relations(ctx: RunContext, kind: AssetKind) -> None:
         ]
         async with in_transaction():
             if assets:
-                await model.bulk_update(assets, fields=[*columns_changed, "version", "updated_at"])
-            await RecordLink.bulk_update(links, fields=["snapshot", "refs_pending", "updated_at"])
+                await update_instances(model, assets, [*columns_changed, "version", "updated_at"])
+            await update_instances(RecordLink, links, ["snapshot", "refs_pending", "updated_at"])
         ctx.rows_written += len(links) + len(assets)
