@@ -19,7 +19,6 @@ from api import demo
 from api.graphql.view import GraphQLApp
 from api.settings import Settings, get_settings
 from models import Integration
-from models.checkpoint import background_checkpoints
 from models.db import migrate, tortoise_config
 from sync.connections import ProviderFactory, provider_factory
 from sync.runner import Worker
@@ -73,7 +72,6 @@ def create_app(
                 await stack.enter_async_context(
                     RegisterTortoise(app, config=tortoise_config(settings.database_url))
                 )
-                await stack.enter_async_context(background_checkpoints(settings.database_url))
                 await stack.enter_async_context(demo.demo_psa(settings))
             worker = None
             task = None
