@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,6 +83,12 @@ def create_app(
                 )
                 task = asyncio.create_task(worker.run_forever(), name="psasync-worker")
             app.state.worker = worker
+            if manage_database:
+                # Everything loaded so far (modules, the schema, ORM metadata) lives as long
+                # as the process: out of the collector's sight, a full collection no longer
+                # walks it, and those pauses were the webhook receiver's tail latency.
+                gc.collect()
+                gc.freeze()
             try:
                 yield
             finally:

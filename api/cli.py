@@ -122,9 +122,7 @@ async def worker() -> None:
     """Run only the sync worker (for deployments with several processes on PostgreSQL)."""
     settings = _settings()
     async with database(settings):
-        await Worker(
-            provider_factory(settings.vault), public_url=settings.public_url
-        ).run_forever()
+        await Worker(provider_factory(settings.vault), public_url=settings.public_url).run_forever()
 
 
 @main.group()
