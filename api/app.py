@@ -73,13 +73,19 @@ def create_app(
                 await stack.enter_async_context(
                     RegisterTortoise(app, config=tortoise_config(settings.database_url))
                 )
-                await stack.enter_async_context(demo.demo_psa(settings))
+                demo_integration = await stack.enter_async_context(demo.demo_psa(settings))
+            else:
+                demo_integration = None
+            public_url = settings.public_url
+            if public_url is None and demo_integration is not None:
+                # The demo PSA runs on this machine: it can post its callbacks here.
+                public_url = f"http://127.0.0.1:{settings.port}"
+            graphql.public_url = public_url  # what integration.webhooks reports
             worker = None
             task = None
             if settings.worker:
                 worker = Worker(
-                    open_provider or provider_factory(settings.vault),
-                    public_url=settings.public_url,
+                    open_provider or provider_factory(settings.vault), public_url=public_url
                 )
                 task = asyncio.create_task(worker.run_forever(), name="psasync-worker")
             app.state.worker = worker
