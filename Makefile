@@ -42,8 +42,10 @@ test: lint typecheck unit postgres-tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/full_sync.py
+	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/graphql_page.py
 	$(BIN)/python bench/push.py
+	$(BIN)/python bench/webhooks.py
 
 # Regenerate schema.graphql after changing the GraphQL types (a test fails until you do).
 schema: $(STAMP)
