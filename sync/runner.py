@@ -33,7 +33,7 @@ from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
 from sync.errors import FatalError, RetriableError, RunPreempted
 from sync.full_sync import full_sync
-from sync.inbox import InboxProcessor
+from sync.inbox import InboxProcessor, prune_settled
 from sync.incremental import has_bookmarks, incremental_sync, set_bookmarks_after_full_sync
 from sync.jobs import enqueue
 from sync.push import Deliverer
@@ -48,6 +48,7 @@ MAX_ATTEMPTS = 6  # PSA outages: the run waits and tries again, then gives up vi
 INBOX_DEBOUNCE = 0.2
 # How often registrations are checked (re-registered if the PSA lost them) without a reason.
 WEBHOOK_CHECK = timedelta(hours=1)
+PRUNE_EVERY = timedelta(hours=1)  # settled webhook deliveries past their keeping time
 
 
 class Worker:
@@ -75,6 +76,7 @@ class Worker:
         self.public_url = public_url
         self._wake = asyncio.Event()
         self._inbox_wake = asyncio.Event()
+        self._pruned_at: datetime | None = None
         self.last_context: RunContext | None = None  # the last run's counters, for benchmarks
         # Pushes (two-way sync) are delivered beside the runs, so an edit reaches the PSA
         # within seconds even while a long full sync is running.
@@ -142,6 +144,7 @@ class Worker:
                 if self.schedule:
                     await self.schedule_due()
                     await self.maintain_webhooks()
+                    await self._prune_inbox()
                 if await self.run_once():
                     continue
                 await self.requeue_expired()
@@ -216,6 +219,15 @@ class Worker:
                 else:
                     kind_now = kind
                 await enqueue(integration, kind=kind_now, trigger=RunTrigger.SCHEDULE)
+
+    async def _prune_inbox(self) -> None:
+        now = self.clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        removed = await prune_settled(now)
+        if removed:
+            log.info("pruned %d settled webhook deliveries", removed)
 
     async def maintain_webhooks(self) -> None:
         """Register or remove PSA webhooks where settings changed (``webhooks_due``), and

@@ -30,7 +30,7 @@ from models.vault import Vault
 from sync import integrations
 from sync.connections import provider_factory
 from sync.context import utcnow
-from sync.inbox import MAX_ATTEMPTS, replay
+from sync.inbox import MAX_ATTEMPTS, prune_settled, replay
 from sync.providers.http import RetryPolicy
 from sync.runner import Worker
 
@@ -249,3 +249,29 @@ async def test_deliveries_wait_while_a_run_syncs_the_integration(
     delivery = await _deliver(integration, AssetKind.ORGANIZATION, 1)
     assert await worker.inbox.run_due() == 0
     assert (await WebhookDelivery.get(id=delivery.id)).status == DeliveryStatus.PENDING
+
+
+async def test_settled_deliveries_are_pruned_after_their_keeping_time(
+    psa: Psa, connect: Connect, worker: Worker
+) -> None:
+    integration = await connect()
+    now = utcnow()
+    old = now - timedelta(days=8)
+    kept = {
+        "recent processed": (DeliveryStatus.PROCESSED, now - timedelta(days=1)),
+        "old failed": (DeliveryStatus.FAILED, old),
+        "old pending": (DeliveryStatus.PENDING, old),
+    }
+    gone = {
+        "old processed": (DeliveryStatus.PROCESSED, old),
+        "old ignored": (DeliveryStatus.IGNORED, old),
+        "very old failed": (DeliveryStatus.FAILED, now - timedelta(days=31)),
+    }
+    for name, (status, received) in {**kept, **gone}.items():
+        delivery = await _deliver(integration, AssetKind.ORGANIZATION, 1, member=name)
+        await WebhookDelivery.filter(id=delivery.id).update(status=status, received_at=received)
+
+    assert await prune_settled(now) == len(gone)
+
+    left = await WebhookDelivery.all().values_list("member", flat=True)
+    assert sorted(left) == sorted(kept)
