@@ -33,6 +33,7 @@ from models import (
     User,
 )
 from models.db import migrate, tortoise_config
+from models.integrations import DEFAULT_SYNC_INTERVAL
 from models.vault import Vault
 from sync import jobs, reference
 from sync.connections import provider_factory
@@ -261,7 +262,12 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--account", default=None, help="Account name (default: the only account).")
 @click.option("--sandbox", is_flag=True, help="Allow plain http to a loopback sandbox.")
 @click.option("--contacts/--no-contacts", default=True)
-@click.option("--interval", type=int, default=3600, help="Seconds between full syncs.")
+@click.option(
+    "--interval",
+    type=int,
+    default=DEFAULT_SYNC_INTERVAL,
+    help="Seconds between reconciliation polls (incremental syncs).",
+)
 @_scope_options
 @run_async
 async def integrations_add(

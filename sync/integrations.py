@@ -36,6 +36,7 @@ from models import (
     SyncState,
     WebhookSubscription,
 )
+from models.integrations import DEFAULT_SYNC_INTERVAL
 from models.vault import Vault
 from sync import jobs, outbox, reference, subscriptions
 from sync.connections import ProviderFactory, connectwise_provider
@@ -95,7 +96,7 @@ async def add_connectwise(
     sandbox: bool = False,
     enable: Mapping[ReferenceKind, Sequence[str]] | None = None,
     contacts_enabled: bool = True,
-    sync_interval_seconds: int = 3600,
+    sync_interval_seconds: int = DEFAULT_SYNC_INTERVAL,
     provider: PsaProvider | None = None,
 ) -> tuple[Integration, SyncRun]:
     """Create a ConnectWise integration after a successful connection test."""
