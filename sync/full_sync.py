@@ -44,6 +44,7 @@ from sync.apply import (
     resolve,
 )
 from sync.columns import RELATIONS, as_uuid
+from sync.concurrency import gather_all
 from sync.context import RunContext
 from sync.errors import ProtocolError, RecordError
 from sync.pages import page_of
@@ -176,7 +177,7 @@ async def sync_locations(
     async def fetch_batch(
         batch: dict[int, LinkRow],
     ) -> tuple[dict[int, LinkRow], list[list[PsaRecord] | RecordError]]:
-        return batch, await asyncio.gather(*(fetch(c) for c in batch))
+        return batch, await gather_all(*(fetch(c) for c in batch))
 
     low = after if after is not None else -1
     batches = 0

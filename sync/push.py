@@ -55,6 +55,7 @@ from models import (
 from models.bulk import insert_rows, update_rows
 from sync import history, push_create
 from sync.columns import as_uuid, stamps
+from sync.concurrency import gather_all
 from sync.connections import ProviderFactory
 from sync.context import utcnow
 from sync.directions import integration_directions
@@ -377,7 +378,7 @@ class Deliverer:
                         if isinstance(exc, RetriableError) and exc.retry_after:
                             results.retry_after = max(results.retry_after or 0, exc.retry_after)
 
-        await asyncio.gather(*(send(p) for p in pushes))
+        await gather_all(*(send(p) for p in pushes))
         for push in pushes:
             self._settle(integration, push, results)
 

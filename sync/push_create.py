@@ -37,6 +37,7 @@ from models import (
     match_keys,
 )
 from sync.columns import as_uuid
+from sync.concurrency import gather_all
 from sync.errors import RecordError
 from sync.providers.base import MatchProbe, PsaChange, PsaProvider, PsaRecord
 from sync.push_values import Reverse, Translator, columns_of
@@ -158,7 +159,7 @@ async def execute(
                 outcome.code = "psa_error"
                 outcome.message = f"{display_name} refused the record: {exc.message}"
 
-    await asyncio.gather(*(create(o) for o in outcomes if o.code == "create"))
+    await gather_all(*(create(o) for o in outcomes if o.code == "create"))
 
 
 def _out_of_scope(

@@ -9,6 +9,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from models.enums import AssetKind, ReferenceKind
+from sync.concurrency import gather_all
 from sync.errors import RecordError
 from sync.providers.base import (
     MatchProbe,
@@ -163,7 +164,7 @@ class ConnectWiseProvider:
                         record = table.to_record(raw)
                         found.setdefault(record.psa_id, record)
 
-        await asyncio.gather(*(lookup(c) for c in batches))
+        await gather_all(*(lookup(c) for c in batches))
         return sorted(found.values(), key=_by_id)
 
     # -- writes (two-way sync) ----------------------------------------------------------------

@@ -1,0 +1,27 @@
+"""Concurrent requests that never outlive their failure.
+
+``asyncio.gather`` raises the first error while the other awaitables keep running; the
+caller then closes its provider (and its HTTP client) under requests still in flight, whose
+connections are left open. ``gather_all`` cancels and awaits the rest before raising.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def gather_all(*awaitables: Awaitable[T]) -> list[T]:
+    """Like ``asyncio.gather``; when one fails, the others are cancelled and waited for, then
+    the first error is raised (as itself, not as an ExceptionGroup)."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
