@@ -564,3 +564,36 @@ def simulate_connectwise(
     from simulators.connectwise import run_standalone
 
     run_standalone(host, port, companies, company_id, public_key, private_key, seed, click.echo)
+
+
+@simulate.command("pulseway")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8082, show_default=True)
+@click.option("--accounts", type=int, default=500, show_default=True)
+@click.option("--tenant", default=None)
+@click.option("--username", default=None)
+@click.option("--password", default=None)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--calls-per-hour",
+    type=int,
+    default=1500,
+    show_default=True,
+    help="Each endpoint's hourly budget, as Pulseway PSA enforces it.",
+)
+def simulate_pulseway(
+    host: str,
+    port: int,
+    accounts: int,
+    tenant: str | None,
+    username: str | None,
+    password: str | None,
+    seed: int,
+    calls_per_hour: int,
+) -> None:
+    """A Pulseway PSA simulator with a seeded account set (credentials printed)."""
+    from simulators.pulseway import run_standalone
+
+    run_standalone(
+        host, port, accounts, tenant, username, password, seed, calls_per_hour, click.echo
+    )

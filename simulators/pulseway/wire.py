@@ -1,0 +1,93 @@
+"""Wire conventions of Pulseway PSA's v2 API (Kaseya BMS): camelCase names, the
+``{success, error, result[, totalRecords]}`` envelope, timestamps, and the API's errors."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+from urllib.parse import parse_qsl
+
+_UPPER_RUN = re.compile(r"^[A-Z]+(?=[A-Z][a-z]|$|[0-9])|^[A-Z]")
+
+
+def camel(name: str) -> str:
+    """System.Text.Json's camelCase: ``IPAddress``→``ipAddress``, ``HasMetSLA``→``hasMetSLA``."""
+    match = _UPPER_RUN.match(name)
+    if match is None:
+        return name
+    run = match.group(0)
+    return run.lower() + name[len(run) :]
+
+
+def stamp(moment: datetime) -> str:
+    """A timestamp on the wire: UTC, second precision, ``Z`` (an assumption; see README)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date or date-time from a filter or a body; no zone means UTC."""
+    value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class ApiError(Exception):
+    """A failure answered with ``success: false``; `status` is the HTTP status (200 unless
+    the failure is authentication or throttling)."""
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        sub_errors: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+        self.sub_errors = sub_errors
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.sub_errors:
+            error["subErrors"] = self.sub_errors
+        return {"success": False, "error": error, "result": None}
+
+
+def invalid(field: str, problem: str = "is required") -> ApiError:
+    """A validation error naming the (camelCase) field."""
+    return ApiError(400, f"{field} {problem}.", sub_errors=[f"{field}: {problem}"])
+
+
+def not_found(what: str, ident: object) -> ApiError:
+    return ApiError(404, f"{what} with id {ident} was not found.")
+
+
+def envelope(result: Any, total: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"success": True, "error": None, "result": result}
+    if total is not None:
+        body["totalRecords"] = total
+    return body
+
+
+def parse_form(content_type: str, raw: bytes) -> dict[str, str]:
+    """Fields of an ``application/x-www-form-urlencoded`` or ``multipart/form-data`` body,
+    names lower-cased (ASP.NET binds form fields case-insensitively)."""
+    if content_type.lower().startswith("multipart/"):
+        header = f"Content-Type: {content_type}\r\n\r\n".encode()
+        message = BytesParser(policy=HTTP).parsebytes(header + raw)
+        fields: dict[str, str] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                fields[name.lower()] = payload.decode()
+        return fields
+    return {k.lower(): v for k, v in parse_qsl(raw.decode(), keep_blank_values=True)}
