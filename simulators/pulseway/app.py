@@ -166,6 +166,7 @@ class PulsewaySimulator:
             ("PUT", "/v2/servicedesk/hardwareasset/{assetId:int}", self._put_asset, True),
             ("POST", "/v2/servicedesk/hardwareasset", self._create_asset, True),
             ("DELETE", "/v2/servicedesk/hardwareasset/{Id:int}", self._delete_asset, True),
+            ("GET", "/v2/security/userinfo", self._user_info, True),
             ("GET", "/v2/system/accounttypes/lookup", self._account_types, True),
             ("GET", "/v2/system/lookup/{tableName}", self._lookup, True),
             ("GET", "/v2/hr/employees/lookup", self._employees, True),
@@ -552,6 +553,18 @@ class PulsewaySimulator:
         return envelope(None)
 
     # ------------------------------------------------------------------------- lookups
+
+    def _user_info(self, call: Call) -> dict[str, Any]:
+        """Who the token belongs to (clients use it as a connection check)."""
+        return envelope(
+            {
+                "userId": call.user_id,
+                "fullName": self.store.employees.get(call.user_id),
+                "tenantId": 1,
+                "businessName": self.store.tenant,
+                "timeStamp": stamp(self.store.clock.now()),
+            }
+        )
 
     def _account_types(self, call: Call) -> dict[str, Any]:
         return envelope([dict(row) for row in ref.ACCOUNT_TYPES])

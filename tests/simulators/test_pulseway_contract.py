@@ -292,6 +292,12 @@ async def test_lifetime_is_configurable(store: PulsewayStore, recorder: Recorder
 # ----------------------------------------------------------------------------- accounts
 
 
+async def test_user_info_names_the_api_user(api: httpx.AsyncClient) -> None:
+    result = ok(await api.get("/v2/security/userinfo"))
+    assert result["userId"] == CREDENTIALS.user_id
+    assert result["fullName"] == CREDENTIALS.username
+
+
 async def test_account_paging_and_total_records(api: httpx.AsyncClient) -> None:
     seen: list[int] = []
     page = 1
