@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -32,6 +32,7 @@ __all__ = [
     "Paginator",
     "RetryPolicy",
     "Sleep",
+    "json_body",
     "parse_retry_after",
     "send",
 ]
@@ -301,3 +302,14 @@ class NextLinkPaginator(Paginator[str]):
         # The same page may come back with its query in another order.
         url = httpx.URL(token)
         return (url.scheme, url.host, url.port, url.path, tuple(sorted(url.params.multi_items())))
+
+
+def json_body(response: httpx.Response, service: str, what: str) -> Any:
+    """The response's JSON; ``ProtocolError`` naming the service when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        kind = response.headers.get("content-type", "no content type")
+        raise ProtocolError(
+            f"{service} answered {what} with a body that is not JSON ({kind})"
+        ) from exc

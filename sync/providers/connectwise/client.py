@@ -38,7 +38,7 @@ from sync.errors import (
     RecordError,
     RetriableError,
 )
-from sync.providers.http import NextLinkPaginator, RetryPolicy, Sleep, send
+from sync.providers.http import NextLinkPaginator, RetryPolicy, Sleep, json_body, send
 from sync.providers.urls import Resolver, validate_psa_url
 
 from .credentials import ConnectWiseCredentials
@@ -198,7 +198,7 @@ class ConnectWiseClient:
                 f"{site} did not answer like a ConnectWise site ({response.status_code} "
                 f"{response.reason_phrase} on {what}): check the site address"
             )
-        body = self._json(response, what)
+        body = json_body(response, _SERVICE, what)
         if body is None:
             raise CredentialsError(f"ConnectWise does not know the company id '{company_id}'")
         codebase = body.get("Codebase") if isinstance(body, dict) else None
@@ -455,24 +455,14 @@ class ConnectWiseClient:
             text = text.replace(secret, "***")
         return text
 
-    @staticmethod
-    def _json(response: httpx.Response, what: str) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            kind = response.headers.get("content-type", "no content type")
-            raise ProtocolError(
-                f"ConnectWise answered {what} with a body that is not JSON ({kind})"
-            ) from exc
-
     def _records(self, response: httpx.Response, what: str) -> Page:
-        body = self._json(response, what)
+        body = json_body(response, _SERVICE, what)
         if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
             raise ProtocolError(f"ConnectWise answered {what} with something other than a list")
         return body
 
     def _object(self, response: httpx.Response, what: str) -> Record:
-        body = self._json(response, what)
+        body = json_body(response, _SERVICE, what)
         if not isinstance(body, dict):
             raise ProtocolError(f"ConnectWise answered {what} with something other than a record")
         return body

@@ -43,7 +43,7 @@ from sync.errors import (
     RecordError,
     RetriableError,
 )
-from sync.providers.http import RetryPolicy, Sleep, send
+from sync.providers.http import RetryPolicy, Sleep, json_body, send
 from sync.providers.urls import Resolver, validate_psa_url
 
 from .budget import Clock, EndpointBudget
@@ -438,7 +438,7 @@ class PulsewayClient:
                 f"{status} {response.reason_phrase}" + (f": {detail}" if detail else "")
             )
         self._raise_unexpected(response, what)
-        envelope = _envelope_of(self._json(response, what))
+        envelope = _envelope_of(json_body(response, "Pulseway PSA", what))
         if envelope is None:
             raise ProtocolError(f"Pulseway PSA answered {what} without its response envelope")
         if envelope.get("success") is not True:
@@ -447,7 +447,7 @@ class PulsewayClient:
         return None
 
     def _token_from(self, response: httpx.Response, what: str) -> _Token:
-        envelope = _envelope_of(self._json(response, what)) or {}
+        envelope = _envelope_of(json_body(response, "Pulseway PSA", what)) or {}
         result = _lower_keys(envelope.get("result")) or {}
         access = result.get("accesstoken")
         if not isinstance(access, str) or not access:
@@ -620,7 +620,7 @@ class PulsewayClient:
         self, response: httpx.Response, what: str, scope: _Scope, *, bare: bool = False
     ) -> tuple[Any, int | None]:
         """``(result, totalRecords)`` from the envelope; ``bare`` accepts an unwrapped record."""
-        body = self._json(response, what)
+        body = json_body(response, "Pulseway PSA", what)
         envelope = _envelope_of(body)
         if envelope is None:
             if bare and isinstance(body, dict):
@@ -702,16 +702,6 @@ class PulsewayClient:
         for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
-
-    @staticmethod
-    def _json(response: httpx.Response, what: str) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            kind = response.headers.get("content-type", "no content type")
-            raise ProtocolError(
-                f"Pulseway PSA answered {what} with a body that is not JSON ({kind})"
-            ) from exc
 
 
 # -- helpers -------------------------------------------------------------------------------------
