@@ -31,8 +31,11 @@ class PulsewayCredentials:
     user_name: str
     password: str
     host: str = DEFAULT_HOST
+    # The shared secret of the webhook configured in Pulseway's admin UI (signs deliveries);
+    # None: no webhook, or one without a secret (its deliveries are refused).
+    webhook_secret: str | None = None
 
-    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
+    secret_fields: ClassVar[tuple[str, ...]] = ("password", "webhook_secret")
 
     def __post_init__(self) -> None:
         for name in _REQUIRED:
@@ -44,11 +47,15 @@ class PulsewayCredentials:
         if self.host is not None and not isinstance(self.host, str):
             raise ValueError("Pulseway PSA credentials: host must be a string")
         object.__setattr__(self, "host", (self.host or "").strip() or DEFAULT_HOST)
+        if self.webhook_secret is not None and not isinstance(self.webhook_secret, str):
+            raise ValueError("Pulseway PSA credentials: webhook_secret must be a string")
+        object.__setattr__(self, "webhook_secret", self.webhook_secret or None)
 
     def __repr__(self) -> str:
         return (
             f"PulsewayCredentials(host={self.host!r}, tenant={self.tenant!r}, "
-            f"user_name={self.user_name!r}, password='***')"
+            f"user_name={self.user_name!r}, password='***', "
+            f"webhook_secret={'***' if self.webhook_secret else None})"
         )
 
     __str__ = __repr__
@@ -57,7 +64,7 @@ class PulsewayCredentials:
         """Names of the fields that hold a value, in declaration order."""
         return tuple(f.name for f in fields(self) if getattr(self, f.name))
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         """Every field, the password included: encrypt before storing."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -75,4 +82,5 @@ class PulsewayCredentials:
             user_name=data["user_name"],
             password=data["password"],
             host=data.get("host") or DEFAULT_HOST,
+            webhook_secret=data.get("webhook_secret") or None,
         )
