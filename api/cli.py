@@ -24,6 +24,7 @@ from models import (
     AssetKind,
     Integration,
     IntegrationStatus,
+    Provider,
     ReferenceKind,
     Role,
     RunStatus,
@@ -36,9 +37,8 @@ from models.db import migrate, tortoise_config
 from models.integrations import DEFAULT_SYNC_INTERVAL
 from models.vault import Vault
 from sync import jobs, reference
-from sync.connections import provider_factory
-from sync.integrations import IntegrationError, add_connectwise
-from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.connections import Credentials, connector, provider_factory
+from sync.integrations import IntegrationError, add_integration
 from sync.runner import Worker
 
 T = TypeVar("T")
@@ -245,23 +245,44 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @integrations.command("add")
-@click.argument("provider", type=click.Choice(["connectwise"]))
-@click.option("--site", required=True, help="ConnectWise site, e.g. https://na.myconnectwise.net")
-@click.option("--company-id", required=True)
-@click.option("--public-key", required=True)
+@click.argument("provider", type=click.Choice(["connectwise", "pulseway"]))
+@click.option("--site", default=None, help="ConnectWise site, e.g. https://na.myconnectwise.net")
+@click.option("--company-id", default=None, help="ConnectWise company id.")
+@click.option("--public-key", default=None, help="ConnectWise API member public key.")
 @click.option(
     "--private-key",
-    required=True,
+    default=None,
     envvar="PSASYNC_CW_PRIVATE_KEY",
-    help="Or PSASYNC_CW_PRIVATE_KEY.",
+    help="ConnectWise private key (or PSASYNC_CW_PRIVATE_KEY).",
 )
-@click.option("--client-id", required=True, help="Your ConnectWise developer client id.")
+@click.option("--client-id", default=None, help="Your ConnectWise developer client id.")
 @click.option("--integrator-login", default=None, help="Legacy SOAP integrator login id.")
 @click.option("--integrator-password", default=None, envvar="PSASYNC_CW_INTEGRATOR_PASSWORD")
-@click.option("--name", default="ConnectWise Manage")
+@click.option("--tenant", default=None, help="Pulseway PSA company name (as typed at login).")
+@click.option("--user-name", default=None, help="Pulseway PSA API employee user name.")
+@click.option(
+    "--password",
+    default=None,
+    envvar="PSASYNC_PULSEWAY_PASSWORD",
+    help="Pulseway PSA password (or PSASYNC_PULSEWAY_PASSWORD).",
+)
+@click.option("--host", default=None, help="Pulseway PSA API host (default: api.psa.pulseway.com).")
+@click.option(
+    "--webhook-secret",
+    default=None,
+    envvar="PSASYNC_PULSEWAY_WEBHOOK_SECRET",
+    help="The secret of the webhook configured in Pulseway PSA.",
+)
+@click.option("--name", default=None, help="Default: the PSA's name.")
 @click.option("--account", default=None, help="Account name (default: the only account).")
 @click.option("--sandbox", is_flag=True, help="Allow plain http to a loopback sandbox.")
 @click.option("--contacts/--no-contacts", default=True)
+@click.option(
+    "--two-way/--one-way",
+    "two_way",
+    default=None,
+    help="Two-way sync from the start (default: on for Pulseway PSA, off for ConnectWise).",
+)
 @click.option(
     "--interval",
     type=int,
@@ -272,37 +293,25 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @run_async
 async def integrations_add(
     provider: str,
-    site: str,
-    company_id: str,
-    public_key: str,
-    private_key: str,
-    client_id: str,
-    integrator_login: str | None,
-    integrator_password: str | None,
-    name: str,
+    name: str | None,
     account: str | None,
     sandbox: bool,
     contacts: bool,
+    two_way: bool | None,
     interval: int,
-    **scope: tuple[str, ...],
+    **options: Any,
 ) -> None:
     """Connect a PSA: tests the connection first and stores nothing if it fails."""
     settings = _settings()
-    credentials = ConnectWiseCredentials(
-        site_url=site,
-        company_id=company_id,
-        public_key=public_key,
-        private_key=private_key,
-        client_id=client_id,
-        integrator_login_id=integrator_login,
-        integrator_password=integrator_password,
-    )
+    scope = {k: options.pop(k) for k in KIND_OPTIONS}
+    kind, credentials = _credentials(provider, options)
     chosen = {KIND_OPTIONS[k]: list(v) for k, v in scope.items() if v}
     async with database(settings):
         owner = await _account(account)
         try:
-            integration, run = await add_connectwise(
+            integration, run = await add_integration(
                 owner,
+                kind,
                 credentials,
                 settings.vault,
                 name=name,
@@ -310,12 +319,62 @@ async def integrations_add(
                 enable=chosen or None,
                 contacts_enabled=contacts,
                 sync_interval_seconds=interval,
+                two_way_enabled=two_way,
             )
         except IntegrationError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from exc
         click.echo(f"connected {integration.name} ({integration.id})")
+        click.echo(f"two-way sync: {'on' if integration.two_way_enabled else 'off'}")
         await _print_scope(integration)
         click.echo(f"full sync queued (run {run.id}); follow it with `psasync status`")
+
+
+# The options each PSA's credentials need, by CLI provider name.
+_CREDENTIAL_OPTIONS: dict[str, tuple[Provider, dict[str, str], tuple[str, ...]]] = {
+    "connectwise": (
+        Provider.CONNECTWISE_MANAGE,
+        {
+            "site": "site_url",
+            "company_id": "company_id",
+            "public_key": "public_key",
+            "private_key": "private_key",
+            "client_id": "client_id",
+            "integrator_login": "integrator_login_id",
+            "integrator_password": "integrator_password",
+        },
+        ("site", "company_id", "public_key", "private_key", "client_id"),
+    ),
+    "pulseway": (
+        Provider.PULSEWAY_PSA,
+        {
+            "tenant": "tenant",
+            "user_name": "user_name",
+            "password": "password",
+            "host": "host",
+            "webhook_secret": "webhook_secret",
+        },
+        ("tenant", "user_name", "password"),
+    ),
+}
+
+
+def _credentials(provider: str, options: dict[str, Any]) -> tuple[Provider, Credentials]:
+    """The provider's credentials from its options; a usage error names what is missing or
+    does not belong to it."""
+    kind, names, required = _CREDENTIAL_OPTIONS[provider]
+    missing = [n for n in required if not options.get(n)]
+    if missing:
+        flags = ", ".join("--" + n.replace("_", "-") for n in missing)
+        raise click.UsageError(f"{provider} needs {flags}")
+    foreign = [n for n, v in options.items() if v is not None and n not in names]
+    if foreign:
+        flags = ", ".join("--" + n.replace("_", "-") for n in foreign)
+        raise click.UsageError(f"{flags}: not {provider} options")
+    values = {field: options[option] for option, field in names.items() if options[option]}
+    try:
+        return kind, connector(kind).read_credentials(values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 async def _print_scope(integration: Integration) -> None:

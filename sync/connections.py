@@ -1,12 +1,20 @@
-"""Open a provider for an integration: decrypt its credentials, build its client."""
+"""The PSAs psasync can connect to, and opening a provider for an integration.
+
+Each PSA is one ``Connector``: how to read its stored credentials, open its provider, which
+columns it syncs, and its defaults. This module is the only place outside a provider's own
+package that names it; everything else asks a connector.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import httpx
 
 from models import Integration, Provider
+from models.enums import ReferenceKind
 from models.vault import Vault
 from sync.providers.base import FieldMap, PsaProvider
 from sync.providers.connectwise import mapping as connectwise_mapping
@@ -14,20 +22,78 @@ from sync.providers.connectwise.client import ConnectWiseClient
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.providers.connectwise.provider import ConnectWiseProvider
 from sync.providers.http import RetryPolicy
+from sync.providers.pulseway import mapping as pulseway_mapping
+from sync.providers.pulseway.client import PulsewayClient
+from sync.providers.pulseway.credentials import PulsewayCredentials
+from sync.providers.pulseway.provider import PulsewayProvider
 from sync.providers.urls import build_http_client
 
 ProviderFactory = Callable[[Integration], Awaitable[PsaProvider]]
 
+# Pulseway PSA allows about 1,500 calls per hour per endpoint (psa-apis.md §4.10).
+DEFAULT_CALLS_PER_HOUR = 1500
 
-class _OwnedConnectWise(ConnectWiseProvider):
+
+class Credentials(Protocol):
+    """What every PSA's credentials offer (secrets never appear in ``repr``)."""
+
+    @property
+    def site_url(self) -> str: ...
+
+    def to_dict(self) -> Mapping[str, Any]: ...
+
+    def set_fields(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """How providers are opened in this process (tests and benches change them)."""
+
+    transport: httpx.AsyncBaseTransport | None = None
+    retry: RetryPolicy | None = None
+    # Calls per hour per endpoint, for a PSA that budgets them (Pulseway PSA).
+    calls_per_hour: int = DEFAULT_CALLS_PER_HOUR
+
+
+OpenProvider = Callable[[Any, bool, Options], PsaProvider]
+
+
+@dataclass(frozen=True)
+class Connector:
+    provider: Provider
+    display_name: str
+    field_map: FieldMap
+    read_credentials: Callable[[Mapping[str, Any]], Credentials]
+    open: OpenProvider
+    # The integration is created with two-way sync on (the user can turn it off).
+    two_way_default: bool = False
+    # Credential fields that are secrets: never returned by the API.
+    secret_fields: tuple[str, ...] = ()
+    # What the Sync Settings screen suggests first, by reference list (names not present in
+    # the PSA are ignored); every other value starts disabled.
+    recommended: Mapping[ReferenceKind, Sequence[str]] = field(default_factory=dict)
+
+
+class _Owned:
     """A provider that closes the HTTP client it was given when it is closed."""
 
-    def __init__(self, client: ConnectWiseClient, http: httpx.AsyncClient) -> None:
-        super().__init__(client)
+    def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class _OwnedConnectWise(_Owned, ConnectWiseProvider):
+    def __init__(self, client: ConnectWiseClient, http: httpx.AsyncClient) -> None:
+        ConnectWiseProvider.__init__(self, client)
+        _Owned.__init__(self, http)
+
+
+class _OwnedPulseway(_Owned, PulsewayProvider):
+    def __init__(self, client: PulsewayClient, http: httpx.AsyncClient) -> None:
+        PulsewayProvider.__init__(self, client)
+        _Owned.__init__(self, http)
 
 
 def connectwise_provider(
@@ -42,27 +108,111 @@ def connectwise_provider(
     return _OwnedConnectWise(client, http)
 
 
+def pulseway_provider(
+    credentials: PulsewayCredentials, *, sandbox: bool, options: Options | None = None
+) -> PsaProvider:
+    options = options or Options()
+    http = build_http_client(transport=options.transport)
+    client = PulsewayClient(
+        http,
+        credentials,
+        sandbox=sandbox,
+        retry=options.retry or RetryPolicy(),
+        budget_per_hour=options.calls_per_hour,
+    )
+    return _OwnedPulseway(client, http)
+
+
+# What the Sync Settings screen suggests first (features.md §A2), in each PSA's words.
+_CONNECTWISE_RECOMMENDED: Mapping[ReferenceKind, Sequence[str]] = {
+    ReferenceKind.ORGANIZATION_TYPE: ("Client",),
+    ReferenceKind.ORGANIZATION_STATUS: ("Active",),
+    ReferenceKind.CONFIGURATION_TYPE: (
+        "Managed Server",
+        "Managed Workstation",
+        "Network Device",
+        "Firewall",
+    ),
+    ReferenceKind.CONFIGURATION_STATUS: ("Active",),
+}
+# Pulseway's default account types call clients "Customer"; asset states are not a scope.
+_PULSEWAY_RECOMMENDED: Mapping[ReferenceKind, Sequence[str]] = {
+    ReferenceKind.ORGANIZATION_TYPE: ("Customer", "Client"),
+    ReferenceKind.ORGANIZATION_STATUS: ("Active",),
+    ReferenceKind.CONFIGURATION_TYPE: (
+        "Server",
+        "Workstation",
+        "Laptop",
+        "Network Device",
+        "Firewall",
+    ),
+    ReferenceKind.CONFIGURATION_STATUS: ("In Use", "In Stock", "Active"),
+}
+
+CONNECTORS: Mapping[Provider, Connector] = {
+    Provider.CONNECTWISE_MANAGE: Connector(
+        provider=Provider.CONNECTWISE_MANAGE,
+        display_name=ConnectWiseProvider.display_name,
+        field_map=connectwise_mapping.FIELD_MAP,
+        read_credentials=ConnectWiseCredentials.from_dict,
+        open=lambda credentials, sandbox, options: connectwise_provider(
+            credentials, sandbox=sandbox, transport=options.transport, retry=options.retry
+        ),
+        secret_fields=ConnectWiseCredentials.secret_fields,
+        recommended=_CONNECTWISE_RECOMMENDED,
+    ),
+    Provider.PULSEWAY_PSA: Connector(
+        provider=Provider.PULSEWAY_PSA,
+        display_name=PulsewayProvider.display_name,
+        field_map=pulseway_mapping.FIELD_MAP,
+        read_credentials=PulsewayCredentials.from_dict,
+        open=lambda credentials, sandbox, options: pulseway_provider(
+            credentials, sandbox=sandbox, options=options
+        ),
+        # The Pulseway two-way sync article: "Enable two-way sync" is checked by default.
+        two_way_default=True,
+        secret_fields=PulsewayCredentials.secret_fields,
+        recommended=_PULSEWAY_RECOMMENDED,
+    ),
+}
+
+
+def connector(provider: Provider | str) -> Connector:
+    try:
+        return CONNECTORS[Provider(provider)]
+    except (KeyError, ValueError):
+        raise NotImplementedError(f"no provider for {provider}") from None
+
+
+def open_provider(
+    provider: Provider | str,
+    credentials: Credentials,
+    *,
+    sandbox: bool,
+    options: Options | None = None,
+) -> PsaProvider:
+    return connector(provider).open(credentials, sandbox, options or Options())
+
+
 def provider_factory(
     vault: Vault,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     retry: RetryPolicy | None = None,
+    calls_per_hour: int = DEFAULT_CALLS_PER_HOUR,
 ) -> ProviderFactory:
-    async def open_provider(integration: Integration) -> PsaProvider:
-        if integration.provider != Provider.CONNECTWISE_MANAGE:
-            raise NotImplementedError(f"no provider for {integration.provider}")
-        credentials = ConnectWiseCredentials.from_dict(integration.credentials(vault))
-        return connectwise_provider(
-            credentials, sandbox=integration.sandbox, transport=transport, retry=retry
-        )
+    options = Options(transport=transport, retry=retry, calls_per_hour=calls_per_hour)
 
-    return open_provider
+    async def open_for(integration: Integration) -> PsaProvider:
+        found = connector(integration.provider)
+        credentials = found.read_credentials(integration.credentials(vault))
+        return found.open(credentials, integration.sandbox, options)
 
-
-FIELD_MAPS: dict[Provider, FieldMap] = {
-    Provider.CONNECTWISE_MANAGE: connectwise_mapping.FIELD_MAP,
-}
+    return open_for
 
 
 def field_map(provider: Provider | str) -> FieldMap:
-    return FIELD_MAPS.get(Provider(provider), FieldMap(mapped={}))
+    try:
+        return connector(provider).field_map
+    except NotImplementedError:
+        return FieldMap(mapped={})

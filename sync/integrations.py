@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Any
 
 from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
@@ -39,27 +40,14 @@ from models import (
 from models.integrations import DEFAULT_SYNC_INTERVAL
 from models.vault import Vault
 from sync import jobs, outbox, reference, subscriptions
-from sync.connections import ProviderFactory, connectwise_provider
+from sync.connections import Credentials, ProviderFactory, connector, open_provider
 from sync.errors import CredentialsError, InsecureUrlError, SyncError, UnreachableError
 from sync.providers.base import PsaProvider, PsaReference
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.providers.pulseway.credentials import PulsewayCredentials
 from sync.providers.urls import validate_psa_url
 
 log = logging.getLogger("psasync.integrations")
-
-# What the Sync Settings screen suggests first (features.md §A2); everything else starts
-# disabled. Names not present in the PSA are ignored.
-RECOMMENDED: Mapping[ReferenceKind, Sequence[str]] = {
-    ReferenceKind.ORGANIZATION_TYPE: ("Client",),
-    ReferenceKind.ORGANIZATION_STATUS: ("Active",),
-    ReferenceKind.CONFIGURATION_TYPE: (
-        "Managed Server",
-        "Managed Workstation",
-        "Network Device",
-        "Firewall",
-    ),
-    ReferenceKind.CONFIGURATION_STATUS: ("Active",),
-}
 
 
 class IntegrationError(Exception):
@@ -87,47 +75,54 @@ async def try_connection(provider: PsaProvider) -> dict[ReferenceKind, list[PsaR
         raise IntegrationError("CONNECTION_FAILED", exc.message) from exc
 
 
-async def add_connectwise(
+async def add_integration(
     account: Account,
-    credentials: ConnectWiseCredentials,
+    provider_kind: Provider,
+    credentials: Credentials,
     vault: Vault,
     *,
-    name: str = "ConnectWise Manage",
+    name: str | None = None,
     sandbox: bool = False,
     enable: Mapping[ReferenceKind, Sequence[str]] | None = None,
     contacts_enabled: bool = True,
     sync_interval_seconds: int = DEFAULT_SYNC_INTERVAL,
+    two_way_enabled: bool | None = None,
     provider: PsaProvider | None = None,
 ) -> tuple[Integration, SyncRun]:
-    """Create a ConnectWise integration after a successful connection test."""
-    try:
-        site_url = await validate_psa_url(
-            credentials.site_url, sandbox=sandbox, service="ConnectWise"
-        )
-    except InsecureUrlError as exc:
-        raise IntegrationError("INSECURE_URL", exc.message) from exc
-    except UnreachableError as exc:
-        raise IntegrationError("UNREACHABLE", exc.message) from exc
+    """Create an integration after a successful connection test, and queue its first sync.
+
+    ``enable``: the reference values to sync by name (the PSA's recommended ones when None;
+    an unknown name is an error). ``two_way_enabled``: None takes the PSA's default (on for
+    Pulseway PSA, as its article says; off for ConnectWise). With two-way sync on, new
+    directory contacts take the PSA's first email and phone types until the user picks.
+    """
+    found = connector(provider_kind)
+    site_url = await _validated_url(credentials.site_url, sandbox, found.display_name, None)
     owned = provider is None
-    provider = provider or connectwise_provider(credentials, sandbox=sandbox)
+    provider = provider or open_provider(provider_kind, credentials, sandbox=sandbox)
     try:
         lists = await try_connection(provider)
+        two_way = found.two_way_default if two_way_enabled is None else two_way_enabled
+        attributes = await _default_attributes(provider) if two_way else {}
     finally:
         if owned:
             await provider.aclose()
 
-    wanted = RECOMMENDED if enable is None else enable
+    wanted = found.recommended if enable is None else enable
     async with in_transaction():
         integration = Integration(
             account=account,
-            provider=Provider.CONNECTWISE_MANAGE,
-            name=name,
+            provider=provider_kind,
+            name=name or found.display_name,
             site_url=site_url,
             sandbox=sandbox,
             contacts_enabled=contacts_enabled,
             sync_interval_seconds=sync_interval_seconds,
+            two_way_enabled=two_way,
+            contact_email_type=attributes.get("email"),
+            contact_phone_type=attributes.get("phone"),
         )
-        integration.set_credentials(vault, credentials.to_dict())
+        integration.set_credentials(vault, dict(credentials.to_dict()))
         await integration.save()
         await reference.sync_reference_data(integration, lists)
         for kind, names in wanted.items():
@@ -146,8 +141,50 @@ async def add_connectwise(
     return integration, run
 
 
-async def update_connectwise_credentials(
+async def add_connectwise(
+    account: Account,
+    credentials: ConnectWiseCredentials,
+    vault: Vault,
+    **options: Any,
+) -> tuple[Integration, SyncRun]:
+    """Create a ConnectWise Manage integration (see ``add_integration``)."""
+    options.setdefault("name", "ConnectWise Manage")
+    return await add_integration(
+        account, Provider.CONNECTWISE_MANAGE, credentials, vault, **options
+    )
+
+
+async def add_pulseway(
+    account: Account,
+    credentials: PulsewayCredentials,
+    vault: Vault,
+    **options: Any,
+) -> tuple[Integration, SyncRun]:
+    """Create a Pulseway PSA integration, two-way sync on (see ``add_integration``)."""
+    return await add_integration(account, Provider.PULSEWAY_PSA, credentials, vault, **options)
+
+
+async def _default_attributes(provider: PsaProvider) -> dict[str, str]:
+    """The PSA's first email and phone type (IT Glue asks the user; a sane start)."""
+    try:
+        options = await provider.contact_attribute_options()
+    except SyncError:
+        return {}
+    return {kind: names[0] for kind, names in options.items() if names}
+
+
+async def _validated_url(url: str, sandbox: bool, service: str, field: str | None) -> str:
+    try:
+        return await validate_psa_url(url, sandbox=sandbox, service=service)
+    except InsecureUrlError as exc:
+        raise IntegrationError("INSECURE_URL", exc.message, field=field) from exc
+    except UnreachableError as exc:
+        raise IntegrationError("UNREACHABLE", exc.message, field=field) from exc
+
+
+async def update_credentials(
     integration: Integration,
+    provider_kind: Provider,
     changes: Mapping[str, str | None],
     vault: Vault,
     *,
@@ -155,32 +192,32 @@ async def update_connectwise_credentials(
 ) -> Integration:
     """Replace some credential fields; the result is tested before anything is stored.
 
-    Fields left out keep their stored value, so a user rotating a private key does not have
-    to paste the public key again.
+    Fields left out (None) keep their stored value, so a user rotating a password does not
+    have to paste the rest again; an empty string clears an optional field.
+    ``provider_kind`` is the PSA the caller's credentials are for.
     """
-    if integration.provider != Provider.CONNECTWISE_MANAGE:
-        raise IntegrationError("WRONG_PROVIDER", "these are ConnectWise credentials")
-    merged = {**integration.credentials(vault), **changes}
+    found = connector(integration.provider)
+    if Provider(integration.provider) != provider_kind:
+        raise IntegrationError(
+            "WRONG_PROVIDER", f"this integration is {found.display_name}: use its credentials"
+        )
+    given = {k: v for k, v in changes.items() if v is not None}
+    merged = {**integration.credentials(vault), **given}
     try:
-        credentials = ConnectWiseCredentials.from_dict(merged)
+        credentials = found.read_credentials(merged)
     except ValueError as exc:
         raise IntegrationError("INVALID_INPUT", str(exc)) from exc
-    try:
-        site_url = await validate_psa_url(
-            credentials.site_url, sandbox=integration.sandbox, service="ConnectWise"
-        )
-    except InsecureUrlError as exc:
-        raise IntegrationError("INSECURE_URL", exc.message, field="siteUrl") from exc
-    except UnreachableError as exc:
-        raise IntegrationError("UNREACHABLE", exc.message, field="siteUrl") from exc
+    site_url = await _validated_url(
+        credentials.site_url, integration.sandbox, found.display_name, "siteUrl"
+    )
     owned = provider is None
-    provider = provider or connectwise_provider(credentials, sandbox=integration.sandbox)
+    provider = provider or open_provider(provider_kind, credentials, sandbox=integration.sandbox)
     try:
         lists = await try_connection(provider)
     finally:
         if owned:
             await provider.aclose()
-    integration.set_credentials(vault, credentials.to_dict())
+    integration.set_credentials(vault, dict(credentials.to_dict()))
     async with in_transaction():
         await Integration.filter(id=integration.id).update(
             credentials_token=integration.credentials_token, site_url=site_url, last_error=None
@@ -191,6 +228,18 @@ async def update_connectwise_credentials(
         await reference.sync_reference_data(integration, lists)
     await integration.refresh_from_db()
     return integration
+
+
+async def update_connectwise_credentials(
+    integration: Integration,
+    changes: Mapping[str, str | None],
+    vault: Vault,
+    *,
+    provider: PsaProvider | None = None,
+) -> Integration:
+    return await update_credentials(
+        integration, Provider.CONNECTWISE_MANAGE, changes, vault, provider=provider
+    )
 
 
 async def pause(integration: Integration) -> Integration:

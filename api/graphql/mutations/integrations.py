@@ -24,9 +24,9 @@ from models import Integration as IntegrationRow
 from models import SyncRun as SyncRunRow
 from models.integrations import DEFAULT_SYNC_INTERVAL
 from sync import integrations, jobs, sync_settings
+from sync.connections import connector
 from sync.integrations import DeleteMode
 from sync.integrations import IntegrationError as SetupError
-from sync.providers.connectwise.credentials import ConnectWiseCredentials
 
 MAX_SETTING_CHANGES = 500
 
@@ -103,11 +103,47 @@ class ConnectWiseCredentialsUpdate:
     integrator_password: str | None = None
 
 
+@strawberry.input(description="A Pulseway PSA API employee's login.")
+class PulsewayCredentialsInput:
+    tenant: str = strawberry.field(description="The company name you log in to Pulseway with.")
+    user_name: str = strawberry.field(description="An API employee (Manager or Administrator).")
+    password: str
+    host: str | None = strawberry.field(
+        default=None,
+        description="The API host for your region; default https://api.psa.pulseway.com.",
+    )
+    webhook_secret: str | None = strawberry.field(
+        default=None,
+        description="The secret of the webhook configured in Pulseway (signs its deliveries).",
+    )
+
+
+@strawberry.input(description="Only the fields given change; the result is tested first.")
+class PulsewayCredentialsUpdate:
+    tenant: str | None = None
+    user_name: str | None = None
+    password: str | None = None
+    host: str | None = None
+    webhook_secret: str | None = strawberry.field(
+        default=None, description="An empty string removes it (webhooks are then refused)."
+    )
+
+
 @strawberry.input
 class CreateIntegrationInput:
     provider: ProviderEnum  # type: ignore[valid-type]
     name: str
-    connectwise: ConnectWiseCredentialsInput | None = None
+    connectwise: ConnectWiseCredentialsInput | None = strawberry.field(
+        default=None, description="For provider CONNECTWISE_MANAGE."
+    )
+    pulseway: PulsewayCredentialsInput | None = strawberry.field(
+        default=None, description="For provider PULSEWAY_PSA."
+    )
+    two_way_enabled: bool | None = strawberry.field(
+        default=None,
+        description="Two-way sync from the start; default: on for Pulseway PSA, off for "
+        "ConnectWise Manage.",
+    )
     sandbox: bool = strawberry.field(
         default=False, description="Allow plain http to a PSA on this machine (simulators)."
     )
@@ -125,10 +161,11 @@ class CreateIntegrationPayload:
     errors: list[IntegrationError] = strawberry.field(default_factory=list)
 
 
-@strawberry.input
+@strawberry.input(description="Give the credentials of the integration's own PSA.")
 class UpdateIntegrationCredentialsInput:
     integration_id: strawberry.ID
-    connectwise: ConnectWiseCredentialsUpdate
+    connectwise: ConnectWiseCredentialsUpdate | None = None
+    pulseway: PulsewayCredentialsUpdate | None = None
 
 
 @strawberry.type
@@ -214,17 +251,12 @@ class IntegrationMutations:
     ) -> CreateIntegrationPayload:
         if errors := _forbidden(info):
             return CreateIntegrationPayload(errors=errors)
-        if input.provider != Provider.CONNECTWISE_MANAGE:
+        provider = Provider(input.provider)
+        given = _credentials_input(input.connectwise, input.pulseway)
+        if given is None or given[0] != provider:
+            field = _CREDENTIALS_FIELD[provider]
             return CreateIntegrationPayload(
-                errors=[
-                    _error("WRONG_PROVIDER", f"{input.provider} is not supported yet", "provider")
-                ]
-            )
-        if input.connectwise is None:
-            return CreateIntegrationPayload(
-                errors=[
-                    _error("INVALID_INPUT", "connectwise credentials are required", "connectwise")
-                ]
+                errors=[_error("INVALID_INPUT", f"{field} credentials are required", field)]
             )
         if input.sandbox and not info.context.allow_sandbox:
             return CreateIntegrationPayload(
@@ -241,9 +273,11 @@ class IntegrationMutations:
             return CreateIntegrationPayload(errors=[_error("INVALID_INPUT", "name is empty",
                                                            "name")])  # fmt: skip
         try:
-            credentials = ConnectWiseCredentials(**_given(input.connectwise))
+            credentials = connector(provider).read_credentials(_given(given[1]))
         except ValueError as exc:
-            return CreateIntegrationPayload(errors=[_error("INVALID_INPUT", str(exc))])
+            return CreateIntegrationPayload(
+                errors=[_error("INVALID_INPUT", str(exc), _CREDENTIALS_FIELD[provider])]
+            )
         interval = input.sync_interval_seconds
         if interval != 0 and not (
             sync_settings.MIN_INTERVAL <= interval <= sync_settings.MAX_INTERVAL
@@ -253,14 +287,16 @@ class IntegrationMutations:
             )
         account = await Account.get(id=info.context.account_id)
         try:
-            row, run = await integrations.add_connectwise(
+            row, run = await integrations.add_integration(
                 account,
+                provider,
                 credentials,
                 info.context.vault,
                 name=input.name.strip(),
                 sandbox=input.sandbox,
                 contacts_enabled=input.contacts_enabled,
                 sync_interval_seconds=interval,
+                two_way_enabled=input.two_way_enabled,
             )
         except SetupError as exc:
             return CreateIntegrationPayload(errors=[_setup_error(exc)])
@@ -274,15 +310,15 @@ class IntegrationMutations:
         row = await _managed(info, input.integration_id)
         if isinstance(row, list):
             return IntegrationPayload(errors=row)
-        changes = _given(input.connectwise)
-        if not changes:
+        given = _credentials_input(input.connectwise, input.pulseway)
+        changes = _given(given[1]) if given is not None else {}
+        if given is None or not changes:
+            field = _CREDENTIALS_FIELD.get(Provider(row.provider), "connectwise")
             return IntegrationPayload(
-                errors=[_error("INVALID_INPUT", "no credential field given", "connectwise")]
+                errors=[_error("INVALID_INPUT", "no credential field given", field)]
             )
         try:
-            row = await integrations.update_connectwise_credentials(
-                row, changes, info.context.vault
-            )
+            row = await integrations.update_credentials(row, given[0], changes, info.context.vault)
         except SetupError as exc:
             return IntegrationPayload(errors=[_setup_error(exc)])
         return IntegrationPayload(integration=await _integration(row))
@@ -390,6 +426,26 @@ class IntegrationMutations:
                 **{f"{kind.value}s": removed.get(kind, 0) for kind in AssetKind}
             ),
         )
+
+
+# The input field that carries each PSA's credentials.
+_CREDENTIALS_FIELD: dict[Provider, str] = {
+    Provider.CONNECTWISE_MANAGE: "connectwise",
+    Provider.PULSEWAY_PSA: "pulseway",
+}
+
+
+def _credentials_input(connectwise: Any, pulseway: Any) -> tuple[Provider, Any] | None:
+    """The PSA whose credentials the input gives, and them (None: none, or both given)."""
+    given = [
+        (provider, value)
+        for provider, value in (
+            (Provider.CONNECTWISE_MANAGE, connectwise),
+            (Provider.PULSEWAY_PSA, pulseway),
+        )
+        if value is not None
+    ]
+    return given[0] if len(given) == 1 else None
 
 
 def _given(values: Any) -> dict[str, Any]:
