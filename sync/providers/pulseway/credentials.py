@@ -60,6 +60,11 @@ class PulsewayCredentials:
 
     __str__ = __repr__
 
+    @property
+    def site_url(self) -> str:
+        """Where the API is (the host, as every PSA's credentials name it)."""
+        return self.host
+
     def set_fields(self) -> tuple[str, ...]:
         """Names of the fields that hold a value, in declaration order."""
         return tuple(f.name for f in fields(self) if getattr(self, f.name))
