@@ -42,6 +42,8 @@ class RecordLink(Model):
     # settings version when it was read.
     psa_stamp = fields.BigIntField(null=True)
     stamp_trusted = fields.BooleanField(default=False)
+    # ``sync.columns.content_hash`` of the record as last pulled: an equal digest is skipped.
+    psa_hash = fields.CharField(max_length=32, null=True)
     settings_version = fields.IntField(default=0)
     state = fields.CharEnumField(LinkState, max_length=16, default=LinkState.SYNCED)
     # A relation the PSA names could not be resolved yet (its target may arrive later).

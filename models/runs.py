@@ -42,6 +42,8 @@ class SyncRun(Model):
     orphaned = fields.IntField(default=0)
     skipped = fields.IntField(default=0)
     failed = fields.IntField(default=0)
+    # Seconds spent waiting for the PSA's call budget (Pulseway: calls per hour per endpoint).
+    budget_wait_seconds = fields.FloatField(default=0)
     checkpoint: Any = fields.JSONField(default=dict)
     error = fields.TextField(null=True)
     attempts = fields.IntField(default=0)

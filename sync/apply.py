@@ -41,7 +41,7 @@ from models import (
 )
 from models.bulk import insert_rows, update_instances
 from sync import history, outbox
-from sync.columns import CODES, RELATIONS, as_uuid, stamps
+from sync.columns import CODES, RELATIONS, as_uuid, content_hash, stamps
 from sync.connections import field_map
 from sync.context import RunContext
 from sync.errors import RunPreempted
@@ -65,6 +65,7 @@ LINK_COLUMNS = (
     "psa_stamp",
     "stamp_trusted",
     "settings_version",
+    "psa_hash",
 )
 
 
@@ -78,6 +79,7 @@ class LinkRow:
     psa_stamp: int | None
     stamp_trusted: bool
     settings_version: int
+    psa_hash: str | None = None
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> LinkRow:
@@ -90,6 +92,7 @@ class LinkRow:
             row["psa_stamp"],
             bool(row["stamp_trusted"]),
             row["settings_version"],
+            row["psa_hash"],
         )
 
 
@@ -191,14 +194,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
             else:
                 plan.counts["skipped"] += 1
             continue
-        if (
-            link is not None
-            and link.stamp_trusted
-            and link.state == LinkState.SYNCED
-            and link.settings_version == settings_version
-            and record.updated_at is not None
-            and link.psa_stamp == int(record.updated_at.timestamp())
-        ):
+        if _unchanged(link, record, settings_version):
             plan.counts["unchanged"] += 1
             ctx.note(record.psa_id, "unchanged")
             continue
@@ -272,7 +268,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
                 "created_by_sync": not found,
                 "created_at": now,
                 "updated_at": now,
-                **_stamps(ctx, record, now),
+                **_stamps(ctx, record, now, values),
             }
         )
         if ctx.dry_run:
@@ -290,6 +286,19 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
     else:
         await _write(ctx, model, plan, page, now)
     return plan.counts
+
+
+def _unchanged(link: LinkRow | None, record: PsaRecord, settings_version: int) -> bool:
+    """Nothing to apply: the link holds this record's stamp (trusted) or its content."""
+    if link is None or link.state != LinkState.SYNCED or link.settings_version != settings_version:
+        return False
+    if (
+        link.stamp_trusted
+        and record.updated_at is not None
+        and link.psa_stamp == int(record.updated_at.timestamp())
+    ):
+        return True
+    return link.psa_hash is not None and link.psa_hash == content_hash(record)
 
 
 def _local_values(
@@ -366,7 +375,7 @@ def _plan_linked(
             refs_pending=_refs_pending(record, values),
             last_error=None,
             updated_at=now,
-            **_stamps(ctx, record, now),
+            **_stamps(ctx, record, now, values),
         )
     )
 
@@ -409,7 +418,7 @@ def _plan_merged(
             refs_pending=_refs_pending(record, values),
             push_state=PushState.PENDING if merged.push else PushState.NONE,
             updated_at=now,
-            **_stamps(ctx, record, now),
+            **_stamps(ctx, record, now, values),
         )
     )
     if merged.push:
@@ -475,9 +484,14 @@ async def _our_side(
     return ours
 
 
-def _stamps(ctx: RunContext, record: PsaRecord, now: datetime) -> dict[str, Any]:
+def _stamps(
+    ctx: RunContext, record: PsaRecord, now: datetime, values: dict[str, Any]
+) -> dict[str, Any]:
+    # A link whose relations are still pending holds less than the record says: no digest,
+    # so the record is looked at again until they resolve.
+    pending = _refs_pending(record, values)
     return {
-        **stamps(record.updated_at, now),
+        **stamps(record.updated_at, now, None if pending else content_hash(record)),
         "settings_version": ctx.integration.settings_version,
     }
 
@@ -652,6 +666,7 @@ LINK_UPDATE_FIELDS = [
     "refs_pending",
     "last_error",
     "updated_at",
+    "psa_hash",
 ]
 
 

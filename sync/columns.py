@@ -6,11 +6,16 @@ opposite directions.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models import AssetKind, ReferenceKind
+
+if TYPE_CHECKING:
+    from sync.providers.base import PsaRecord
 
 # A PSA stamp has one-second precision: a record read within the second of its stamp may
 # change again under the same stamp, so only trust the stamp once that second had passed.
@@ -32,14 +37,38 @@ CODES: dict[ReferenceKind, str] = {
 }
 
 
-def stamps(updated_at: datetime | None, now: datetime) -> dict[str, Any]:
-    """A link's record of the PSA stamp it last saw (at ``now``), as ``RecordLink`` columns."""
+def stamps(
+    updated_at: datetime | None, now: datetime, content: str | None = None
+) -> dict[str, Any]:
+    """A link's record of the PSA stamp it last saw (at ``now``), as ``RecordLink`` columns.
+
+    ``content``: the ``content_hash`` of the record as read, when the link now holds exactly
+    what it says (a pull); None after a push, whose answer is not compared field by field.
+    """
     return {
         "psa_updated_at": updated_at,
         "synced_at": now,
         "psa_stamp": None if updated_at is None else int(updated_at.timestamp()),
         "stamp_trusted": updated_at is not None and now >= updated_at + STAMP_RESOLUTION,
+        "psa_hash": content,
     }
+
+
+def content_hash(record: PsaRecord) -> str:
+    """A digest of what a PSA record says in psasync's words (values, relations, reference
+    codes, owner), not of when or by whom it changed: equal digests mean nothing to apply.
+
+    For PSA lists that cannot filter by change time (Pulseway hardware assets), a pull reads
+    every record and skips those whose digest its link already holds, writing nothing.
+    """
+    content = {
+        "values": record.values,
+        "refs": record.refs,
+        "codes": {kind.value: sorted(ids) for kind, ids in record.codes.items()},
+        "parent": record.parent_psa_id,
+    }
+    text = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def as_uuid(value: Any) -> uuid.UUID:

@@ -77,7 +77,14 @@ from sync.snapshot import encode
 log = logging.getLogger("psasync.push")
 
 BATCH = 500
-PUSHED_LINK_FIELDS = ("snapshot", "psa_updated_at", "synced_at", "psa_stamp", "stamp_trusted")
+PUSHED_LINK_FIELDS = (
+    "snapshot",
+    "psa_updated_at",
+    "synced_at",
+    "psa_stamp",
+    "stamp_trusted",
+    "psa_hash",
+)
 ENTRY_COLUMNS = ("id", "kind", "local_id", "operation", "payload", "attempts", "created_by")
 CONCURRENCY = 16
 LEASE = timedelta(seconds=120)

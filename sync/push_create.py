@@ -217,7 +217,8 @@ def _type_methods(integration: Integration, change: PsaChange) -> None:
 async def _addresses(
     kind: AssetKind, rows: Sequence[Mapping[str, Any]]
 ) -> dict[uuid.UUID, dict[str, Any]]:
-    """Organizations' primary location addresses (a PSA may need one on the company)."""
+    """Organizations' primary location addresses, with the location's ``name`` (a PSA may
+    keep the address on the company, or create the company with its first location)."""
     if kind != AssetKind.ORGANIZATION:
         return {}
     primary = {
@@ -227,9 +228,10 @@ async def _addresses(
     }
     if not primary:
         return {}
-    found = await Location.filter(id__in=list(primary)).values("id", *ADDRESS)
+    found = await Location.filter(id__in=list(primary)).values("id", "name", *ADDRESS)
     return {
-        primary[as_uuid(row["id"])]: {c: row[c] for c in ADDRESS if row.get(c)} for row in found
+        primary[as_uuid(row["id"])]: {c: row[c] for c in ("name", *ADDRESS) if row.get(c)}
+        for row in found
     }
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from tortoise.expressions import F, Q, Subquery
 
 from models import Integration, IntegrationStatus, RunKind, RunStatus, RunTrigger, SyncRun
-from sync import outbox
+from sync import outbox, pace
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
 from sync.errors import FatalError, RetriableError, RunPreempted
@@ -332,6 +332,7 @@ class Worker:
         ctx = RunContext(integration, run, clock=self.clock, checkpoint=dict(run.checkpoint or {}))
         self.last_context = ctx
         provider = None
+        started = self.clock()
         try:
             if not run.dry_run:
                 # Catch up first: edits queued while the integration was paused or the PSA
@@ -364,6 +365,9 @@ class Worker:
         finally:
             if provider is not None:
                 await provider.aclose()
+                waits = provider.budget_waits()
+                if waits:
+                    await pace.record(run, provider.display_name, waits, started, self.clock())
         await self._finish(integration, run, RunStatus.SUCCEEDED, None)
 
     async def _after_full_sync(self, integration: Integration, run: SyncRun) -> None:

@@ -46,7 +46,7 @@ class PsaChange:
     values to set, by PSA id. ``parent_psa_id``: the owning organization's PSA id (needed to
     create a child record; on an update, set only to move the record). ``address``: for an
     organization created in a PSA that keeps addresses on the company, the local columns
-    of its primary location (``address_1`` … ``country``).
+    of its primary location (``address_1`` … ``country``, and its ``name``).
     """
 
     values: dict[str, Any] = field(default_factory=dict)
@@ -220,6 +220,11 @@ class PsaProvider(Protocol):
     async def contact_attribute_options(self) -> dict[str, list[str]]:
         """The PSA's types for new contacts' emails and phones: ``{"email": [...],
         "phone": [...]}`` (names, as ``PsaChange`` values carry them)."""
+        ...
+
+    def budget_waits(self) -> Mapping[str, float]:
+        """Seconds spent waiting for the PSA's call budget since the provider was opened, per
+        endpoint (empty for a PSA without one): lets a run say the budget set its pace."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,4 +1,6 @@
-"""The Pulseway PSA provider (read side) against the Pulseway simulator, over real HTTP."""
+"""The Pulseway PSA provider (read side) against the Pulseway simulator, over real HTTP.
+
+Writes are in ``test_pulseway_writes.py``."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pulseway_contract import Recorder
 
 from models.enums import AssetKind, ReferenceKind
 from simulators.pulseway import DatasetSpec, PulsewaySimulator, generate_dataset
@@ -24,12 +27,12 @@ Sim = tuple[PulsewaySimulator, str]
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Sim]:
+async def simulator(pulseway_contract: Recorder) -> AsyncIterator[Sim]:
     # Budgets out of the way: these tests are about mapping and order, not pacing.
     sim = PulsewaySimulator(
         generate_dataset(DatasetSpec(accounts=12, seed=3)), calls_per_hour=1_000_000
     )
-    async with serve_in_thread(sim.app) as base_url:
+    async with serve_in_thread(pulseway_contract.wrap(sim.app)) as base_url:
         yield sim, base_url
 
 
@@ -359,7 +362,7 @@ async def test_configurations_map_hardware_assets(
     assert spot.values["mac_address"] == "00:11:22:33:44:55"
 
 
-async def test_configurations_are_scoped_by_category_and_filtered_since(
+async def test_configurations_are_scoped_by_category_and_since_lists_every_asset(
     provider: PulsewayProvider, simulator: Sim
 ) -> None:
     sim, _ = simulator
@@ -385,10 +388,13 @@ async def test_configurations_are_scoped_by_category_and_filtered_since(
     outside = next(i for i, a in sorted(store.assets.items()) if a["categoryId"] not in (1, 3))
     store.update("assets", expected[2], name="Renamed PC")
     store.update("assets", outside, name="Out Of Scope Now")
-    changed = flat(await pages_of(provider.configurations(scope, since=since)))
-    assert [(r.psa_id, r.values["name"]) for r in changed] == sorted(
-        [(expected[2], "Renamed PC"), (outside, "Out Of Scope Now")]
-    )
+    # No modified filter in Pulseway: every asset, in scope or not, changed or not (the
+    # engine skips unchanged content).
+    listed_since = flat(await pages_of(provider.configurations(scope, since=since)))
+    assert [r.psa_id for r in listed_since] == sorted(store.assets)
+    names = {r.psa_id: r.values["name"] for r in listed_since}
+    assert names[expected[2]] == "Renamed PC"
+    assert names[outside] == "Out Of Scope Now"
 
 
 # -- fetch and deletes ---------------------------------------------------------------------------
@@ -494,21 +500,22 @@ def test_timestamps_accept_dotnet_precision_and_naive_values() -> None:
     assert mapping.stamp(None) is None
 
 
-async def test_writes_are_not_implemented_but_requirements_are_known(
-    provider: PulsewayProvider,
-) -> None:
-    with pytest.raises(NotImplementedError, match="read-only"):
-        await provider.create_record(AssetKind.CONTACT, PsaChange(values={"first_name": "Ada"}))
-    with pytest.raises(NotImplementedError):
-        await provider.delete_record(AssetKind.CONTACT, 1, None)
+def test_requirements_for_create_are_known(provider: PulsewayProvider) -> None:
     missing = provider.missing_for_create(
         AssetKind.CONTACT, PsaChange(values={"first_name": "Ada"})
     )
     assert missing == ["last name", "organization"]
+    # An asset without a location goes to its account's main location.
     complete = PsaChange(
         values={"name": "PC-1"},
-        refs={"location": 5},
         codes={ReferenceKind.CONFIGURATION_TYPE: (1,)},
         parent_psa_id=3,
     )
     assert provider.missing_for_create(AssetKind.CONFIGURATION, complete) == []
+    # An account needs a name and a type; its location is made for it.
+    assert provider.missing_for_create(AssetKind.ORGANIZATION, PsaChange()) == ["name", "type"]
+    # Locations cannot be created in v2: the reason, so the engine skips them.
+    (reason,) = provider.missing_for_create(
+        AssetKind.LOCATION, PsaChange(values={"name": "HQ"}, parent_psa_id=3)
+    )
+    assert "only inside" in reason

@@ -139,6 +139,9 @@ class _Watching:
     def configurations(self, scope: ProviderScope, *, after: int | None = None):  # type: ignore[no-untyped-def]
         return self.inner.configurations(scope, after=after)
 
+    def budget_waits(self) -> dict[str, float]:
+        return dict(self.inner.budget_waits())
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

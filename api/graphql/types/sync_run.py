@@ -111,13 +111,18 @@ class SyncRun(Node):
     queued_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    budget_wait_seconds: float = strawberry.field(
+        description="Seconds spent waiting for the PSA's call budget (Pulseway PSA allows "
+        "about 1,500 calls per hour per endpoint); when that set the pace, the run's errors "
+        "say so (code psa_call_budget)."
+    )
     local_id: strawberry.Private[uuid.UUID]
     integration_id: strawberry.Private[uuid.UUID]
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "id", "integration_id", "kind", "trigger", "dry_run", "status", "phase", "processed",
         "total", *COUNT_FIELDS, "error", "attempts", "not_before", "queued_at", "started_at",
-        "finished_at",
+        "finished_at", "budget_wait_seconds",
     )  # fmt: skip
 
     @classmethod
@@ -139,6 +144,7 @@ class SyncRun(Node):
             queued_at=row["queued_at"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            budget_wait_seconds=float(row["budget_wait_seconds"] or 0),
         )
 
     @property

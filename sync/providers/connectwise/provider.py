@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlencode
@@ -282,6 +282,10 @@ class ConnectWiseProvider:
 
     async def contact_attribute_options(self) -> dict[str, list[str]]:
         return mapping.communication_type_options(await self.client.communication_types())
+
+    def budget_waits(self) -> Mapping[str, float]:
+        # ConnectWise has no published call budget: it answers 429 (retried by the client).
+        return {}
 
     async def aclose(self) -> None:
         return None

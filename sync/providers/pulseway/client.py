@@ -96,6 +96,7 @@ class Endpoint:
     ACCOUNT_TYPES: Final = "/v2/system/accounttypes/lookup"
     SYSTEM_LOOKUP: Final = "/v2/system/lookup/{tableName}"
     TENANT_LOOKUP: Final = "/v2/system/tenantlookup/{tableName}"
+    EMPLOYEES_LOOKUP: Final = "/v2/hr/employees/lookup"
 
 
 class LookupTable:
@@ -110,6 +111,7 @@ class LookupTable:
     ASSET_STATES: Final = "AssetState"  # tenant-defined
     EMAIL_TYPES: Final = "EmailType"  # system
     PHONE_TYPES: Final = "PhoneType"  # system
+    BUSINESS_TYPES: Final = "BusinessType"  # system (required on an account)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,14 @@ class PulsewayClient:
 
     async def contact_phone_types(self, table_name: str = LookupTable.PHONE_TYPES) -> list[Record]:
         return await self.lookup(table_name)
+
+    async def business_types(self, table_name: str = LookupTable.BUSINESS_TYPES) -> list[Record]:
+        return await self.lookup(table_name)
+
+    def employees(self, filters: Mapping[str, QueryValue] | None = None) -> AsyncIterator[Page]:
+        """Pages of ``GET /v2/hr/employees/lookup`` (``{id, name}``; ``Filter.Ids``,
+        ``Filter.Name``): the candidates for an account's ``accountManagerId``."""
+        return self._pages(Endpoint.EMPLOYEES_LOOKUP, dict(filters or {}))
 
     # -- single records ------------------------------------------------------------------------
 

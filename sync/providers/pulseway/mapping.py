@@ -2,8 +2,10 @@
 
 Each table row pairs a local column with a Pulseway output field (camelCase, read
 case-insensitively) and a converter, and names the input-DTO property it is written to (None:
-Pulseway cannot write it, so it flows from Pulseway only). This module and ``client.py`` are the
-only code that knows Pulseway names.
+Pulseway cannot write it, so it flows from Pulseway only); the input-DTO names outside the
+table (an account's locations, an asset's full DTO, contact email/phone operations) are below
+it. This module and ``client.py`` are the only code that knows Pulseway names (``writes.py``
+builds bodies from the names given here).
 
 Kinds: organizations ↔ accounts, locations ↔ account locations (with their main address),
 contacts ↔ contacts, configurations ↔ hardware assets.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from models.enums import AssetKind, ReferenceKind
@@ -206,15 +208,29 @@ def references(raws: Sequence[RawRecord]) -> list[PsaReference]:
 # -- the table's rows --------------------------------------------------------------------------
 
 
+def wire_value(value: Any) -> Any:
+    """A local value as Pulseway takes it: date-times as ISO 8601 UTC with ``Z`` (a date as
+    its midnight UTC), blank strings as null; anything else unchanged."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return f"{value.isoformat()}T00:00:00Z"
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
 @dataclass(frozen=True)
 class Field:
     """A local column: read with ``get`` and ``convert``, written to ``write`` (None: not
-    writable through the API)."""
+    writable through the API) after ``to_psa``."""
 
     local: str
     get: Getter
     convert: Callable[[Any], Any] = text
     write: str | None = None
+    to_psa: Callable[[Any], Any] = wire_value
 
 
 def field(
@@ -224,10 +240,11 @@ def field(
     *,
     write: str | None = None,
     writable: bool = True,
+    to_psa: Callable[[Any], Any] = wire_value,
 ) -> Field:
     getter = key(source) if isinstance(source, str) else source
     target = write if write is not None else (source if isinstance(source, str) else None)
-    return Field(local, getter, convert, target if writable else None)
+    return Field(local, getter, convert, target if writable else None, to_psa)
 
 
 @dataclass(frozen=True)
@@ -239,14 +256,25 @@ class Ref:
     write: str | None
 
 
+def first_code(ids: tuple[int, ...]) -> int | None:
+    """The one reference id Pulseway keeps (its first; None clears it)."""
+    return ids[0] if ids else None
+
+
+def active_flag(ids: tuple[int, ...]) -> bool | None:
+    """``isActive`` from the synthetic organization status (None: left as it is)."""
+    return None if not ids else ids[0] != STATUS_INACTIVE
+
+
 @dataclass(frozen=True)
 class Code:
-    """Reference values (types, statuses) by PSA id."""
+    """Reference values (types, statuses) by PSA id; ``to_psa`` gives the written value."""
 
     kind: ReferenceKind
     get: Getter
     convert: Callable[[Any], tuple[int, ...]]
     write: str | None
+    to_psa: Callable[[tuple[int, ...]], Any] = first_code
 
 
 @dataclass(frozen=True)
@@ -327,7 +355,13 @@ ACCOUNT = RecordMap(
     ],
     codes=[
         Code(ReferenceKind.ORGANIZATION_TYPE, key("accountTypeId"), one_code, "accountTypeId"),
-        Code(ReferenceKind.ORGANIZATION_STATUS, key("isActive"), active_status, "isActive"),
+        Code(
+            ReferenceKind.ORGANIZATION_STATUS,
+            key("isActive"),
+            active_status,
+            "isActive",
+            active_flag,
+        ),
     ],
 )
 
@@ -356,7 +390,7 @@ CONTACT = RecordMap(
         field("last_name", "lastName"),
         field("title", "jobTitle"),
         # Point of contact (features.md §A4: Important Contact ↔ Point of Contact).
-        field("important", "isPoc", flag, write="poc"),
+        field("important", "isPoc", flag, write="poc", to_psa=flag),
         # Written through PATCH /v2/crm/contacts/{id}/emails and /phones.
         field("emails", "emails", emails),
         field("phones", "phones", phones),
@@ -407,20 +441,163 @@ RECORD_MAPS: dict[AssetKind, RecordMap] = {
     AssetKind.CONFIGURATION: CONFIGURATION,
 }
 
+# -- writes ------------------------------------------------------------------------------------
+# Input-DTO names the field table does not hold (psa-apis.md §4.7). ``writes.py`` builds the
+# bodies from these and from the table's ``write`` names.
+
+# AccountPostInputDto: what psasync has no column for, picked by the provider.
+BUSINESS_TYPE_ID: Final = "businessTypeId"
+ACCOUNT_MANAGER_ID: Final = "accountManagerId"
+ACCOUNT_LOCATIONS: Final = "locations"
+# AccountLocationInputDto and its AccountAddressInputDto list.
+LOCATION_NAME: Final = "locationName"
+IS_MAIN: Final = "isMain"
+IS_ACTIVE: Final = "isActive"
+ADDRESSES: Final = "addresses"
+# Local location column (``PsaChange.address``) → address input name.
+ADDRESS_WRITE: Final[Mapping[str, str]] = {
+    "address_1": "address1",
+    "address_2": "address2",
+    "city": "city",
+    "region": "state",
+    "postal_code": "zipCode",
+    "country": "country",
+    "phone": "phone",
+    "fax": "fax",
+}
+# Where ``/v2/security/userinfo`` may give the API user's employee id (the first found).
+USER_EMPLOYEE_ID: Final = ("employeeId", "userId")
+# The location an account is created with when psasync has no address for it.
+DEFAULT_LOCATION_NAME: Final = "Main"
+
+# ContactInputDto (POST) takes only these of the contact's scalar properties (plus the lists):
+# the rest (job title, point of contact) is written by a PATCH right after the create.
+CONTACT_CREATE_INPUT: Final = frozenset({"firstName", "lastName", "accountId", "locationId"})
+
+# HardwareAssetInputDto, every property: an asset has no PATCH, so an update PUTs all of them
+# (read back from the asset) with the change laid over.
+HARDWARE_ASSET_INPUT: Final = (
+    "name",
+    "accountId",
+    "accountLocationId",
+    "contactId",
+    "categoryId",
+    "brandId",
+    "serialNumber",
+    "businessImpactId",
+    "stateId",
+    "locationInfo",
+    "description",
+    "barCode",
+    "assetTag",
+    "vendorId",
+    "isActive",
+    "modelNumber",
+    "machineGroupId",
+    "ipAddress",
+    "subnetMask",
+    "defaultGateway",
+    "dnsServers",
+    "dhcpEnabled",
+    "dhcpServer",
+    "winsEnabled",
+    "secondaryWinsServer",
+    "connectionGatewayIp",
+    "osType",
+    "osInfo",
+    "majorVersion",
+    "minorVersion",
+    "macAddress",
+    "loginName",
+    "lastLoginname",
+    "currentUser",
+    "productName",
+    "machineVersion",
+    "motherboardManufacturerId",
+    "motherboardProductCode",
+    "motherboardSerialNumber",
+    "motherboardVersion",
+    "chassisAssetTag",
+    "chassisManufacturerId",
+    "chassisSerialNumber",
+    "chassisType",
+    "chassisVersion",
+    "busSpeed",
+    "manufacturerId",
+    "maxMemorySize",
+    "maxMemorySlots",
+    "primaryWinsServer",
+    "computerName",
+    "purchaseCost",
+    "warrantyExpirationDate",
+    "expirationDate",
+    "acquisitionDate",
+    "firstCheckIn",
+    "lastCheckIn",
+    "lastReboot",
+)
+
+# What a write's answer must carry to be taken as the stored record (else it is re-read by id).
+WRITE_ANSWER_FIELDS: Final[Mapping[AssetKind, tuple[str, ...]]] = {
+    AssetKind.ORGANIZATION: ("id", "accountName", "modifiedOn", "locations"),
+    AssetKind.CONFIGURATION: ("id", "name", "modifiedOn", "accountId"),
+}
+
+# ContactEmail/PhonePatchOperationDto (PATCH /v2/crm/contacts/{id}/emails and /phones).
+ITEM_OPERATION: Final = "operation"
+ITEM_ADD: Final = 0
+ITEM_UPDATE: Final = 1
+ITEM_DELETE: Final = 2
+ITEM_TYPE_ID: Final = "typeId"
+ITEM_DEFAULT: Final = "isDefault"
+
+
+@dataclass(frozen=True)
+class ContactItems:
+    """A contact's email or phone list, as read, created and patched."""
+
+    column: str  # the local column (``emails`` / ``phones``)
+    read_value: Getter  # the value of an output entry
+    read_type_id: str  # its type id
+    input_value: str  # ContactEmail/PhoneInputDto (create)
+    input_type_id: str
+    patch_value: str  # the patch operation's entry to act on
+    patch_new_value: str  # its new value (update)
+
+
+EMAILS = ContactItems(
+    column="emails",
+    read_value=key("emailAddress"),
+    read_type_id="emailTypeId",
+    input_value="emailAddress",
+    input_type_id="emailTypeId",
+    patch_value="emailAddress",
+    patch_new_value="newEmailAddress",
+)
+PHONES = ContactItems(
+    column="phones",
+    read_value=first_of("phone", "phoneNumber"),
+    read_type_id="phoneTypeId",
+    input_value="phoneNumber",
+    input_type_id="phoneTypeId",
+    patch_value="phoneNumber",
+    patch_new_value="newPhoneNumber",
+)
+CONTACT_ITEMS: Final = (EMAILS, PHONES)
+
 # -- creates -----------------------------------------------------------------------------------
 
 # What Pulseway requires before it takes a new record, as local columns (psa-apis.md §4.7):
-# an account needs a name, a type and at least one location (``primary_location_id`` stands
-# for it; business type and account manager are not local columns: the provider picks them);
-# a contact its first and last name and account; an asset its name, account, location and
-# category. Locations are created only inside an account POST.
+# an account needs a name and a type (its business type and account manager are not local
+# columns: the provider picks them; its required location is made from the local primary
+# location's address, or named ``DEFAULT_LOCATION_NAME``); a contact its first and last name
+# and account; an asset its name, account and category (without a location, the account's
+# main one). Locations cannot be created on their own in v2 (``LOCATION_CREATE_REFUSAL``).
 REQUIRED_FOR_CREATE: dict[AssetKind, frozenset[str]] = {
-    AssetKind.ORGANIZATION: frozenset({"name", "organization_type_id", "primary_location_id"}),
-    AssetKind.LOCATION: frozenset({"name", PARENT_COLUMN}),
+    AssetKind.ORGANIZATION: frozenset({"name", "organization_type_id"}),
+    AssetKind.LOCATION: frozenset(),
     AssetKind.CONTACT: frozenset({"first_name", "last_name", PARENT_COLUMN}),
-    AssetKind.CONFIGURATION: frozenset(
-        {"name", "configuration_type_id", "location_id", PARENT_COLUMN}
-    ),
+    AssetKind.CONFIGURATION: frozenset({"name", "configuration_type_id", PARENT_COLUMN}),
 }
 
 REQUIRED_WORDS: dict[str, str] = {
@@ -429,10 +606,13 @@ REQUIRED_WORDS: dict[str, str] = {
     "last_name": "last name",
     "organization_type_id": "type",
     "configuration_type_id": "type",
-    "primary_location_id": "a location (Pulseway creates an account with its locations)",
-    "location_id": "location",
     PARENT_COLUMN: "organization",
 }
+
+LOCATION_CREATE_REFUSAL: Final = (
+    "Pulseway PSA v2 creates locations only inside a new account's POST: add the location in "
+    "Pulseway (it is then read into psasync)"
+)
 
 # Location phone and fax flow from the PSA only (IT Glue's documented exception); they are
 # already read-only here, as every location column is.

@@ -1,4 +1,4 @@
-"""Pulseway PSA as a ``PsaProvider``: the read side (lists, fetch, reconciliation ids).
+"""Pulseway PSA as a ``PsaProvider``: lists, fetch, reconciliation ids, and writes.
 
 Order: the engine needs pages in ascending PSA id order. Pulseway's list order is not
 documented (``Sort`` has no documented format), so each list is read whole, de-duplicated and
@@ -7,25 +7,29 @@ while Pulseway is paged cannot make pages overlap. Hardware assets are listed by
 (``searchselect`` rows are short) and read in full page by page.
 
 Changes and deletes (psa-apis.md §4.8): accounts and contacts are listed with
-``Filter.ModifiedOnFrom``; hardware assets have no modified filter, so every in-scope asset is
-listed and read, and ``since`` is applied to their ``modifiedOn`` here. Accounts are never
-deleted in v2 (only deactivated: the ``Inactive`` status), and contacts and assets are deleted
-outright, so ``deleted_since`` has nothing to list: reconciliation (``record_ids``) finds
-deleted contacts and assets.
+``Filter.ModifiedOnFrom``; hardware assets have no modified filter, so with ``since`` every
+asset is listed and read, whatever the scope, and all are yielded (the engine skips unchanged
+ones by their content). Accounts are never deleted in v2 (only deactivated: the ``Inactive``
+status), and contacts and assets are deleted outright, so ``deleted_since`` has nothing to
+list: reconciliation (``record_ids``) finds deleted contacts and assets.
 
-Writes are not implemented yet (NotImplementedError): the provider is read-only.
+Writes (two-way sync) go through the client (its per-endpoint budget included); bodies are
+built by ``writes.py``. Accounts are created with one main location, a business type and an
+account manager (picked here, once per provider), changed with JSON Patch, and deactivated
+instead of deleted; contacts are patched, their emails and phones through their own
+operations; hardware assets are PUT whole. Locations cannot be written in v2: RecordError.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from models.enums import AssetKind, ReferenceKind
 from sync.concurrency import gather_all
-from sync.errors import RecordError
+from sync.errors import ProtocolError, RecordError
 from sync.providers.base import (
     MatchProbe,
     ProviderScope,
@@ -34,17 +38,16 @@ from sync.providers.base import (
     PsaReference,
     PsaSubscriptions,
 )
-from sync.providers.pulseway import mapping
+from sync.providers.pulseway import mapping, writes
 from sync.providers.pulseway.client import Page, PulsewayClient, QueryValue, Record
 
 PAGE_SIZE = 100  # records per yielded page
 # Get-by-id calls in flight at once (fetch, and the full read of listed hardware assets).
 FETCH_CONCURRENCY = 4
-
-_READ_ONLY = (
-    "Pulseway PSA writes are not implemented yet: the Pulseway provider is read-only "
-    "(sync from Pulseway to psasync only)"
-)
+# Lists in flight at once when matching (one per account or account name).
+LOOKUP_CONCURRENCY = 4
+# From this many distinct names on, matching organizations first tries one whole listing.
+LIST_ALL_MIN_NAMES = 4
 
 
 class PulsewayProvider:
@@ -54,6 +57,12 @@ class PulsewayProvider:
         self.client = client
         # Pulseway's webhooks are configured in its UI (and cover tickets only): none here.
         self.subscriptions: PsaSubscriptions | None = None
+        # Lookups writes need, read once (``_business_type``, ``_account_manager``,
+        # ``_item_types``).
+        self._lookups_lock = asyncio.Lock()
+        self._business_type_id: int | None = None
+        self._account_manager_id: int | None = None
+        self._item_type_ids: tuple[writes.ItemTypes, writes.ItemTypes] | None = None
 
     async def check_connection(self) -> None:
         await self.client.check_connection()
@@ -113,16 +122,15 @@ class PulsewayProvider:
     ) -> AsyncIterator[list[PsaRecord]]:
         """Hardware assets, ascending by id: ids from ``searchselect`` (scoped by category at
         the source for a full list), then each asset read by id, a page at a time. Pulseway
-        has no modified filter: with ``since``, every asset is read and those not modified
-        since are left out here (one get per asset either way)."""
+        has no modified filter: with ``since``, every asset (in scope or not) is read and
+        yielded, changed or not; the engine skips those whose content it already has."""
         ids = [
             i
             for i in await self._asset_ids(scope, scoped=since is None)
             if after is None or i > after
         ]
         for start in range(0, len(ids), PAGE_SIZE):
-            records = await self._get_many(AssetKind.CONFIGURATION, ids[start : start + PAGE_SIZE])
-            page = _changed(records, since)
+            page = await self._get_many(AssetKind.CONFIGURATION, ids[start : start + PAGE_SIZE])
             if page:
                 yield page
 
@@ -191,7 +199,8 @@ class PulsewayProvider:
             categories = sorted(scope.ids(ReferenceKind.CONFIGURATION_TYPE))
             if not categories:
                 return []
-            filters["Filter.CategoryIds"] = categories
+            # A string in the document, not an array: comma-separated (repeated binds the first).
+            filters["Filter.CategoryIds"] = ",".join(str(c) for c in categories)
         return sorted(await self._ids(self.client.hardware_assets(filters=filters)))
 
     @staticmethod
@@ -242,30 +251,323 @@ class PulsewayProvider:
         await gather_all(*(one(i) for i in psa_ids))
         return sorted(found.values(), key=_by_id)
 
-    # -- writes (not implemented) ----------------------------------------------------------------
+    # -- writes (two-way sync) --------------------------------------------------------------------
 
     async def create_record(self, kind: AssetKind, change: PsaChange) -> PsaRecord:
-        raise NotImplementedError(_READ_ONLY)
+        """Create the record; returns it as Pulseway stored it (re-read when the answer is
+        not the full record). An account gets the business type and account manager the
+        provider picks (``_business_type``, ``_account_manager``) and one main location made
+        from ``change.address`` (named ``Main`` without one); a contact's job title and
+        point-of-contact flag, which the create DTO lacks, follow in a PATCH; an asset without
+        a location goes to its account's main location. Locations: RecordError (v2 creates
+        them only inside an account's POST)."""
+        if kind is AssetKind.LOCATION:
+            raise RecordError(mapping.LOCATION_CREATE_REFUSAL)
+        if kind is AssetKind.ORGANIZATION:
+            body = writes.account_body(
+                change,
+                business_type_id=await self._business_type(),
+                account_manager_id=await self._account_manager(),
+            )
+            return await self._stored(kind, await self.client.create_account(body))
+        if kind is AssetKind.CONTACT:
+            emails, phones = await self._item_types()
+            raw = await self.client.create_contact(writes.contact_body(change, emails, phones))
+            ident = _id_of(raw, "POST /v2/crm/contacts/summary")
+            rest = writes.contact_after_create(change)
+            if rest:
+                await self.client.patch_contact(ident, rest)
+            return mapping.CONTACT.to_record(await self.client.get_contact(ident))
+        location = change.refs.get("location")
+        if location is None and change.parent_psa_id is not None:
+            location = await self._main_location(change.parent_psa_id)
+        raw = await self.client.create_hardware_asset(writes.asset_body(change, location))
+        return await self._stored(kind, raw)
 
     async def update_record(
         self, kind: AssetKind, psa_id: int, parent_psa_id: int | None, change: PsaChange
     ) -> PsaRecord:
-        raise NotImplementedError(_READ_ONLY)
+        """Change only the fields in ``change``; returns the record as Pulseway stored it.
+
+        Accounts: one JSON Patch. Contacts: one JSON Patch for the scalar fields, then only the
+        email/phone operations that differ from the contact's current lists, then a re-read.
+        Hardware assets have no PATCH: the asset is read and PUT whole with the change laid
+        over (unmapped properties kept). ValueError for an empty change or one with nothing
+        Pulseway can write; RecordError for a location (v2 cannot write one).
+        """
+        if change.empty and change.parent_psa_id is None:
+            raise ValueError("an update needs something to change")
+        if kind is AssetKind.LOCATION:
+            raise RecordError(
+                "Pulseway PSA v2 cannot change a location (locations are written only inside "
+                "a new account's POST): its columns flow from Pulseway only"
+            )
+        if kind is AssetKind.ORGANIZATION:
+            props = writes.values(kind, change)
+            _check_writable(props)
+            raw = await self.client.patch_account(psa_id, writes.patch_operations(props))
+            return await self._stored(kind, raw, psa_id)
+        if kind is AssetKind.CONTACT:
+            return await self._update_contact(psa_id, parent_psa_id, change)
+        props = writes.values(kind, change)
+        _check_writable(props)
+        current = await self.client.get_hardware_asset(psa_id)
+        location = None
+        moved = change.parent_psa_id is not None and change.parent_psa_id != mapping.psa_id(
+            mapping.get(current, mapping.CONFIGURATION.parent or "")
+        )
+        if moved and "location" not in change.refs and change.parent_psa_id is not None:
+            location = await self._main_location(change.parent_psa_id)
+        body = writes.asset_put_body(current, change, location)
+        return await self._stored(
+            kind, await self.client.update_hardware_asset(psa_id, body), psa_id
+        )
+
+    async def _update_contact(
+        self, psa_id: int, parent_psa_id: int | None, change: PsaChange
+    ) -> PsaRecord:
+        location = None
+        moved = change.parent_psa_id not in (None, parent_psa_id)
+        if moved and "location" not in change.refs and change.parent_psa_id is not None:
+            location = await self._main_location(change.parent_psa_id)
+        props = writes.contact_properties(change, location)
+        lists = [items for items in mapping.CONTACT_ITEMS if items.column in change.values]
+        if not props and not lists:
+            _check_writable(props)
+        current: Record | None = None
+        if props:
+            current = await self.client.patch_contact(psa_id, writes.patch_operations(props))
+        if lists:
+            if current is None or any(
+                not isinstance(mapping.get(current, items.column), list) for items in lists
+            ):
+                current = await self.client.get_contact(psa_id)
+            types = dict(zip(mapping.CONTACT_ITEMS, await self._item_types(), strict=True))
+            senders = {
+                mapping.EMAILS: self.client.patch_contact_emails,
+                mapping.PHONES: self.client.patch_contact_phones,
+            }
+            for items in lists:
+                operations = writes.item_operations(
+                    items,
+                    mapping.get(current, items.column),
+                    change.values[items.column],
+                    types[items],
+                )
+                if operations:
+                    await senders[items](psa_id, operations)
+        return mapping.CONTACT.to_record(await self.client.get_contact(psa_id))
 
     async def delete_record(self, kind: AssetKind, psa_id: int, parent_psa_id: int | None) -> None:
-        raise NotImplementedError(_READ_ONLY)
+        """DELETE a contact or an asset; one already gone (404) counts as deleted. Accounts
+        cannot be deleted in v2: the account is deactivated instead (``isActive`` false, the
+        Inactive status), as Pulseway's UI does, keeping its history. RecordError for a
+        location (v2 cannot delete one)."""
+        if kind is AssetKind.LOCATION:
+            raise RecordError("Pulseway PSA v2 cannot delete a location: remove it in Pulseway")
+        try:
+            if kind is AssetKind.ORGANIZATION:
+                inactive = PsaChange(
+                    codes={ReferenceKind.ORGANIZATION_STATUS: (mapping.STATUS_INACTIVE,)}
+                )
+                operations = writes.patch_operations(writes.values(kind, inactive))
+                await self.client.patch_account(psa_id, operations)
+            elif kind is AssetKind.CONTACT:
+                await self.client.delete_contact(psa_id)
+            else:
+                await self.client.delete_hardware_asset(psa_id)
+        except RecordError as error:
+            if error.status_code != 404:
+                raise
 
     async def find_matches(self, kind: AssetKind, probes: list[MatchProbe]) -> list[PsaRecord]:
-        raise NotImplementedError(_READ_ONLY)
+        """Records that could match the probes (a superset), ascending by id, each once.
+
+        Organizations: one ``Filter.AccountName`` list per distinct name, unless there are
+        many names and the whole account list turns out to be short (read whole, giving up
+        after half as many pages as there are names). Other kinds are looked up per parent
+        account (probes without one cannot match): its contacts, its locations, or its
+        hardware assets of a probed name, read in full. ``LOOKUP_CONCURRENCY`` accounts or
+        names at a time.
+        """
+        if kind is AssetKind.ORGANIZATION:
+            return await self._accounts_named(writes.distinct_names(p.name for p in probes))
+        accounts = sorted({p.parent_psa_id for p in probes if p.parent_psa_id is not None})
+        if kind is AssetKind.CONFIGURATION:
+            return await self._assets_named(accounts, probes)
+        found: dict[int, PsaRecord] = {}
+        gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def one(account: int) -> None:
+            async with gate:
+                try:
+                    if kind is AssetKind.LOCATION:
+                        records = [r async for page in self.locations(account) for r in page]
+                    else:
+                        listing = self.client.contacts(account_id=account)
+                        records = await self._collect(listing, mapping.CONTACT.to_record)
+                except RecordError as error:  # the account is gone: nothing of it to match
+                    if error.status_code != 404:
+                        raise
+                    return
+            for record in records:
+                found.setdefault(record.psa_id, record)
+
+        await gather_all(*(one(a) for a in accounts))
+        return sorted(found.values(), key=_by_id)
+
+    async def _accounts_named(self, names: Sequence[str]) -> list[PsaRecord]:
+        if not names:
+            return []
+        if len(names) >= LIST_ALL_MIN_NAMES:
+            listed = await self._all_accounts(max_pages=len(names) // 2)
+            if listed is not None:
+                return listed
+        found: dict[int, PsaRecord] = {}
+        gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def one(name: str) -> None:
+            async with gate:
+                listing = self.client.accounts(filters={"Filter.AccountName": name})
+                records = await self._collect(listing, mapping.ACCOUNT.to_record)
+            for record in records:
+                found.setdefault(record.psa_id, record)
+
+        await gather_all(*(one(n) for n in names))
+        return sorted(found.values(), key=_by_id)
+
+    async def _all_accounts(self, *, max_pages: int) -> list[PsaRecord] | None:
+        """Every account, when Pulseway lists them in at most ``max_pages`` pages; else None
+        (the listing is abandoned after that many pages)."""
+        found: dict[int, PsaRecord] = {}
+        pages = 0
+        listing = self.client.accounts()
+        try:
+            async for page in listing:
+                pages += 1
+                if pages > max_pages:
+                    return None
+                for raw in page:
+                    record = mapping.ACCOUNT.to_record(raw)
+                    found.setdefault(record.psa_id, record)
+        finally:
+            await _close(listing)
+        return sorted(found.values(), key=_by_id)
+
+    async def _assets_named(
+        self, accounts: Sequence[int], probes: Sequence[MatchProbe]
+    ) -> list[PsaRecord]:
+        """Per account, the ids of its assets whose name a probe of it carries (from
+        ``searchselect``), then those assets read in full."""
+        wanted: dict[int, set[str]] = {}
+        for probe in probes:
+            name = mapping.text(probe.name)
+            if probe.parent_psa_id is not None and name is not None:
+                wanted.setdefault(probe.parent_psa_id, set()).add(name.casefold())
+        ids: set[int] = set()
+        gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+        asset_name = mapping.first_of("assetName", "name")
+
+        async def one(account: int) -> None:
+            async with gate:
+                async for page in self.client.hardware_assets(account_id=account):
+                    for raw in page:
+                        name = mapping.text(asset_name(raw))
+                        ident = mapping.psa_id(mapping.get(raw, "id"))
+                        if ident is not None and name and name.casefold() in wanted[account]:
+                            ids.add(ident)
+
+        await gather_all(*(one(a) for a in accounts if a in wanted))
+        return await self._get_many(AssetKind.CONFIGURATION, sorted(ids))
+
+    # -- what writes need from Pulseway (read once per provider) ----------------------------------
+
+    async def _stored(self, kind: AssetKind, raw: Record, psa_id: int | None = None) -> PsaRecord:
+        """The record a write answered with, re-read by id when the answer is not the full
+        record (an id alone, or a DTO without the stamp or the mapped fields)."""
+        table = mapping.RECORD_MAPS[kind]
+        if all(mapping.get(raw, name) is not None for name in mapping.WRITE_ANSWER_FIELDS[kind]):
+            return table.to_record(raw)
+        ident = mapping.psa_id(mapping.get(raw, "id")) or psa_id
+        if ident is None:
+            raise ProtocolError(f"Pulseway PSA answered a {kind.value} write without its id")
+        read = {
+            AssetKind.ORGANIZATION: self.client.get_account,
+            AssetKind.CONFIGURATION: self.client.get_hardware_asset,
+        }[kind]
+        return table.to_record(await read(ident))
+
+    async def _main_location(self, account_id: int) -> int | None:
+        return writes.main_location_id(await self.client.account_locations(account_id))
+
+    async def _business_type(self) -> int:
+        """The business type new accounts get: the lookup's default (else first active)."""
+        async with self._lookups_lock:
+            if self._business_type_id is None:
+                chosen = writes.ItemTypes.of(await self.client.business_types()).default
+                if chosen is None:
+                    raise RecordError(
+                        "Pulseway PSA lists no business type to give a new account (required)"
+                    )
+                self._business_type_id = chosen
+            return self._business_type_id
+
+    async def _account_manager(self) -> int:
+        """The account manager new accounts get: the API user's own employee id (from
+        ``/v2/security/userinfo``) when the employee lookup knows it, else the first
+        employee of that lookup."""
+        async with self._lookups_lock:
+            if self._account_manager_id is None:
+                self._account_manager_id = await self._pick_account_manager()
+            return self._account_manager_id
+
+    async def _pick_account_manager(self) -> int:
+        info = await self.client.check_connection()
+        own = next(
+            (
+                ident
+                for name in mapping.USER_EMPLOYEE_ID
+                if (ident := mapping.psa_id(mapping.get(info, name))) is not None
+            ),
+            None,
+        )
+        if own is not None and own in await self._employee_ids({"Filter.Ids": [own]}):
+            return own
+        first = await self._employee_ids(None, first_only=True)
+        if not first:
+            raise RecordError(
+                "Pulseway PSA lists no employee to be a new account's manager (required)"
+            )
+        return first[0]
+
+    async def _employee_ids(
+        self, filters: dict[str, QueryValue] | None, *, first_only: bool = False
+    ) -> list[int]:
+        found: list[int] = []
+        listing = self.client.employees(filters)
+        try:
+            async for page in listing:
+                found += [i for r in page if (i := mapping.psa_id(mapping.get(r, "id")))]
+                if first_only and found:
+                    break
+        finally:
+            await _close(listing)
+        return found
+
+    async def _item_types(self) -> tuple[writes.ItemTypes, writes.ItemTypes]:
+        """Pulseway's email types and phone types (the order of ``mapping.CONTACT_ITEMS``)."""
+        async with self._lookups_lock:
+            if self._item_type_ids is None:
+                self._item_type_ids = (
+                    writes.ItemTypes.of(await self.client.contact_email_types()),
+                    writes.ItemTypes.of(await self.client.contact_phone_types()),
+                )
+            return self._item_type_ids
 
     def missing_for_create(self, kind: AssetKind, change: PsaChange) -> list[str]:
-        """``mapping.REQUIRED_FOR_CREATE`` columns ``change`` lacks, in words."""
-        table = mapping.RECORD_MAPS[kind]
-        required = mapping.REQUIRED_FOR_CREATE.get(kind, frozenset())
-        missing = [c for c in required if not _present(table, c, change)]
-        order = list(mapping.REQUIRED_WORDS)
-        missing.sort(key=lambda c: order.index(c) if c in order else len(order))
-        return [mapping.REQUIRED_WORDS.get(c, c.replace("_", " ")) for c in missing]
+        """What Pulseway requires that ``change`` lacks, in words (``writes.missing_for_create``);
+        a location cannot be created at all, and says so."""
+        return writes.missing_for_create(kind, change)
 
     async def contact_attribute_options(self) -> dict[str, list[str]]:
         """Pulseway's email and phone type names (a phone of the Fax type is a fax)."""
@@ -273,6 +575,10 @@ class PulsewayProvider:
             "email": [r.name for r in mapping.references(await self.client.contact_email_types())],
             "phone": [r.name for r in mapping.references(await self.client.contact_phone_types())],
         }
+
+    def budget_waits(self) -> Mapping[str, float]:
+        """Seconds the client waited for Pulseway's per-endpoint hourly budget, per endpoint."""
+        return dict(self.client.budget_waits)
 
     async def aclose(self) -> None:
         return None
@@ -299,19 +605,20 @@ def _changed(records: Iterable[PsaRecord], since: datetime | None) -> list[PsaRe
     return [r for r in ordered if r.updated_at is None or r.updated_at >= moment]
 
 
-def _present(table: mapping.RecordMap, column: str, change: PsaChange) -> bool:
-    if column == mapping.PARENT_COLUMN:
-        return change.parent_psa_id is not None
-    for code in table.codes:
-        if column == f"{code.kind.value}_id":
-            return bool(change.codes.get(code.kind))
-    for ref in table.refs:
-        if column == f"{ref.name}_id":
-            return change.refs.get(ref.name) is not None
-    return _filled(change.values.get(column))
+async def _close(listing: AsyncIterator[Any]) -> None:
+    """Close a list left early (an async generator), so its request is not left pending."""
+    close = getattr(listing, "aclose", None)
+    if close is not None:
+        await close()
 
 
-def _filled(value: Any) -> bool:
-    if isinstance(value, str):
-        return bool(value.strip())
-    return value is not None
+def _id_of(raw: Record, what: str) -> int:
+    ident = mapping.psa_id(mapping.get(raw, "id"))
+    if ident is None:
+        raise ProtocolError(f"Pulseway PSA answered {what} without the new record's id")
+    return ident
+
+
+def _check_writable(props: dict[str, Any]) -> None:
+    if not props:
+        raise ValueError("nothing Pulseway PSA can change in this update (read-only columns only)")
