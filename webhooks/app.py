@@ -31,8 +31,9 @@ from starlette.types import Message, Receive, Scope, Send
 from tortoise.expressions import F
 
 from models import Integration, Provider
+from models.vault import Vault
 from webhooks.inbox import Delivery, Inbox, InboxError, IntegrationGone
-from webhooks.registry import PATHS, open_sources
+from webhooks.registry import PATHS, open_sources, signed_with_secret
 from webhooks.source import BadSignature, Rejected, WebhookSource
 from webhooks.targets import Targets
 
@@ -54,14 +55,22 @@ def create_app(
     batch_size: int = 500,
     max_waiting: int = 10_000,
     integration_ttl: float = 5.0,
+    vault: Vault | None = None,
 ) -> WebhookReceiver:
     """The receiver. ``on_stored`` is called (in the event loop) after each commit that
     stored new deliveries, to wake the inbox processor; ``allow_sandbox`` lets sandbox
     integrations fetch keys over plain http on loopback; ``sources`` replaces the registry's
-    (tests)."""
+    (tests); ``vault`` decrypts the shared webhook secret of PSAs that sign with one (without
+    it, their deliveries are refused)."""
+    opened = open_sources() if sources is None else dict(sources)
     return WebhookReceiver(
-        sources=open_sources() if sources is None else dict(sources),
-        targets=Targets(allow_sandbox=allow_sandbox, ttl=integration_ttl),
+        sources=opened,
+        targets=Targets(
+            allow_sandbox=allow_sandbox,
+            vault=vault,
+            signed_with_secret=signed_with_secret(opened),
+            ttl=integration_ttl,
+        ),
         batch_size=batch_size,
         max_waiting=max_waiting,
         on_stored=on_stored,

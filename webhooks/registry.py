@@ -1,7 +1,8 @@
 """Which PSAs can post notifications, and under which path segment.
 
 ``/webhooks/{path}/{integrationId}``: ``PATHS`` names the provider, ``SOURCES`` says how to
-verify and read its notifications. A PSA gets webhooks with one line in ``SOURCES``.
+verify and read its notifications. A PSA gets webhooks with one line in ``SOURCES``; a source
+whose ``signs_with_secret`` is true is given the integration's ``webhook_secret`` credential.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Final
 
 from models.enums import Provider
 from sync.providers.connectwise.callbacks import ConnectWiseCallbacks
+from sync.providers.pulseway.webhooks import PulsewayWebhooks
 from webhooks.source import WebhookSource
 
-__all__ = ["PATHS", "SOURCES", "SourceFactory", "open_sources"]
+__all__ = ["PATHS", "SOURCES", "SourceFactory", "open_sources", "signed_with_secret"]
 
 SourceFactory = Callable[[], WebhookSource]
 
@@ -24,9 +26,16 @@ PATHS: Final[Mapping[str, Provider]] = {
 
 SOURCES: Final[Mapping[Provider, SourceFactory]] = {
     Provider.CONNECTWISE_MANAGE: ConnectWiseCallbacks,
+    Provider.PULSEWAY_PSA: PulsewayWebhooks,
 }
 
 
 def open_sources() -> dict[Provider, WebhookSource]:
     """A fresh source per provider (each holds its own key cache and HTTP client)."""
     return {provider: factory() for provider, factory in SOURCES.items()}
+
+
+def signed_with_secret(sources: Mapping[Provider, WebhookSource]) -> frozenset[Provider]:
+    """The providers whose deliveries are signed with a shared secret the user sets in the
+    integration's credentials (``webhook_secret``)."""
+    return frozenset(p for p, s in sources.items() if getattr(s, "signs_with_secret", False))

@@ -8,7 +8,7 @@ knows its PSA's signature scheme and payload names.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from models.enums import AssetKind, Provider
@@ -40,7 +40,8 @@ class WebhookTarget:
     provider: Provider
     site_url: str  # the PSA's address as configured (host the PSA's key URLs must be on)
     sandbox: bool  # a loopback sandbox: plain http allowed
-    secret: str | None  # a shared webhook secret, for PSAs that sign with one
+    # A shared webhook secret, for PSAs that sign with one (never in a repr).
+    secret: str | None = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,19 +5,27 @@ be most of the request's database work. A cached answer is at most ``ttl`` secon
 integration deleted meanwhile is caught by the inbox's foreign key (404), and a changed site
 URL is seen within ``ttl``. Unknown ids are cached too (bounded), so a flood of made-up ids
 costs one query each per ``ttl``, not one per request.
+
+For providers that sign with a shared secret (``signed_with_secret``), the target carries the
+integration's ``webhook_secret`` from its encrypted credentials, decrypted at lookup and kept
+in memory only as long as the cached target. It is never logged.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from models import Integration, Provider
+from models.vault import Vault, VaultError
 from webhooks.source import WebhookTarget
 
 __all__ = ["Targets"]
+
+log = logging.getLogger("psasync.webhooks")
 
 
 class Targets:
@@ -27,11 +35,15 @@ class Targets:
         self,
         *,
         allow_sandbox: bool,
+        vault: Vault | None = None,
+        signed_with_secret: Collection[Provider] = (),
         ttl: float = 5.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allow_sandbox = allow_sandbox
+        self._vault = vault
+        self._signed_with_secret = frozenset(signed_with_secret)
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
@@ -59,16 +71,33 @@ class Targets:
         rows = await (
             Integration.filter(id=integration_id)
             .limit(1)
-            .values_list("provider", "site_url", "sandbox")
+            .values_list("provider", "site_url", "sandbox", "credentials_token")
         )
         if not rows:
             return None
-        provider, site_url, sandbox = rows[0]
+        provider, site_url, sandbox, token = rows[0]
+        provider = Provider(provider)
+        secret = None
+        if provider in self._signed_with_secret:
+            secret = self._secret(integration_id, str(token))
         return WebhookTarget(
             integration_id=str(integration_id),
-            provider=Provider(provider),
+            provider=provider,
             site_url=str(site_url),
             # A sandbox may use plain http on loopback only where the service allows them.
             sandbox=bool(sandbox) and self.allow_sandbox,
-            secret=None,
+            secret=secret,
         )
+
+    def _secret(self, integration_id: uuid.UUID, token: str) -> str | None:
+        """The integration's shared webhook secret; None (deliveries refused) when it has none
+        or its credentials cannot be read here."""
+        if self._vault is None:
+            log.warning("webhook: no vault to read integration %s's webhook secret", integration_id)
+            return None
+        try:
+            secret = self._vault.decrypt(token).get("webhook_secret")  # Integration.credentials
+        except VaultError as exc:
+            log.warning("webhook: integration %s's credentials: %s", integration_id, exc)
+            return None
+        return secret if isinstance(secret, str) and secret else None

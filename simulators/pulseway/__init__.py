@@ -9,19 +9,23 @@ from simulators.pulseway.dataset import DatasetSpec, generate_dataset
 from simulators.pulseway.faults import CallBudget, Faults, Traffic
 from simulators.pulseway.reference import API_USER_ID, UI_USER_ID
 from simulators.pulseway.server import run_standalone, serve_in_thread
-from simulators.pulseway.store import Clock, PulsewayStore
+from simulators.pulseway.store import Change, Clock, PulsewayStore
+from simulators.pulseway.webhooks import WebhookConfig, Webhooks
 
 __all__ = [
     "API_USER_ID",
     "UI_USER_ID",
     "ApiCredentials",
     "CallBudget",
+    "Change",
     "Clock",
     "DatasetSpec",
     "Faults",
     "PulsewaySimulator",
     "PulsewayStore",
     "Traffic",
+    "WebhookConfig",
+    "Webhooks",
     "create_app",
     "generate_dataset",
     "run_standalone",

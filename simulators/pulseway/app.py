@@ -5,6 +5,7 @@ URL space::
     POST /v2/security/authenticate, /v2/security/refreshtoken     form posts, no bearer token
     ANY  /v2/...                                                   the API (bearer token)
     GET|POST|DELETE /__simulator/faults                            faults, budget, counters
+    GET|POST|DELETE /__simulator/webhooks                          webhooks (`webhooks.py`)
 
 Every API request passes one gate (`_serve`): count it per endpoint, apply injected latency and
 faults, spend the endpoint's hourly budget, check the bearer token, then run the handler.
@@ -34,6 +35,7 @@ from simulators.pulseway import reference as ref
 from simulators.pulseway import render
 from simulators.pulseway.faults import CallBudget, Faults, Traffic
 from simulators.pulseway.store import PulsewayStore, Record
+from simulators.pulseway.webhooks import Webhooks
 from simulators.pulseway.wire import (
     ApiError,
     envelope,
@@ -121,9 +123,16 @@ class PulsewaySimulator:
         self._sleep = sleep
         self._tokens: dict[str, _Token] = {}
         self.store.employees[self.credentials.user_id] = self.credentials.username
+        self.webhooks = Webhooks(self.store)  # admin UI webhooks; posted on store writes
+        self.store.listeners.append(self.webhooks.on_change)
         self.app = Starlette(
             routes=[
                 Route("/__simulator/faults", self._faults, methods=["GET", "POST", "DELETE"]),
+                Route(
+                    "/__simulator/webhooks",
+                    self.webhooks.control,
+                    methods=["GET", "POST", "DELETE"],
+                ),
                 *self._api_routes(),
             ],
             exception_handlers={404: _no_endpoint, 405: _no_endpoint},
@@ -480,7 +489,7 @@ class PulsewaySimulator:
         return envelope(render.contact_output(self.store, contact))
 
     def _delete_contact(self, call: Call) -> dict[str, Any]:
-        self.store.remove("contacts", call.path["Id"])
+        self.store.remove("contacts", call.path["Id"], user=call.user_id)
         return envelope(None)
 
     def _patch_emails(self, call: Call) -> dict[str, Any]:
@@ -549,7 +558,7 @@ class PulsewaySimulator:
         return envelope(render.asset_output(self.store, asset))
 
     def _delete_asset(self, call: Call) -> dict[str, Any]:
-        self.store.remove("assets", call.path["Id"])
+        self.store.remove("assets", call.path["Id"], user=call.user_id)
         return envelope(None)
 
     # ------------------------------------------------------------------------- lookups

@@ -4,15 +4,19 @@ Records are plain dicts keyed by camelCase field names (the input DTO's fields p
 the audit fields ``createdBy``/``createdOn``/``modifiedBy``/``modifiedOn``; times are datetimes).
 The API handlers and tests share these methods; tests act as a UI user with `update`, `delete`,
 `purge` and `add_location` (``modifiedBy`` = `UI_USER_ID` unless told otherwise).
+
+Every write to an account, contact or hardware asset (API or UI; a location's stamps its
+account) calls each of `listeners` with a `Change`, still under `lock`: the simulator's webhooks
+hang off this (`webhooks.py`). `purge` tells nobody (a deletion Pulseway never notified).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from simulators.pulseway import reference as ref
 from simulators.pulseway.wire import invalid, not_found
@@ -20,6 +24,21 @@ from simulators.pulseway.wire import invalid, not_found
 Record = dict[str, Any]
 KINDS = ("accounts", "locations", "contacts", "assets")
 _TITLES = {"accounts": "Account", "locations": "Location", "contacts": "Contact", "assets": "Asset"}
+
+
+class Change(NamedTuple):
+    """One write, as store listeners see it: `kind` accounts, contacts or assets; `action`
+    created, updated or deleted; `user` the employee who made it; `at` its modifiedOn."""
+
+    kind: str
+    action: str
+    record_id: int
+    user: int
+    at: datetime
+
+
+Listener = Callable[[Change], None]
+_NOTIFIED = frozenset({"accounts", "contacts", "assets"})
 
 
 class Clock:
@@ -55,6 +74,7 @@ class PulsewayStore:
         self.contacts: dict[int, Record] = {}
         self.assets: dict[int, Record] = {}
         self.employees = dict(ref.EMPLOYEES)
+        self.listeners: list[Listener] = []
         self._ids = {name: itertools.count(1) for name in (*KINDS, "addresses", "emails", "phones")}
 
     # ----------------------------------------------------------------------- reading
@@ -106,6 +126,7 @@ class PulsewayStore:
             for index, (location, addresses) in enumerate(locations):
                 main = bool(location.get("isMain")) if has_main else index == 0
                 self._insert_location(account, location, addresses, user, now, main=main)
+            self._changed("accounts", "created", account)
             return account
 
     def replace_account(self, account_id: int, fields: Mapping[str, Any], user: int) -> Record:
@@ -117,6 +138,7 @@ class PulsewayStore:
                 changes["isActive"] = account["isActive"]
             account.update(changes)
             _audit(account, user, self.clock.now())
+            self._changed("accounts", "updated", account)
             return account
 
     def create_contact(
@@ -148,7 +170,11 @@ class PulsewayStore:
                 self._add_item(contact, "emails", email, user, now)
             for phone in phones:
                 self._add_item(contact, "phones", phone, user, now)
+            # The default is the list's flagged entry, whatever its position.
+            _one_default(contact["emails"])
+            _one_default(contact["phones"])
             self.contacts[contact["id"]] = contact
+            self._changed("contacts", "created", contact)
             return contact
 
     def replace_contact(self, contact_id: int, fields: Mapping[str, Any], user: int) -> Record:
@@ -171,6 +197,7 @@ class PulsewayStore:
                     contact[name] = default
             contact["locationId"] = location_id
             _audit(contact, user, self.clock.now())
+            self._changed("contacts", "updated", contact)
             return contact
 
     def patch_items(
@@ -220,6 +247,7 @@ class PulsewayStore:
             _one_default(items)
             contact[kind] = items
             _audit(contact, user, now)
+            self._changed("contacts", "updated", contact)
             return contact, counts
 
     def create_asset(self, fields: Mapping[str, Any], user: int) -> Record:
@@ -230,6 +258,7 @@ class PulsewayStore:
                 asset["isActive"] = True
             _audit(asset, user, self.clock.now(), created=True)
             self.assets[asset["id"]] = asset
+            self._changed("assets", "created", asset)
             return asset
 
     def replace_asset(self, asset_id: int, fields: Mapping[str, Any], user: int) -> Record:
@@ -240,13 +269,15 @@ class PulsewayStore:
             if asset.get("isActive") is None:
                 asset["isActive"] = True
             _audit(asset, user, self.clock.now())
+            self._changed("assets", "updated", asset)
             return asset
 
-    def remove(self, kind: str, record_id: int) -> None:
-        """Hard-delete a contact or an asset (the API's DELETE)."""
+    def remove(self, kind: str, record_id: int, *, user: int = ref.API_USER_ID) -> None:
+        """Hard-delete a contact or an asset (the API's DELETE; `user` the one deleting)."""
         with self.lock:
-            self.get(kind, record_id)
+            record = self.get(kind, record_id)
             del self.table(kind)[record_id]
+            self._changed(kind, "deleted", {**record, "modifiedBy": user}, self.clock.now())
 
     # ------------------------------------------------------------- acting as a UI user
 
@@ -262,6 +293,9 @@ class PulsewayStore:
             _audit(record, user, now)
             if kind == "locations":
                 _audit(self.accounts[record["accountId"]], user, now)
+                self._changed("accounts", "updated", self.accounts[record["accountId"]])
+            else:
+                self._changed(kind, "updated", record)
             return record
 
     def delete(self, kind: str, record_id: int, *, user: int = ref.UI_USER_ID) -> None:
@@ -270,7 +304,7 @@ class PulsewayStore:
         if kind in ("accounts", "locations"):
             self.update(kind, record_id, user=user, isActive=False)
         else:
-            self.remove(kind, record_id)
+            self.remove(kind, record_id, user=user)
 
     def purge(self, kind: str, record_id: int) -> None:
         """Remove a record outright without stamping anything; an account takes its locations,
@@ -304,9 +338,19 @@ class PulsewayStore:
                 account, {"locationName": location_name}, list(addresses), user, now, main=is_main
             )
             _audit(account, user, now)
+            self._changed("accounts", "updated", account)
             return location
 
     # ---------------------------------------------------------------------- helpers
+
+    def _changed(self, kind: str, action: str, record: Record, at: datetime | None = None) -> None:
+        if kind not in _NOTIFIED or not self.listeners:
+            return
+        change = Change(
+            kind, action, record["id"], record["modifiedBy"], at or record["modifiedOn"]
+        )
+        for listener in self.listeners:
+            listener(change)
 
     def _insert_location(
         self,
@@ -416,7 +460,6 @@ class PulsewayStore:
     ) -> None:
         prefix = f"{kind}[{len(contact[kind])}]."
         contact[kind].append(self._new_item(kind, given, user, now, prefix))
-        _one_default(contact[kind])
 
 
 def _audit(record: Record, user: int, now: datetime, *, created: bool = False) -> None:
