@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from pulseway_contract import Recorder
 
 from simulators.connectwise.server import serve_in_thread
 from simulators.pulseway import DatasetSpec, PulsewaySimulator, generate_dataset
@@ -16,9 +17,11 @@ from sync.providers.urls import build_http_client
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[tuple[PulsewaySimulator, str]]:
+async def simulator(
+    pulseway_contract: Recorder,
+) -> AsyncIterator[tuple[PulsewaySimulator, str]]:
     sim = PulsewaySimulator(generate_dataset(DatasetSpec(accounts=12, seed=3)))
-    async with serve_in_thread(sim.app) as base_url:
+    async with serve_in_thread(pulseway_contract.wrap(sim.app)) as base_url:
         yield sim, base_url
 
 

@@ -1,17 +1,11 @@
 """The Pulseway PSA simulator over HTTP, every response checked against the OpenAPI document.
 
-The contract: ``simulators/pulseway/openapi-v2-subset.json`` is the Kaseya BMS / Pulseway PSA v2
-OpenAPI 3.0.1 document cut down, verbatim, to the paths the simulator serves. Before validating,
-`contract_spec` adapts a copy of it in three deliberate ways, each a documented property of the
-real API rather than a licence for the simulator:
-
-1. Property names (and ``required`` lists) are camelCased the way System.Text.Json does
-   (``IPAddress`` → ``ipAddress``): the document lists PascalCase, the wire is camelCase.
-2. ``ErrorInfo`` and every DTO that is an envelope's ``Result`` may be null: the envelope has
-   ``"error": null`` on success and ``"result": null`` on failure (.NET reference types).
-3. ``GET /v2/crm/accounts/summary/{id}`` and ``/v2/crm/contacts/summary/{id}`` are documented
-   as the bare DTO, but working clients read ``result``; the simulator wraps them (its default),
-   so the copy wraps them too. With ``summary_by_id_envelope=False`` the original applies.
+The contract is ``simulators/pulseway/openapi-v2-subset.json``, a verbatim subset of the Kaseya
+BMS / Pulseway PSA v2 OpenAPI document, as `pulseway_contract.contract_spec` adapts it (its
+docstring lists each deliberate adjustment and why). The tests here send hand-written requests,
+some deliberately wrong, so only the simulator's 200 answers are checked against it; the requests
+psasync's Pulseway client sends are checked by the ``pulseway_contract`` fixture of the provider
+tests, whose request check is proven at the end of this file.
 
 Only HTTP 200 is declared by the document; 401 (bad token), 429 (budget, injected) and 5xx
 (injected) answers are checked by the tests themselves, not against it.
@@ -19,20 +13,18 @@ Only HTTP 200 is declared by the document; 401 (bad token), 429 (budget, injecte
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
+from pulseway_contract import BASE, contract_spec, exchange_problems
+from pulseway_contract import Exchange as WireExchange
+from pulseway_contract import Recorder as WireRecorder
 
-import simulators.pulseway
 from simulators.pulseway import (
     UI_USER_ID,
     ApiCredentials,
@@ -43,60 +35,13 @@ from simulators.pulseway import (
     generate_dataset,
     serve_in_thread,
 )
-from simulators.pulseway.wire import camel
 
-SPEC = Path(simulators.pulseway.__file__).parent / "openapi-v2-subset.json"
-BASE = "http://psa.test"
 CREDENTIALS = ApiCredentials(tenant="acme", username="api.user", password="s3cret")
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 API_USER = CREDENTIALS.user_id
 
 
 # ------------------------------------------------------------------------- the contract
-
-
-def _camel_schemas(node: Any) -> Any:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key == "properties" and isinstance(value, dict):
-                out[key] = {camel(k): _camel_schemas(v) for k, v in value.items()}
-            elif key == "required" and isinstance(value, list):
-                out[key] = [camel(k) for k in value]
-            else:
-                out[key] = _camel_schemas(value)
-        return out
-    if isinstance(node, list):
-        return [_camel_schemas(v) for v in node]
-    return node
-
-
-@cache
-def contract_spec(summary_envelope: bool = True) -> OpenAPI:
-    document = json.loads(SPEC.read_text())
-    document["servers"] = [{"url": "/"}]
-    schemas = document["components"]["schemas"]
-    for name, schema in list(schemas.items()):
-        schemas[name] = _camel_schemas(schema)
-    schemas["ErrorInfo"]["nullable"] = True
-    for schema in schemas.values():
-        result = schema.get("properties", {}).get("result", {})
-        if "$ref" in result:
-            schemas[result["$ref"].split("/")[-1]]["nullable"] = True
-    if summary_envelope:
-        for path in ("/v2/crm/accounts/summary/{id}", "/v2/crm/contacts/summary/{id}"):
-            content = document["paths"][path]["get"]["responses"]["200"]["content"]
-            for media in content.values():
-                schemas[media["schema"]["$ref"].split("/")[-1]]["nullable"] = True
-                media["schema"] = {
-                    "type": "object",
-                    "properties": {
-                        "success": {"type": "boolean"},
-                        "error": {"$ref": "#/components/schemas/ErrorInfo"},
-                        "result": copy.deepcopy(media["schema"]),
-                    },
-                }
-    return OpenAPI.from_dict(document)
 
 
 class Recorder:
@@ -716,3 +661,120 @@ def test_contract_fixture_sees_every_response(recorder: Recorder) -> None:
     probe = Recorder()
     probe.exchanges.append((bad.request, bad))
     assert any("not-an-int" in p for p in probe.problems())
+
+
+# ------------------------------------------------------------- the request check itself
+
+
+@pytest.fixture
+async def wire(
+    simulator: PulsewaySimulator,
+) -> AsyncIterator[tuple[httpx.AsyncClient, WireRecorder]]:
+    """An authenticated client to the simulator served through the provider tests' recorder."""
+    recorder = WireRecorder()
+    transport = httpx.ASGITransport(app=recorder.wrap(simulator.app))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        token = ok(await login(client))["accessToken"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client, recorder
+
+
+async def test_request_check_passes_what_the_document_allows(
+    wire: tuple[httpx.AsyncClient, WireRecorder], store: PulsewayStore
+) -> None:
+    """The deliberate adjustments: urlencoded camelCase login form, zoneless date filters."""
+    api, recorder = wire
+    zoneless = {"Filter.ModifiedOnFrom": "2025-06-01T11:00:00", "Filter.IsActive": "True"}
+    ok(await api.get("/v2/crm/accounts/summary", params={**zoneless, "PageSize": 5}))
+    ids = (("Filter.Ids", 3), ("Filter.Ids", 9), ("PageNumber", 1))
+    ok(await api.get("/v2/crm/contacts/search", params=ids))
+    categories: dict[str, str | int] = {"Filter.CategoryIds": "1,2,3", "Filter.AccountId": 4}
+    ok(await api.get("/v2/servicedesk/hardwareasset/searchselect", params=categories))
+    patch = [{"op": "replace", "path": "/website", "value": "https://one.example"}]
+    headers = {"Content-Type": "application/json-patch+json"}
+    ok(await api.patch("/v2/crm/accounts/1", json=patch, headers=headers))
+    location_id = store.accounts[4]["locationIds"][0]
+    asset = {"name": "WS-1", "accountId": 4, "accountLocationId": location_id, "categoryId": 1}
+    ok(await api.post("/v2/servicedesk/hardwareasset", json=asset))
+    assert len(recorder.recorded()) == 6  # the login too
+    assert recorder.problems() == []
+    assert recorder.report() is None
+
+
+async def test_request_check_reports_parameters_and_bodies_outside_the_document(
+    wire: tuple[httpx.AsyncClient, WireRecorder],
+) -> None:
+    api, recorder = wire
+    await api.get(
+        "/v2/crm/accounts/summary",
+        params={"PageSize": "ten", "Filter.IsActive": "yes", "Filter.ModifiedSince": "x"},
+    )
+    await api.get("/v2/crm/accounts/summary", params={"Filter.ModifiedOnFrom": "yesterday"})
+    categories = (("Filter.CategoryIds", 1), ("Filter.CategoryIds", 2))
+    await api.get("/v2/servicedesk/hardwareasset/searchselect", params=categories)
+    await api.post("/v2/crm/accounts", json={"accountName": "No Manager"})
+    await api.post("/v2/servicedesk/hardwareasset", json={"name": "X", "accountId": "four"})
+    bad_patch = [{"op": "replace", "path": "/website", "value": "x", "note": "extra"}]
+    headers = {"Content-Type": "application/json-patch+json"}
+    await api.patch("/v2/crm/accounts/1", json=bad_patch, headers=headers)
+    await api.post("/v2/security/authenticate", data={"userName": "api.user"})
+    await api.get("/v2/crm/accounts/summary/1", headers={"Authorization": ""})
+    await api.get("/v2/crm/nothing")
+
+    problems = "\n".join(recorder.problems())
+    expected = [
+        "GET /v2/crm/accounts/summary?PageSize=ten",
+        "PageSize: Failed to cast value to integer type: ten",
+        "'Filter.IsActive' is 'yes'",
+        "'Filter.ModifiedSince' is not in the document",
+        "'yesterday' does not match",
+        "'Filter.CategoryIds' is repeated (2 times) but the document declares a single string",
+        "POST /v2/crm/accounts: request: 'accountManagerId' is a required property",
+        "POST /v2/servicedesk/hardwareasset: request: accountId: 'four' is not of type 'integer'",
+        "'categoryId' is a required property",
+        "PATCH /v2/crm/accounts/1: request: 0: Additional properties are not allowed",
+        "POST /v2/security/authenticate: request: 'GrantType' is a required property",
+        "GET /v2/crm/accounts/summary/1: request: SecurityValidationError",
+        "GET /v2/crm/nothing: request: Path not found",
+    ]
+    for text in expected:
+        assert text in problems, f"{text!r} not reported in:\n{problems}"
+    report = recorder.report()
+    assert report is not None
+    assert report.startswith(f"{len(recorder.problems())} violation(s)")
+
+
+def test_response_check_of_the_recorder_reports_bad_bodies() -> None:
+    exchange = WireExchange(
+        method="GET",
+        path="/v2/system/accounttypes/lookup",
+        query=(),
+        headers=(("authorization", "Bearer t"),),
+        body=b"",
+        status=200,
+        response_body=b'{"success": true, "error": null, "result": [{"id": "not-an-int"}]}',
+    )
+    [problem] = exchange_problems(exchange)
+    assert problem.startswith("GET /v2/system/accounttypes/lookup: response: result/0/id:")
+    assert "'not-an-int' is not of type 'integer'" in problem
+    assert exchange_problems(replace(exchange, status=404)) == []  # only 200 is documented
+
+
+async def test_recorder_collects_from_a_server_thread(simulator: PulsewaySimulator) -> None:
+    recorder = WireRecorder()
+    async with (
+        serve_in_thread(recorder.wrap(simulator.app)) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        token = ok(await login(client))["accessToken"]
+        headers = {"Authorization": f"Bearer {token}"}
+        ok(await client.get("/v2/crm/accounts/summary", params={"PageSize": 2}, headers=headers))
+        await client.get("/__simulator/faults")  # control calls are not the API's
+        await client.get("/v2/crm/accounts/summary", params={"Pagesize": 2}, headers=headers)
+    assert [e.path for e in recorder.recorded()] == [
+        "/v2/security/authenticate",
+        "/v2/crm/accounts/summary",
+        "/v2/crm/accounts/summary",
+    ]
+    [problem] = recorder.problems()
+    assert "'Pagesize' is not in the document" in problem
