@@ -85,7 +85,11 @@ def create_app(
             task = None
             if settings.worker:
                 worker = Worker(
-                    open_provider or provider_factory(settings.vault), public_url=public_url
+                    open_provider
+                    or provider_factory(
+                        settings.vault, calls_per_hour=settings.pulseway_calls_per_hour
+                    ),
+                    public_url=public_url,
                 )
                 task = asyncio.create_task(worker.run_forever(), name="psasync-worker")
             app.state.worker = worker
@@ -115,7 +119,9 @@ def create_app(
         wake_inbox=lambda: _wake_inbox(app),
     )
     webhooks = create_webhooks_app(
-        on_stored=lambda: _wake_inbox(app), allow_sandbox=settings.allow_sandbox
+        on_stored=lambda: _wake_inbox(app),
+        allow_sandbox=settings.allow_sandbox,
+        vault=settings.vault,  # reads shared webhook secrets (Pulseway PSA)
     )
     app = Starlette(
         routes=[

@@ -123,7 +123,10 @@ async def worker() -> None:
     """Run only the sync worker (for deployments with several processes on PostgreSQL)."""
     settings = _settings()
     async with database(settings):
-        await Worker(provider_factory(settings.vault), public_url=settings.public_url).run_forever()
+        await Worker(
+            provider_factory(settings.vault, calls_per_hour=settings.pulseway_calls_per_hour),
+            public_url=settings.public_url,
+        ).run_forever()
 
 
 @main.group()
@@ -518,7 +521,10 @@ async def _follow(run_id: uuid.UUID, settings: Settings, grace: float) -> SyncRu
             return run
         if run.status == RunStatus.QUEUED and local is None and waited >= grace:
             click.echo("no running service picked it up: running it here", err=True)
-            worker = Worker(provider_factory(settings.vault), schedule=False)
+            worker = Worker(
+                provider_factory(settings.vault, calls_per_hour=settings.pulseway_calls_per_hour),
+                schedule=False,
+            )
             local = asyncio.create_task(worker.run_until_idle())
         line = _progress_line(run)
         if line != last and sys.stderr.isatty():

@@ -11,6 +11,7 @@ being stored anywhere but as the usual hash; a new secret key gives a new demo k
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -24,22 +25,40 @@ from models.accounts import API_KEY_PREFIX
 from simulators.connectwise import (
     ApiCredentials,
     ConnectWiseSimulator,
+    ConnectWiseStore,
     DatasetSpec,
     generate_dataset,
     serve_in_thread,
 )
-from sync.integrations import add_connectwise
+from simulators.pulseway import ApiCredentials as PulsewayApiCredentials
+from simulators.pulseway import DatasetSpec as PulsewayDatasetSpec
+from simulators.pulseway import PulsewaySimulator
+from simulators.pulseway import generate_dataset as generate_pulseway
+from simulators.pulseway import serve_in_thread as serve_pulseway
+from sync.integrations import add_connectwise, add_pulseway
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.providers.pulseway.credentials import PulsewayCredentials
 
 log = logging.getLogger("psasync.demo")
 
 DEMO_ACCOUNT = "Demo MSP"
 DEMO_INTEGRATION = "Demo ConnectWise (simulator)"
+DEMO_PULSEWAY_INTEGRATION = "Demo Pulseway PSA (simulator)"
+DEMO_INTEGRATIONS = (DEMO_INTEGRATION, DEMO_PULSEWAY_INTEGRATION)
 DEMO_COMPANIES = 50
+DEMO_PULSEWAY_ACCOUNTS = 12
+# Pulseway accounts renamed after ConnectWise companies: a partner's clients are in both PSAs
+# while it switches, so these become one organization with two links.
+DEMO_SHARED_CLIENTS = 3
 DEMO_ADMIN = "admin@demo.psasync.local"
-# Loopback-only toy credentials: the simulator they open lives inside this process.
+# Loopback-only toy credentials: the simulators they open live inside this process.
 DEMO_CREDENTIALS = ApiCredentials(
     company_id="demo", public_key="demo-public", private_key="demo-private"
+)
+DEMO_PULSEWAY_CREDENTIALS = PulsewayApiCredentials(
+    tenant="demo",
+    username="psasync.demo",
+    password="demo-password",  # noqa: S106
 )
 
 
@@ -48,22 +67,38 @@ async def wanted(settings: Settings) -> bool:
         return True
     if settings.demo == "off":
         return False
-    real = await Integration.exclude(name=DEMO_INTEGRATION).exists()
+    real = await Integration.exclude(name__in=DEMO_INTEGRATIONS).exists()
     return not real
 
 
 @asynccontextmanager
 async def demo_psa(settings: Settings) -> AsyncIterator[Integration | None]:
-    """Run the simulator for the life of the service; create the demo integration once."""
+    """Run the demo simulators for the life of the service (``PSASYNC_DEMO_PROVIDERS``);
+    create their integrations once."""
     if not await wanted(settings):
         yield None
         return
+    account = await Account.filter(name=DEMO_ACCOUNT).first()
+    account = account or await Account.create(name=DEMO_ACCOUNT)
+    key = await demo_key(account, settings)
     store = generate_dataset(DatasetSpec(companies=DEMO_COMPANIES, seed=7))
+    integrations: list[Integration] = []
+    async with contextlib.AsyncExitStack() as stack:
+        if "connectwise" in settings.demo_providers:
+            integrations.append(await stack.enter_async_context(_connectwise(settings, store)))
+        if "pulseway" in settings.demo_providers:
+            shared = [c["name"] for c in store.find("companies")][:DEMO_SHARED_CLIENTS]
+            integrations.append(await stack.enter_async_context(_pulseway(settings, shared)))
+        sys.stdout.write(banner(settings, key))
+        sys.stdout.flush()
+        yield integrations[0] if integrations else None
+
+
+@asynccontextmanager
+async def _connectwise(settings: Settings, store: ConnectWiseStore) -> AsyncIterator[Integration]:
     simulator = ConnectWiseSimulator(store, credentials=DEMO_CREDENTIALS, company_name="Demo MSP")
     async with serve_in_thread(simulator, "127.0.0.1", settings.demo_port) as base_url:
-        account = await Account.filter(name=DEMO_ACCOUNT).first()
-        account = account or await Account.create(name=DEMO_ACCOUNT)
-        key = await demo_key(account, settings)
+        account = await Account.get(name=DEMO_ACCOUNT)
         integration = await Integration.filter(name=DEMO_INTEGRATION).first()
         if integration is None:
             credentials = ConnectWiseCredentials(
@@ -77,18 +112,77 @@ async def demo_psa(settings: Settings) -> AsyncIterator[Integration | None]:
                 account, credentials, settings.vault, name=DEMO_INTEGRATION, sandbox=True
             )
             log.info("demo: created %s against the simulator at %s", DEMO_INTEGRATION, base_url)
+        else:
+            await _follow(integration, settings, "site_url", base_url)
         log.info("demo: ConnectWise simulator on %s (%d companies)", base_url, DEMO_COMPANIES)
-        sys.stdout.write(banner(settings, key))
-        sys.stdout.flush()
         yield integration
+
+
+@asynccontextmanager
+async def _pulseway(settings: Settings, shared: list[str]) -> AsyncIterator[Integration]:
+    """A Pulseway PSA tenant with a few of the ConnectWise clients in it, its webhook
+    configured (signed with a secret derived from the service's key) to post here."""
+    store = generate_pulseway(PulsewayDatasetSpec(accounts=DEMO_PULSEWAY_ACCOUNTS, seed=7))
+    clients = sorted(store.table("accounts"))[: len(shared)]
+    for account_id, name in zip(clients, shared, strict=False):
+        store.update("accounts", account_id, accountName=name, accountTypeId=1, isActive=True)
+    simulator = PulsewaySimulator(store, credentials=DEMO_PULSEWAY_CREDENTIALS, calls_per_hour=0)
+    port = settings.demo_port + 1 if settings.demo_port else 0
+    secret = _derived(settings, b"psasync demo pulseway webhook secret")
+    async with serve_pulseway(simulator.app, "127.0.0.1", port) as base_url:
+        account = await Account.get(name=DEMO_ACCOUNT)
+        integration = await Integration.filter(name=DEMO_PULSEWAY_INTEGRATION).first()
+        if integration is None:
+            credentials = PulsewayCredentials(
+                tenant=DEMO_PULSEWAY_CREDENTIALS.tenant,
+                user_name=DEMO_PULSEWAY_CREDENTIALS.username,
+                password=DEMO_PULSEWAY_CREDENTIALS.password,
+                host=base_url,
+                webhook_secret=secret,
+            )
+            integration, _run = await add_pulseway(
+                account,
+                credentials,
+                settings.vault,
+                name=DEMO_PULSEWAY_INTEGRATION,
+                sandbox=True,
+            )
+            log.info("demo: created %s against the simulator at %s", integration.name, base_url)
+        else:
+            await _follow(integration, settings, "host", base_url)
+        receiver = settings.public_url or f"http://127.0.0.1:{settings.port}"
+        # As an admin would in Pulseway's Admin → Integrations → Webhooks.
+        simulator.webhooks.add(
+            f"{receiver.rstrip('/')}/webhooks/pulseway/{integration.id}", secret, name="psasync"
+        )
+        log.info(
+            "demo: Pulseway PSA simulator on %s (%d accounts)", base_url, DEMO_PULSEWAY_ACCOUNTS
+        )
+        try:
+            yield integration
+        finally:
+            simulator.webhooks.close()
+
+
+async def _follow(integration: Integration, settings: Settings, field: str, url: str) -> None:
+    """A demo simulator may come back on another port (``PSASYNC_DEMO_PORT``): point the
+    stored integration at it."""
+    stored = integration.credentials(settings.vault)
+    if stored.get(field) == url and integration.site_url == url:
+        return
+    integration.set_credentials(settings.vault, {**stored, field: url})
+    integration.site_url = url
+    await integration.save(update_fields=["credentials_token", "site_url"])
+
+
+def _derived(settings: Settings, label: bytes) -> str:
+    digest = hmac.new(settings.secret_keys[0].encode(), label, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 async def demo_key(account: Account, settings: Settings) -> str:
     """The demo administrator's key: the same on every start with the same secret key."""
-    digest = hmac.new(
-        settings.secret_keys[0].encode(), b"psasync demo administrator key", hashlib.sha256
-    ).digest()
-    key = API_KEY_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    key = API_KEY_PREFIX + _derived(settings, b"psasync demo administrator key")
     user = await User.filter(account_id=account.id, email=DEMO_ADMIN).first()
     if user is None:
         user = await User.create(

@@ -8,11 +8,15 @@
 | PSASYNC_HOST             | 127.0.0.1                                 |
 | PSASYNC_PORT             | 8000                                      |
 | PSASYNC_DEMO             | auto: a demo PSA when none is configured  |
-| PSASYNC_DEMO_PORT        | 8081                                      |
+| PSASYNC_DEMO_PORT        | 8081 (Pulseway PSA's demo: the next port) |
+| PSASYNC_DEMO_PROVIDERS   | connectwise: the demo PSAs, comma-separated |
+|                          | (connectwise, pulseway)                   |
 | PSASYNC_WORKER           | true: run the sync worker in this process |
 | PSASYNC_LOG_LEVEL        | info                                      |
 | PSASYNC_ALLOW_SANDBOX    | false: API clients may not connect a PSA  |
 |                          | over plain http on this machine           |
+| PSASYNC_PULSEWAY_CALLS_PER_HOUR | 1500: calls per endpoint per hour |
+|                          | psasync allows itself (Pulseway's limit)  |
 | PSASYNC_PUBLIC_URL       | none: where PSAs post webhooks (https);   |
 |                          | without it, polling alone                 |
 
@@ -59,6 +63,10 @@ class Settings:
     # registers ConnectWise callbacks at ``{public_url}/webhooks/...``; without it, sync
     # relies on polling alone.
     public_url: str | None = None
+    # Calls per hour per endpoint psasync spreads its Pulseway PSA calls under.
+    pulseway_calls_per_hour: int = 1500
+    # Which PSAs the demo simulates (``connectwise``, ``pulseway``).
+    demo_providers: tuple[str, ...] = ("connectwise",)
 
     def __repr__(self) -> str:  # the keys must never reach a log
         return (
@@ -143,7 +151,35 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("PSASYNC_LOG_LEVEL", "info").lower(),
         allow_sandbox=_flag(env.get("PSASYNC_ALLOW_SANDBOX", "false"), "PSASYNC_ALLOW_SANDBOX"),
         public_url=_public_url(env.get("PSASYNC_PUBLIC_URL", "")),
+        demo_providers=_demo_providers(env.get("PSASYNC_DEMO_PROVIDERS", "")),
+        pulseway_calls_per_hour=_positive(
+            env.get("PSASYNC_PULSEWAY_CALLS_PER_HOUR", "1500"), "PSASYNC_PULSEWAY_CALLS_PER_HOUR"
+        ),
     )
+
+
+def _positive(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise SettingsError(f"{name} must be at least 1")
+    return number
+
+
+DEMO_PROVIDERS = ("connectwise", "pulseway")
+
+
+def _demo_providers(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in DEMO_PROVIDERS]
+    if unknown:
+        raise SettingsError(
+            f"PSASYNC_DEMO_PROVIDERS: unknown {', '.join(unknown)} "
+            f"(choose from {', '.join(DEMO_PROVIDERS)})"
+        )
+    return names or ("connectwise",)
 
 
 def _public_url(value: str) -> str | None:
