@@ -87,7 +87,7 @@ async def demo_psa(settings: Settings) -> AsyncIterator[Integration | None]:
         if "connectwise" in settings.demo_providers:
             integrations.append(await stack.enter_async_context(_connectwise(settings, store)))
         if "pulseway" in settings.demo_providers:
-            shared = [c["name"] for c in store.find("companies")][:DEMO_SHARED_CLIENTS]
+            shared = _synced_clients(store)[:DEMO_SHARED_CLIENTS]
             integrations.append(await stack.enter_async_context(_pulseway(settings, shared)))
         sys.stdout.write(banner(settings, key))
         sys.stdout.flush()
@@ -173,6 +173,16 @@ async def _follow(integration: Integration, settings: Settings, field: str, url:
     integration.set_credentials(settings.vault, {**stored, field: url})
     integration.site_url = url
     await integration.save(update_fields=["credentials_token", "site_url"])
+
+
+def _synced_clients(store: ConnectWiseStore) -> list[str]:
+    """Names of ConnectWise companies the demo integration syncs (active clients)."""
+    return [
+        str(c["name"])
+        for c in store.find("companies")
+        if c["status"]["name"] == "Active"
+        and [t["name"] for t in c.get("types") or []] == ["Client"]
+    ]
 
 
 def _derived(settings: Settings, label: bytes) -> str:

@@ -216,3 +216,90 @@ async def test_bad_settings_are_named_clearly(
     code, out = await psasync(cli_env(tmp_path, **{variable: value}), "status")
     assert code != 0
     assert message in out
+
+
+PSA_LINKS = """{ integrations { name statusLabel }
+  organizations(first: 100) { edges { node { name
+    psaLinks { psaId state integration { name } } } } } }"""
+
+
+async def test_the_demo_can_run_pulseway_psa_beside_connectwise(tmp_path: Path) -> None:
+    """The switch-PSA story's starting point: both demo integrations, and the clients both
+    PSAs have are one organization with two links."""
+    port, demo_port = free_port(), free_port()
+    env = cli_env(
+        tmp_path,
+        PSASYNC_PORT=str(port),
+        PSASYNC_DEMO_PORT=str(demo_port),
+        PSASYNC_DEMO_PROVIDERS="connectwise,pulseway",
+        # The demo's Pulseway budget would spread its first sync over a minute.
+        PSASYNC_PULSEWAY_CALLS_PER_HOUR="1000000",
+    )
+    server, key = await start_service(env, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            auth = {"Authorization": f"Bearer {key}"}
+            for _ in range(600):
+                body = (await http.post("/graphql", json={"query": PSA_LINKS},
+                                        headers=auth)).json()  # fmt: skip
+                labels = {i["name"]: i["statusLabel"] for i in body["data"]["integrations"]}
+                if set(labels.values()) == {"OK"}:
+                    break
+                await asyncio.sleep(0.25)
+    finally:
+        await stop_service(server)
+    assert labels == {
+        "Demo ConnectWise (simulator)": "OK",
+        "Demo Pulseway PSA (simulator)": "OK",
+    }
+    names = [edge["node"]["name"] for edge in body["data"]["organizations"]["edges"]]
+    assert len(names) == len(set(names))  # nothing duplicated
+    linked = {
+        edge["node"]["name"]: {
+            link["integration"]["name"]
+            for link in edge["node"]["psaLinks"]
+            if link["psaId"] is not None and link["state"] == "SYNCED"
+        }
+        for edge in body["data"]["organizations"]["edges"]
+    }
+    both = [name for name, integrations in linked.items() if integrations == set(labels)]
+    assert len(both) == 3
+    # The other ConnectWise clients wait for push-all: Pulseway does not have them yet.
+    waiting = [
+        edge["node"]["name"]
+        for edge in body["data"]["organizations"]["edges"]
+        if any(link["state"] == "NOT_PUSHED" for link in edge["node"]["psaLinks"])
+    ]
+    assert waiting
+
+
+async def test_cli_connects_pulseway_psa_with_two_way_on_and_names_wrong_options(
+    tmp_path: Path,
+) -> None:
+    from simulators.pulseway import (
+        ApiCredentials,
+        DatasetSpec,
+        PulsewaySimulator,
+        generate_dataset,
+        serve_in_thread,
+    )
+
+    login = ApiCredentials(tenant="acme", username="api.user", password="pw-123456")
+    simulator = PulsewaySimulator(generate_dataset(DatasetSpec(accounts=3)), credentials=login)
+    env = cli_env(tmp_path, PSASYNC_PULSEWAY_PASSWORD=login.password)
+    async with serve_in_thread(simulator.app) as base_url:
+        base = ["integrations", "add", "pulseway", "--tenant", "acme", "--user-name"]
+        code, out = await psasync(env, *base, "api.user", "--host", base_url, "--site", "x")
+        assert code != 0
+        assert "--site: not pulseway options" in out
+
+        code, out = await psasync(env, *base, "someone.else", "--host", base_url, "--sandbox")
+        assert code != 0
+        assert "INVALID_CREDENTIALS" in out
+        assert login.password not in out
+
+        code, out = await psasync(env, *base, "api.user", "--host", base_url, "--sandbox")
+        assert code == 0, out
+        assert "connected Pulseway PSA" in out
+        assert "two-way sync: on" in out
+    simulator.webhooks.close()
