@@ -7,9 +7,11 @@ knows its PSA's signature scheme and payload names.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Final, Protocol
 
 from models.enums import AssetKind, Provider
 
@@ -67,3 +69,52 @@ class WebhookSource(Protocol):
     def parse(self, body: bytes) -> Notice:
         """The notice in a verified body; ``BadPayload`` when it is not one."""
         ...
+
+
+# -- reading a notice's fields (shared by the sources) ---------------------------------------------
+
+DEDUPE_MAX: Final = 128  # WebhookDelivery.dedupe_key
+MEMBER_MAX: Final = 254  # WebhookDelivery.member
+
+
+def dedupe_key(message_id: object, body: bytes) -> str:
+    """The PSA's message id (hashed when too long for the column), or the body's SHA-256
+    when it sends none: a redelivery is then stored once."""
+    if isinstance(message_id, int | str) and not isinstance(message_id, bool):
+        text = str(message_id).strip()
+        if text:
+            if len(text) <= DEDUPE_MAX:
+                return text
+            return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(body).hexdigest()
+
+
+def member(value: object) -> str | None:
+    """The PSA user a notice names (an id or a name), as text; None when absent."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | str):
+        text = str(value).strip()
+        return text[:MEMBER_MAX] or None
+    return None
+
+
+def epoch_seconds(value: object) -> int | None:
+    """An ISO 8601 time (``Z``, an offset, or none: UTC; .NET's seven fractional digits
+    allowed) as epoch seconds; None when it cannot be read."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    head, dot, tail = text.partition(".")
+    if dot:  # keep microseconds: fromisoformat takes at most six digits
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp())

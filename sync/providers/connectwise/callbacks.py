@@ -26,14 +26,21 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
 
 from models.enums import AssetKind, Provider
 from sync.providers.urls import build_http_client
-from webhooks.source import BadPayload, BadSignature, Notice, WebhookTarget
+from webhooks.source import (
+    BadPayload,
+    BadSignature,
+    Notice,
+    WebhookTarget,
+    dedupe_key,
+    epoch_seconds,
+    member,
+)
 
 from .client import _CLOUD_API_HOSTS
 
@@ -51,8 +58,6 @@ KINDS: Final[Mapping[str, AssetKind]] = {
 }
 KEY_TIMEOUT: Final = 10.0
 KEY_MAX_BYTES: Final = 64 * 1024
-_DEDUPE_MAX: Final = 128  # WebhookDelivery.dedupe_key
-_MEMBER_MAX: Final = 254  # WebhookDelivery.member
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 # Both ways: a site typed as na.myconnectwise.net serves keys on api-na, and the reverse.
 _SAME_INSTANCE: Final[Mapping[str, str]] = {
@@ -171,11 +176,11 @@ class ConnectWiseCallbacks:
         if not isinstance(kind_name, str) or not kind_name:
             raise BadPayload("Not a ConnectWise callback: Type is missing.")
         return Notice(
-            dedupe_key=_dedupe_key(message.get("MessageId"), body),
+            dedupe_key=dedupe_key(message.get("MessageId"), body),
             action=action.lower(),
             kind=KINDS.get(kind_name.lower()),
             psa_id=_record_id(message.get("ID")),
-            member=_member(message.get("MemberId")),
+            member=member(message.get("MemberId")),
             stamp=_stamp(message.get("Entity")),
         )
 
@@ -355,31 +360,12 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost" or host.endswith(".localhost")
 
 
-def _dedupe_key(message_id: object, body: bytes) -> str:
-    if isinstance(message_id, int | str) and not isinstance(message_id, bool):
-        text = str(message_id).strip()
-        if text:
-            if len(text) <= _DEDUPE_MAX:
-                return text
-            return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    return hashlib.sha256(body).hexdigest()
-
-
 def _record_id(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     raise BadPayload("Not a ConnectWise callback: ID must be an integer.")
-
-
-def _member(value: object) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | str):
-        text = str(value).strip()
-        return text[:_MEMBER_MAX] or None
-    return None
 
 
 def _stamp(entity: object) -> int | None:
@@ -392,13 +378,4 @@ def _stamp(entity: object) -> int | None:
     if not isinstance(entity, dict):
         return None
     info = entity.get("_info")
-    text = info.get("lastUpdated") if isinstance(info, dict) else None
-    if not isinstance(text, str):
-        return None
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp())
+    return epoch_seconds(info.get("lastUpdated") if isinstance(info, dict) else None)

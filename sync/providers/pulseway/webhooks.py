@@ -26,11 +26,18 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from models.enums import AssetKind, Provider
-from webhooks.source import BadPayload, BadSignature, Notice, WebhookTarget
+from webhooks.source import (
+    BadPayload,
+    BadSignature,
+    Notice,
+    WebhookTarget,
+    dedupe_key,
+    epoch_seconds,
+    member,
+)
 
 __all__ = ["KINDS", "SIGNATURE_HEADER", "PulsewayWebhooks", "signature"]
 
@@ -47,8 +54,6 @@ KINDS: Final[Mapping[str, AssetKind]] = {
 }
 # eventType suffix -> Notice.action.
 _ACTIONS: Final = (("created", "added"), ("updated", "updated"), ("deleted", "deleted"))
-_DEDUPE_MAX: Final = 128  # WebhookDelivery.dedupe_key
-_MEMBER_MAX: Final = 254  # WebhookDelivery.member
 _DIGEST_SIZE: Final = hashlib.sha256().digest_size
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
 
@@ -103,12 +108,12 @@ class PulsewayWebhooks:
         if not isinstance(entity, str) or not entity.strip():
             raise BadPayload("Not a Pulseway PSA webhook: entityType is missing.")
         return Notice(
-            dedupe_key=_dedupe_key(message.get("id"), body),
+            dedupe_key=dedupe_key(message.get("id"), body),
             action=action,
             kind=KINDS.get(entity.strip().lower()),
             psa_id=_record_id(message.get("entityid")),
-            member=_member(message.get("modifiedbyid")),
-            stamp=_stamp(message.get("timestamp")),
+            member=member(message.get("modifiedbyid")),
+            stamp=epoch_seconds(message.get("timestamp")),
         )
 
 
@@ -154,44 +159,9 @@ def _action(event: str) -> str | None:
     return None
 
 
-def _dedupe_key(delivery_id: object, body: bytes) -> str:
-    if isinstance(delivery_id, int | str) and not isinstance(delivery_id, bool):
-        text = str(delivery_id).strip()
-        if text:
-            if len(text) <= _DEDUPE_MAX:
-                return text
-            return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    return hashlib.sha256(body).hexdigest()
-
-
 def _record_id(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     if isinstance(value, str) and value.strip().isdigit() and int(value.strip()) > 0:
         return int(value.strip())
     raise BadPayload("Not a Pulseway PSA webhook: entityId must be a positive integer.")
-
-
-def _member(value: object) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | str):
-        text = str(value).strip()
-        return text[:_MEMBER_MAX] or None
-    return None
-
-
-def _stamp(value: object) -> int | None:
-    """``timestamp`` as epoch seconds (no zone = UTC); None when it cannot be read."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp())
