@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from models.enums import AssetKind
+from sync.providers import requirements
 from sync.providers.base import PsaChange
 from sync.providers.connectwise import mapping
 from sync.providers.connectwise.client import Resource
@@ -56,32 +57,18 @@ def create_body(kind: AssetKind, change: PsaChange) -> dict[str, Any]:
 def missing_for_create(kind: AssetKind, change: PsaChange) -> list[str]:
     """``mapping.REQUIRED_FOR_CREATE`` columns ``change`` lacks, in ``REQUIRED_WORDS`` words."""
     table = mapping.RECORD_MAPS[kind]
-    required = mapping.REQUIRED_FOR_CREATE.get(kind, frozenset())
-    missing = [c for c in required if not _present(table, c, change)]
-    order = list(mapping.REQUIRED_WORDS)
-    missing.sort(key=lambda c: order.index(c) if c in order else len(order))
-    return [mapping.REQUIRED_WORDS.get(c, c.replace("_", " ")) for c in missing]
+    return requirements.missing(
+        mapping.REQUIRED_FOR_CREATE.get(kind, frozenset()),
+        lambda column: _present(table, column, change),
+        mapping.REQUIRED_WORDS,
+    )
 
 
 def _present(table: mapping.RecordMap, column: str, change: PsaChange) -> bool:
-    if column == mapping.PARENT_COLUMN:
-        return change.parent_psa_id is not None
     if column == mapping.ADDRESS_REQUIREMENT and table.address:
         address = change.address or {}
-        return any(_filled(address.get(f.local)) for f in table.address)
-    for code in table.codes:
-        if column == f"{code.kind.value}_id":
-            return bool(change.codes.get(code.kind))
-    for ref in table.refs:
-        if column == f"{ref.name}_id":
-            return change.refs.get(ref.name) is not None
-    return _filled(change.values.get(column))
-
-
-def _filled(value: Any) -> bool:
-    if isinstance(value, str):
-        return bool(value.strip())
-    return value is not None
+        return any(requirements.filled(address.get(f.local)) for f in table.address)
+    return requirements.present(table, column, change, mapping.PARENT_COLUMN)
 
 
 # -- company identifiers -------------------------------------------------------------------------

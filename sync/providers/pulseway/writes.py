@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.enums import AssetKind
+from sync.providers import requirements
 from sync.providers.base import PsaChange
 from sync.providers.pulseway import mapping
 
@@ -320,26 +321,11 @@ def missing_for_create(kind: AssetKind, change: PsaChange) -> list[str]:
     if kind is AssetKind.LOCATION:
         return [mapping.LOCATION_CREATE_REFUSAL]
     table = mapping.RECORD_MAPS[kind]
-    required = mapping.REQUIRED_FOR_CREATE.get(kind, frozenset())
-    missing = [c for c in required if not _present(table, c, change)]
-    order = list(mapping.REQUIRED_WORDS)
-    missing.sort(key=lambda c: order.index(c) if c in order else len(order))
-    return [mapping.REQUIRED_WORDS.get(c, c.replace("_", " ")) for c in missing]
-
-
-def _present(table: mapping.RecordMap, column: str, change: PsaChange) -> bool:
-    if column == mapping.PARENT_COLUMN:
-        return change.parent_psa_id is not None
-    for code in table.codes:
-        if column == f"{code.kind.value}_id":
-            return bool(change.codes.get(code.kind))
-    for ref in table.refs:
-        if column == f"{ref.name}_id":
-            return change.refs.get(ref.name) is not None
-    value = change.values.get(column)
-    if isinstance(value, str):
-        return bool(value.strip())
-    return value is not None
+    return requirements.missing(
+        mapping.REQUIRED_FOR_CREATE.get(kind, frozenset()),
+        lambda column: requirements.present(table, column, change, mapping.PARENT_COLUMN),
+        mapping.REQUIRED_WORDS,
+    )
 
 
 # -- matching ------------------------------------------------------------------------------------
