@@ -42,6 +42,7 @@ from models import (
     SyncRun,
     WebhookDelivery,
 )
+from sync import leases
 from sync.apply import LinkRow, apply, links_where
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
@@ -155,29 +156,14 @@ class InboxProcessor:
         finally:
             if provider is not None:
                 await provider.aclose()
-            await Integration.filter(id=integration.id, inbox_lease_owner=self.owner).update(
-                inbox_lease_owner=None, inbox_lease_expires_at=None
-            )
+            await leases.release(integration.id, "inbox_lease", self.owner)
         return done
 
     async def _claim(self, integration: Integration) -> bool:
-        now = self.clock()
-        owned = await (
-            Integration.filter(id=integration.id)
-            .exclude(status=IntegrationStatus.PAUSED)
-            .exclude(
-                id__in=Subquery(
-                    SyncRun.filter(status=RunStatus.RUNNING, dry_run=False).values("integration_id")
-                )
-            )
-            .filter(
-                Q(inbox_lease_owner__isnull=True)
-                | Q(inbox_lease_owner=self.owner)
-                | Q(inbox_lease_expires_at__lt=now)
-            )
-            .update(inbox_lease_owner=self.owner, inbox_lease_expires_at=now + LEASE)
-        )
-        return owned == 1
+        # Not while a run syncs the integration: two writers would race on its links.
+        running = SyncRun.filter(status=RunStatus.RUNNING, dry_run=False).values("integration_id")
+        query = Integration.filter(id=integration.id).exclude(id__in=Subquery(running))
+        return await leases.claim(query, "inbox_lease", self.owner, self.clock(), LEASE)
 
     # -- one batch -------------------------------------------------------------------------
 

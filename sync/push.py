@@ -53,7 +53,7 @@ from models import (
     SyncConflict,
 )
 from models.bulk import insert_rows, update_rows
-from sync import history, push_create
+from sync import history, leases, push_create
 from sync.columns import as_uuid, stamps
 from sync.concurrency import gather_all
 from sync.connections import ProviderFactory
@@ -204,24 +204,12 @@ class Deliverer:
         finally:
             if provider is not None:
                 await provider.aclose()
-            await Integration.filter(id=integration.id, push_lease_owner=self.owner).update(
-                push_lease_owner=None, push_lease_expires_at=None
-            )
+            await leases.release(integration.id, "push_lease", self.owner)
         return done
 
     async def _claim(self, integration: Integration) -> bool:
-        now = self.clock()
-        owned = await (
-            Integration.filter(id=integration.id)
-            .exclude(status=IntegrationStatus.PAUSED)
-            .filter(
-                Q(push_lease_owner__isnull=True)
-                | Q(push_lease_owner=self.owner)
-                | Q(push_lease_expires_at__lt=now)
-            )
-            .update(push_lease_owner=self.owner, push_lease_expires_at=now + LEASE)
-        )
-        return owned == 1
+        query = Integration.filter(id=integration.id)
+        return await leases.claim(query, "push_lease", self.owner, self.clock(), LEASE)
 
     async def _due(self, integration: Integration) -> list[_Group]:
         """The oldest due entries, grouped by record; records with an earlier entry that
