@@ -225,5 +225,12 @@ def banner(settings: Settings, key: str) -> str:
         '  In GraphiQL, open Headers and add {"Authorization": "Bearer <API key>"}.\n'
         f"  curl:      curl -H 'Authorization: Bearer {key}' -H 'Content-Type: "
         'application/json\' -d \'{"query": "{ viewer { role } }"}\' ' + url + "\n"
-        "  Try:\n" + EXAMPLES + "\n"
+        "  Try:\n" + EXAMPLES + (SWITCH if "pulseway" in settings.demo_providers else "") + "\n"
     )
+
+
+SWITCH = """
+    Switching PSA (README: "Switching PSA"): plan, then push what Pulseway PSA lacks
+    mutation { pushAllSyncableAssets(integrationId: "<Pulseway id>", dryRun: true) {
+        run { id } } }
+"""
