@@ -7,6 +7,8 @@ package that names it; everything else asks a connector.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,7 +23,7 @@ from sync.providers.connectwise import mapping as connectwise_mapping
 from sync.providers.connectwise.client import ConnectWiseClient
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.providers.connectwise.provider import ConnectWiseProvider
-from sync.providers.http import RetryPolicy
+from sync.providers.http import RetryPolicy, Sleep
 from sync.providers.pulseway import mapping as pulseway_mapping
 from sync.providers.pulseway.client import PulsewayClient
 from sync.providers.pulseway.credentials import PulsewayCredentials
@@ -53,6 +55,10 @@ class Options:
     retry: RetryPolicy | None = None
     # Calls per hour per endpoint, for a PSA that budgets them (Pulseway PSA).
     calls_per_hour: int = DEFAULT_CALLS_PER_HOUR
+    # The wall clock and the sleep a budgeting client waits with (None: the real ones);
+    # tests pass a virtual pair so an hour's budget does not take an hour.
+    clock: Callable[[], float] | None = None
+    sleep: Sleep | None = None
 
 
 OpenProvider = Callable[[Any, bool, Options], PsaProvider]
@@ -119,6 +125,8 @@ def pulseway_provider(
         sandbox=sandbox,
         retry=options.retry or RetryPolicy(),
         budget_per_hour=options.calls_per_hour,
+        clock=options.clock or time.time,
+        sleep=options.sleep or asyncio.sleep,
     )
     return _OwnedPulseway(client, http)
 
@@ -200,8 +208,16 @@ def provider_factory(
     transport: httpx.AsyncBaseTransport | None = None,
     retry: RetryPolicy | None = None,
     calls_per_hour: int = DEFAULT_CALLS_PER_HOUR,
+    clock: Callable[[], float] | None = None,
+    sleep: Sleep | None = None,
 ) -> ProviderFactory:
-    options = Options(transport=transport, retry=retry, calls_per_hour=calls_per_hour)
+    options = Options(
+        transport=transport,
+        retry=retry,
+        calls_per_hour=calls_per_hour,
+        clock=clock,
+        sleep=sleep,
+    )
 
     async def open_for(integration: Integration) -> PsaProvider:
         found = connector(integration.provider)

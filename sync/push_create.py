@@ -33,6 +33,7 @@ from models import (
     RecordLink,
     ReferenceKind,
     ReferenceMapping,
+    ReferenceValue,
     SyncState,
     match_keys,
 )
@@ -100,6 +101,10 @@ async def plan(
             "value_id", "psa_name"
         )
     )
+    # A value only another PSA lists (ConnectWise's "Client" when pushing to Pulseway) has no
+    # mapping here: name it by its local name, not its id, in the type_not_syncable message.
+    known = ReferenceValue.filter(account_id=integration.account_id)  # type: ignore[attr-defined]
+    names = {**dict(await known.values_list("id", "name")), **names}
     addresses = await _addresses(kind, rows)
     columns = columns_of(integration, kind)
     outcomes: list[Outcome] = []
