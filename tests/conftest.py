@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 from harness import ALL_SCOPE, CREDENTIALS, FAST_RETRY, Psa
+from pulseway_contract import Recorder
 from tortoise import Tortoise
 from tortoise.contrib.test import truncate_all_models
 
@@ -161,3 +162,31 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     """Settings write a secret-key file into the working directory: keep it in tmp."""
     monkeypatch.chdir(tmp_path)
     return
+
+
+# ------------------------------------------------------------------------ Pulseway contract
+
+
+@pytest.fixture
+def pulseway_contract() -> Recorder:
+    """Checks every request the Pulseway simulator receives (and every 200 it answers) against
+    the Pulseway OpenAPI document; the test fails at its end listing each violation.
+
+    Serve the simulator through it, in-process or in a thread::
+
+        async with serve_in_thread(pulseway_contract.wrap(sim.app)) as base_url: ...
+    """
+    return Recorder()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Fail a test that passed but sent (or got) something outside the Pulseway contract."""
+    outcome = yield
+    funcargs = getattr(item, "funcargs", {})
+    recorder = funcargs.get("pulseway_contract")
+    if isinstance(recorder, Recorder):
+        report = recorder.report()
+        if report is not None:
+            pytest.fail(report, pytrace=False)
+    return outcome

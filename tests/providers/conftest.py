@@ -1,14 +1,14 @@
-"""Fixtures for provider tests: a ConnectWise client over pytest-httpx, no DNS, no waiting;
-and `pulseway_contract`, which checks what a test sent to the Pulseway simulator."""
+"""Fixtures for provider tests: a ConnectWise client over pytest-httpx, no DNS, no waiting.
+(`pulseway_contract`, which checks what a test sent to the Pulseway simulator, lives in
+tests/conftest.py: the sync tests use it too.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import httpx
 import pytest
-from pulseway_contract import Recorder
 from pytest_httpx import HTTPXMock
 
 from sync.providers.connectwise import ConnectWiseClient, ConnectWiseCredentials
@@ -97,31 +97,3 @@ def company_info(httpx_mock: HTTPXMock) -> None:
             "IsCloud": "True",
         },
     )
-
-
-# ------------------------------------------------------------------------ Pulseway contract
-
-
-@pytest.fixture
-def pulseway_contract() -> Recorder:
-    """Checks every request the Pulseway simulator receives (and every 200 it answers) against
-    the Pulseway OpenAPI document; the test fails at its end listing each violation.
-
-    Serve the simulator through it, in-process or in a thread::
-
-        async with serve_in_thread(pulseway_contract.wrap(sim.app)) as base_url: ...
-    """
-    return Recorder()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Fail a test that passed but sent (or got) something outside the Pulseway contract."""
-    outcome = yield
-    funcargs = getattr(item, "funcargs", {})
-    recorder = funcargs.get("pulseway_contract")
-    if isinstance(recorder, Recorder):
-        report = recorder.report()
-        if report is not None:
-            pytest.fail(report, pytrace=False)
-    return outcome
