@@ -105,7 +105,11 @@ async def test_reference_data_lists_types_statuses_and_categories(
     categories = ref.LOOKUP_TABLES["AssetCategory"]
     assert names[ReferenceKind.CONFIGURATION_TYPE] == [(r["id"], r["name"]) for r in categories]
     states = ref.LOOKUP_TABLES["AssetState"]
-    assert names[ReferenceKind.CONFIGURATION_STATUS] == [(r["id"], r["name"]) for r in states]
+    # An asset without a state has the synthetic "No state" (so it can be chosen too).
+    assert names[ReferenceKind.CONFIGURATION_STATUS] == [
+        *((r["id"], r["name"]) for r in states),
+        (mapping.NO_STATE, "No state"),
+    ]
     assert names[ReferenceKind.CONTACT_TYPE] == []
     assert provider.subscriptions is None
     assert provider.display_name == "Pulseway PSA"
@@ -247,6 +251,28 @@ async def test_locations_map_account_locations_with_their_main_address(
     store.update("locations", moved, locationName="Warehouse")
     changed = flat(await pages_of(provider.locations(account_id, since=since)))
     assert [(r.psa_id, r.values["name"]) for r in changed] == [(moved, "Warehouse")]
+
+
+async def test_locations_after_the_account_list_come_from_it_not_another_read(
+    provider: PulsewayProvider, simulator: Sim
+) -> None:
+    sim, _ = simulator
+    account_id = next(i for i, a in sorted(sim.store.accounts.items()) if len(a["locationIds"]) > 1)
+    read_alone = flat(await pages_of(provider.locations(account_id)))
+    by_id = "GET /v2/crm/accounts/summary/{id}"
+    reads = sim.traffic.by_endpoint[by_id]
+
+    listed = flat(await pages_of(provider.organizations(everything())))
+    assert account_id in [r.psa_id for r in listed]
+    from_list = flat(await pages_of(provider.locations(account_id)))
+
+    assert from_list == read_alone
+    assert sim.traffic.by_endpoint[by_id] == reads
+    # Used once: asked again, the account is read (a later change is not missed).
+    sim.store.update("locations", from_list[0].psa_id, locationName="Renamed Site")
+    again = flat(await pages_of(provider.locations(account_id)))
+    assert again[0].values["name"] == "Renamed Site"
+    assert sim.traffic.by_endpoint[by_id] == reads + 1
 
 
 # -- contacts ------------------------------------------------------------------------------------

@@ -132,6 +132,10 @@ async def test_a_full_sync_brings_accounts_locations_contacts_and_assets(
     assert 0 < len(assets) < len(store.assets)
     assert await synced_ids(integration, CONFIG) == assets
     assert run.created == len(accounts) + len(locations) + len(contacts) + len(assets)
+    # Locations came with the account list: no account was read again for them.
+    calls = pulseway.calls()
+    assert calls.get("GET /v2/crm/accounts/summary/{id}", 0) == 0
+    assert calls["GET /v2/crm/accounts/summary"] > 0
 
     for account_id in accounts:
         source = store.accounts[account_id]
@@ -265,6 +269,38 @@ async def test_only_enabled_types_sync_and_a_scope_change_queues_a_sync_by_itsel
         assert link.state == LinkState.ORPHANED
         assert await Configuration.filter(id=before[laptop]).exists()  # kept, not deleted
     assert run.orphaned >= len(laptops)
+
+
+async def test_assets_without_a_state_sync_under_no_state_and_push_it_as_none(
+    pulseway: Pulseway, account: Account, vault: Vault, worker: Worker
+) -> None:
+    store = pulseway.store
+    stateless, in_use = pulseway.in_scope_assets()[:2]
+    store.update("assets", stateless, stateId=None)
+    integration = await synced(pulseway, account, vault, worker)
+    # Out of scope while "No state" is not chosen (new reference values arrive disabled).
+    assert stateless not in await synced_ids(integration, CONFIG)
+
+    no_state = await reference_id(account, ReferenceKind.CONFIGURATION_STATUS, "No state")
+    result = await sync_settings.update(
+        integration, SettingsChange(states={no_state: SyncState.ENABLED})
+    )
+    assert result.run is not None
+    await worker.run_until_idle()
+    assert stateless in await synced_ids(integration, CONFIG)
+    config = await Configuration.get(id=(await link_for(integration, CONFIG, stateless)).local_id)
+    assert config.configuration_status_id == no_state  # type: ignore[attr-defined]
+
+    # Set locally to "No state", the asset's state is cleared in Pulseway (PUT stateId null).
+    link = await link_for(integration, CONFIG, in_use)
+    writes = pulseway.writes()
+    await local_edits.update(
+        CONFIG, account.id, link.local_id, {"configuration_status_id": no_state}
+    )
+    await worker.run_until_idle()
+    assert diff(writes, pulseway.writes()) == {PUT_ASSET: 1}
+    assert store.assets[in_use]["stateId"] is None
+    assert (await RecordLink.get(id=link.id)).state == LinkState.SYNCED
 
 
 # ----------------------------------------------------------------------------- polling
@@ -668,7 +704,7 @@ class VirtualTime:
 
 @pytest.fixture
 async def tiny(pulseway_contract: Recorder) -> AsyncIterator[Pulseway]:
-    store = generate_dataset(DatasetSpec(accounts=3, contacts=3, assets=3, seed=4))
+    store = generate_dataset(DatasetSpec(accounts=3, contacts=3, assets=8, seed=4))
     simulator = PulsewaySimulator(store, credentials=LOGIN, calls_per_hour=0)
     try:
         async with serve_in_thread(pulseway_contract.wrap(simulator.app)) as base_url:

@@ -12,8 +12,9 @@ contacts ↔ contacts, configurations ↔ hardware assets.
 
 Statuses: Pulseway has no account status list, only ``isActive``; psasync sees two synthetic
 organization statuses, ``1 Active`` and ``2 Inactive`` (``ORGANIZATION_STATUSES``). A hardware
-asset's status is its ``stateId`` (the ``AssetState`` lookup); its ``isActive`` flag is not
-mapped. Pulseway has no contact types.
+asset's status is its ``stateId`` (the ``AssetState`` lookup), or the synthetic ``No state``
+when it has none (``stateId`` is optional), so such assets can be chosen for sync too; its
+``isActive`` flag is not mapped. Pulseway has no contact types.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ ORGANIZATION_STATUSES: Final = (
     PsaReference(STATUS_ACTIVE, "Active"),
     PsaReference(STATUS_INACTIVE, "Inactive"),
 )
+
+# The synthetic asset state of an asset without one (Pulseway ids are positive).
+NO_STATE: Final = -1
+NO_STATE_REFERENCE: Final = PsaReference(NO_STATE, "No state")
 
 # A phone whose Pulseway phone type is named so is a fax (``kind: "fax"`` locally).
 FAX_PHONE_TYPE: Final = "fax"
@@ -261,6 +266,17 @@ def first_code(ids: tuple[int, ...]) -> int | None:
     return ids[0] if ids else None
 
 
+def state_code(value: Any) -> tuple[int, ...]:
+    """An asset's state: its ``stateId``, or ``No state`` when it has none."""
+    return one_code(value) or (NO_STATE,)
+
+
+def state_id(ids: tuple[int, ...]) -> int | None:
+    """``stateId`` to write: ``No state`` clears it."""
+    found = first_code(ids)
+    return None if found == NO_STATE else found
+
+
 def active_flag(ids: tuple[int, ...]) -> bool | None:
     """``isActive`` from the synthetic organization status (None: left as it is)."""
     return None if not ids else ids[0] != STATUS_INACTIVE
@@ -424,7 +440,7 @@ CONFIGURATION = RecordMap(
     ],
     codes=[
         Code(ReferenceKind.CONFIGURATION_TYPE, key("categoryId"), one_code, "categoryId"),
-        Code(ReferenceKind.CONFIGURATION_STATUS, key("stateId"), one_code, "stateId"),
+        Code(ReferenceKind.CONFIGURATION_STATUS, key("stateId"), state_code, "stateId", state_id),
     ],
     parent="accountId",
     has_parent=True,
