@@ -373,7 +373,7 @@ async def test_configurations_map_hardware_assets(
         assert record.codes[ReferenceKind.CONFIGURATION_TYPE] == (asset["categoryId"],)
         state = asset.get("stateId")
         assert record.codes[ReferenceKind.CONFIGURATION_STATUS] == (
-            () if state is None else (state,)
+            (mapping.NO_STATE,) if state is None else (state,)
         )
         assert record.parent_psa_id == asset["accountId"]
         assert record.refs["location"] == asset["accountLocationId"]
