@@ -44,7 +44,7 @@ from sync.apply import (
     resolve,
 )
 from sync.columns import RELATIONS, as_uuid
-from sync.concurrency import gather_all
+from sync.concurrency import closing, gather_all
 from sync.context import RunContext
 from sync.errors import ProtocolError, RecordError
 from sync.pages import page_of
@@ -98,23 +98,24 @@ async def _ranged(
     """Apply pages that arrive in ascending PSA id order, orphaning the gaps between them."""
     low = after if after is not None else -1
     written = 0
-    async for records in pages:
-        if not records:
-            continue
-        ids = [r.psa_id for r in records]
-        if ids[0] <= low or any(a >= b for a, b in pairwise(ids)):
-            # The gaps between pages are what gets orphaned: out-of-order pages would
-            # orphan records the PSA still has.
-            raise ProtocolError(f"the PSA listed {kind.value}s out of id order after {low}")
-        high = ids[-1]
-        # Every id of the page lies in (low, high]: one range read covers the page and the
-        # links the PSA no longer returns.
-        links = await links_where(ctx, kind, Q(psa_id__gt=low, psa_id__lte=high))
-        checkpoint = {"phase": ctx.checkpoint["phase"], "after": high}
-        await apply(ctx, await page_of(ctx, kind, records, links, checkpoint))
-        low = high
-        written += 1
-        await statistics.refresh_as_tables_grow(ctx, kind, written)
+    async with closing(pages) as listed:
+        async for records in listed:
+            if not records:
+                continue
+            ids = [r.psa_id for r in records]
+            if ids[0] <= low or any(a >= b for a, b in pairwise(ids)):
+                # The gaps between pages are what gets orphaned: out-of-order pages would
+                # orphan records the PSA still has.
+                raise ProtocolError(f"the PSA listed {kind.value}s out of id order after {low}")
+            high = ids[-1]
+            # Every id of the page lies in (low, high]: one range read covers the page and the
+            # links the PSA no longer returns.
+            links = await links_where(ctx, kind, Q(psa_id__gt=low, psa_id__lte=high))
+            checkpoint = {"phase": ctx.checkpoint["phase"], "after": high}
+            await apply(ctx, await page_of(ctx, kind, records, links, checkpoint))
+            low = high
+            written += 1
+            await statistics.refresh_as_tables_grow(ctx, kind, written)
     # Past the last page: whatever we still link there is gone from the PSA's list.
     tail = await links_where(ctx, kind, Q(psa_id__gt=low, state=LinkState.SYNCED))
     await orphan_links(ctx, [link.id for link in tail.values()])

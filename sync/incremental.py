@@ -24,6 +24,7 @@ from tortoise.expressions import Q
 from models import AssetKind, Integration, LinkState, SyncRun
 from sync import reference
 from sync.apply import apply, links_where
+from sync.concurrency import closing
 from sync.context import RunContext
 from sync.full_sync import orphan_links, resolve_pending_relations, sync_locations
 from sync.pages import page_of
@@ -107,16 +108,17 @@ async def _changed(
     bookmark = bookmark_of(ctx.integration, kind)
     assert bookmark is not None  # the runner makes a run without bookmarks a full sync
     newest = bookmark
-    async for records in _pages(provider, kind, scope, after, bookmark - OVERLAP):
-        if not records:
-            continue
-        ids = [r.psa_id for r in records]
-        links = await links_where(ctx, kind, Q(psa_id__in=ids))
-        checkpoint: dict[str, Any] = {"phase": ctx.checkpoint["phase"], "after": max(ids)}
-        await apply(ctx, await page_of(ctx, kind, records, links, checkpoint))
-        stamps = [r.updated_at for r in records if r.updated_at is not None]
-        if stamps:
-            newest = max(newest, *stamps)
+    async with closing(_pages(provider, kind, scope, after, bookmark - OVERLAP)) as pages:
+        async for records in pages:
+            if not records:
+                continue
+            ids = [r.psa_id for r in records]
+            links = await links_where(ctx, kind, Q(psa_id__in=ids))
+            checkpoint: dict[str, Any] = {"phase": ctx.checkpoint["phase"], "after": max(ids)}
+            await apply(ctx, await page_of(ctx, kind, records, links, checkpoint))
+            stamps = [r.updated_at for r in records if r.updated_at is not None]
+            if stamps:
+                newest = max(newest, *stamps)
     # Soft deletes since the bookmark (ConnectWise companies): orphaned now, not at the
     # next reconciliation.
     async for ids in provider.deleted_since(kind, bookmark - OVERLAP):
