@@ -3,14 +3,14 @@
 ``asyncio.gather`` raises the first error while the other awaitables keep running; the
 caller then closes its provider (and its HTTP client) under requests still in flight, whose
 connections are left open. ``gather_all`` cancels and awaits the rest before raising.
-``read_ahead`` loads the next page while the caller works on the current one, on the same
-terms: a page still loading when the caller stops or fails is cancelled and awaited.
+``closing`` closes a provider's pages when the caller stops early, on the same terms: a
+request still in flight is cancelled and awaited.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -30,29 +30,11 @@ async def gather_all(*awaitables: Awaitable[T]) -> list[T]:
         raise
 
 
-async def read_ahead(loads: Sequence[Callable[[], Awaitable[T]]]) -> AsyncGenerator[T, None]:
-    """Each load's result in order, the next one already loading while the caller has the
-    current one (one page ahead: memory stays two pages)."""
-    if not loads:
-        return
-    pending = asyncio.ensure_future(loads[0]())
-    try:
-        for following in (*loads[1:], None):
-            current = await pending
-            if following is not None:
-                pending = asyncio.ensure_future(following())
-            yield current
-    finally:
-        if not pending.done():
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-
-
 @asynccontextmanager
 async def closing(pages: AsyncIterator[T]) -> AsyncGenerator[AsyncIterator[T], None]:
     """Close a provider's pages when the caller stops early (an error while writing a page):
-    a page it was reading ahead is cancelled now, not left running for the garbage collector
-    after the provider's HTTP client has closed."""
+    their generator's ``finally`` (a listing's pending request) runs now, not at the garbage
+    collector's whim after the provider's HTTP client has closed."""
     try:
         yield pages
     finally:

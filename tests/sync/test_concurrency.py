@@ -1,14 +1,14 @@
-"""A failed request stops its siblings before the caller closes their HTTP client; a page
-read ahead is loading while the caller works, and is cancelled when the caller stops."""
+"""A failed request stops its siblings before the caller closes their HTTP client; pages the
+caller stops reading early are closed at once."""
 
 from __future__ import annotations
 
 import asyncio
-from functools import partial
+from collections.abc import AsyncIterator
 
 import pytest
 
-from sync.concurrency import closing, gather_all, read_ahead
+from sync.concurrency import closing, gather_all
 from sync.errors import RetriableError
 
 
@@ -40,42 +40,21 @@ async def test_a_failure_cancels_the_others_and_waits_for_them() -> None:
     assert finished == ["slow"]
 
 
-async def test_the_next_page_loads_while_the_caller_has_this_one() -> None:
-    started: list[int] = []
-
-    async def load(n: int) -> int:
-        started.append(n)
-        await asyncio.sleep(0)
-        return n
-
-    seen: list[tuple[int, list[int]]] = []
-    async for page in read_ahead([partial(load, n) for n in range(4)]):
-        await asyncio.sleep(0)  # the caller's work on the page (writes) lets the next load run
-        seen.append((page, list(started)))
-    assert [page for page, _ in seen] == [0, 1, 2, 3]
-    # While the caller had page n, page n + 1 had started already (none further ahead).
-    assert [max(loaded) for _, loaded in seen] == [1, 2, 3, 3]
-
-
-async def test_stopping_early_cancels_the_page_loading_ahead() -> None:
+async def test_stopping_early_closes_the_pages_at_once() -> None:
     finished: list[str] = []
 
-    async def first() -> str:
-        return "first"
-
-    async def slow() -> str:
+    async def listing() -> AsyncIterator[int]:
         try:
-            await asyncio.sleep(3600)
-            return "slow"
+            yield 1
+            yield 2
         finally:
-            finished.append("slow")
+            finished.append("listing")
 
     async def write_pages() -> None:
-        async with closing(read_ahead([first, slow])) as pages:
+        async with closing(listing()) as pages:
             async for _page in pages:
-                await asyncio.sleep(0)
                 raise RetriableError("could not write the page")
 
     with pytest.raises(RetriableError, match="could not write"):
         await write_pages()
-    assert finished == ["slow"]  # cancelled and waited for before the error got out
+    assert finished == ["listing"]  # closed before the error got out, not when collected

@@ -25,11 +25,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from models.enums import AssetKind, ReferenceKind
-from sync.concurrency import gather_all, read_ahead
+from sync.concurrency import gather_all
 from sync.errors import ProtocolError, RecordError
 from sync.providers.base import (
     MatchProbe,
@@ -143,19 +142,10 @@ class PulsewayProvider:
             for i in await self._asset_ids(scope, scoped=since is None)
             if after is None or i > after
         ]
-        # The next page's reads overlap the engine's writes of this one.
-        pages = read_ahead(
-            [
-                partial(self._get_many, AssetKind.CONFIGURATION, ids[start : start + PAGE_SIZE])
-                for start in range(0, len(ids), PAGE_SIZE)
-            ]
-        )
-        try:
-            async for page in pages:
-                if page:
-                    yield page
-        finally:
-            await pages.aclose()
+        for start in range(0, len(ids), PAGE_SIZE):
+            page = await self._get_many(AssetKind.CONFIGURATION, ids[start : start + PAGE_SIZE])
+            if page:
+                yield page
 
     # -- by id ---------------------------------------------------------------------------------
 
