@@ -1,20 +1,30 @@
-"""Full-sync benchmark: psasync against the ConnectWise simulator, with the limits beside it.
+"""Full-sync benchmark: psasync against a PSA simulator, with the limits beside it.
 
     .venv/bin/python bench/full_sync.py                       # 20k companies, SQLite
     .venv/bin/python bench/full_sync.py --postgres postgres://postgres@127.0.0.1:5432/psasync_bench
     .venv/bin/python bench/full_sync.py --companies 5000 --profile /tmp/psasync-profile
+    .venv/bin/python bench/full_sync.py --provider pulseway --companies 2000
+
+``--provider connectwise`` (the default) syncs the ConnectWise simulator; ``--provider
+pulseway`` the Pulseway PSA simulator (``--companies`` accounts, each with 1-3 locations;
+``--contacts``/``--configurations`` contacts and hardware assets, 4 per account by default;
+``--sites`` does not apply). The Pulseway simulator serves at an unlimited call budget and the
+engine's client gets a budget it never reaches, so the figures are the engine's; the report adds
+the calls the syncs made per endpoint (the simulator's counters), per 1,000 records, and what
+they would take at Pulseway's real budget of 1,500 calls per hour per endpoint.
 
 Every measured piece runs in its own fresh process, started from this script with a hidden
 ``--role``, so each peak RSS belongs to that piece alone:
 
     simulator   builds the dataset and serves it on 127.0.0.1 (its CPU and memory are not
                 the engine's)
-    sync        a fresh database, an integration with every type and status enabled, then
-                one full sync, timed (``Worker.run_until_idle``)
+    sync        a fresh database, an integration with every type and status enabled (Pulseway:
+                two-way sync off), then one full sync, timed (``Worker.run_until_idle``)
     resync      a second full sync of the same integration, nothing changed in the PSA
     limits      (a) every page fetched raw with httpx, as the engine requests them, JSON
-                parsed, nothing mapped or written; (b) the same asset and link rows
-                bulk-inserted with plain Tortoise ``bulk_create`` into an empty database
+                parsed, nothing mapped or written (Pulseway: also every hardware asset read by
+                id, as the provider does); (b) the same asset and link rows bulk-inserted with
+                plain Tortoise ``bulk_create`` into an empty database
 
 The parent prints one table, with PASS/MISS against the targets, a digest of the engine's
 sources (sync/, models/, simulators/) so a figure can be tied to the code it measured, and the load
@@ -69,6 +79,12 @@ TARGET_RATIO = 1.5  # engine time / (fetch time + insert time)
 TARGET_RSS_MB = 300  # peak RSS of the engine process, MB (10^6 bytes)
 TARGET_RESYNC_PER_S = 25_000  # no-change resync, records examined per second
 
+# Pulseway PSA.
+PULSEWAY_BUDGET = 1500  # Pulseway's real budget: calls per hour per endpoint
+UNLIMITED_CALLS = 10**9  # the engine's client budget in the bench: never reached
+PULSEWAY_TENANT = "benchmsp"
+PULSEWAY_USER = "psasync.bench"
+
 
 # ---------------------------------------------------------------------------------- parent
 
@@ -89,10 +105,33 @@ class Credentials:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--companies", type=int, default=20_000)
-    parser.add_argument("--sites", type=int, default=None, help="default: 2 per company")
-    parser.add_argument("--contacts", type=int, default=None, help="default: 5 per company")
-    parser.add_argument("--configurations", type=int, default=None, help="default: 5 per company")
+    parser.add_argument(
+        "--provider",
+        choices=("connectwise", "pulseway"),
+        default="connectwise",
+        help="the PSA simulator to sync (default: connectwise)",
+    )
+    parser.add_argument(
+        "--companies", type=int, default=20_000, help="companies (Pulseway: accounts)"
+    )
+    parser.add_argument(
+        "--sites",
+        type=int,
+        default=None,
+        help="default: 2 per company (ConnectWise only: Pulseway has 1-3 locations per account)",
+    )
+    parser.add_argument(
+        "--contacts",
+        type=int,
+        default=None,
+        help="default: 5 per company (Pulseway: 4 per account)",
+    )
+    parser.add_argument(
+        "--configurations",
+        type=int,
+        default=None,
+        help="default: 5 per company (Pulseway: hardware assets, 4 per account)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--postgres",
@@ -110,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.role:
         return _child(args.role)
+    if args.provider == "pulseway" and args.sites is not None:
+        parser.error("--sites does not apply to Pulseway (1-3 locations per account)")
     # A plain `kill` should clean up too (the `finally` in _benchmark), not just Ctrl+C.
     signal.signal(signal.SIGTERM, _terminated)
     with common.machine_lock(SCRIPT, _say):
@@ -122,14 +163,29 @@ def _terminated(signum: int, _frame: object) -> None:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    creds = Credentials("benchmsp", secrets.token_hex(8), secrets.token_hex(16))
-    spec = {
-        "companies": args.companies,
-        "sites": args.sites,
-        "contacts": args.contacts,
-        "configurations": args.configurations,
-        "seed": args.seed,
-    }
+    provider = args.provider
+    creds: dict[str, str]
+    if provider == "pulseway":
+        creds = {
+            "tenant": PULSEWAY_TENANT,
+            "user_name": PULSEWAY_USER,
+            "password": secrets.token_hex(12),
+        }
+        spec: dict[str, Any] = {
+            "accounts": args.companies,
+            "contacts": args.contacts,
+            "assets": args.configurations,
+            "seed": args.seed,
+        }
+    else:
+        creds = Credentials("benchmsp", secrets.token_hex(8), secrets.token_hex(16)).as_dict()
+        spec = {
+            "companies": args.companies,
+            "sites": args.sites,
+            "contacts": args.contacts,
+            "configurations": args.configurations,
+            "seed": args.seed,
+        }
     load_before = os.getloadavg()[0]
     engine_before = common.sources_fingerprint(ENGINE_PACKAGES)
     workdir = Path(tempfile.mkdtemp(prefix="psasync-bench-"))
@@ -144,12 +200,13 @@ def _benchmark(args: argparse.Namespace) -> int:
             sync_db = f"sqlite:///{workdir / 'sync.db'}?{SQLITE_OPTIONS}"
             insert_db = f"sqlite:///{workdir / 'insert.db'}?{SQLITE_OPTIONS}"
         backend = asyncio.run(common.describe_backend(sync_db))
-        _say(f"starting the simulator ({args.companies} companies, seed {args.seed}) ...")
-        simulator, sim = _start_simulator(spec, creds, workdir)
+        what = "accounts" if provider == "pulseway" else "companies"
+        _say(f"starting the {provider} simulator ({args.companies} {what}, seed {args.seed}) ...")
+        simulator, sim = _start_simulator(provider, spec, creds, workdir)
         base_url = sim["base_url"]
         _say(f"simulator at {base_url}: {sim['sizes']}")
 
-        shared = {"base_url": base_url, "credentials": creds.as_dict()}
+        shared = {"provider": provider, "base_url": base_url, "credentials": creds}
         profiles: dict[str, str | None] = {"sync": None, "resync": None}
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
@@ -208,9 +265,10 @@ def _vault_key() -> str:
 
 
 def _start_simulator(
-    spec: dict[str, Any], creds: Credentials, workdir: Path
+    provider: str, spec: dict[str, Any], creds: dict[str, str], workdir: Path
 ) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """Spawn the simulator process and wait until it answers ``GET /login/companyinfo``."""
+    """Spawn the simulator process and wait until it answers (ConnectWise:
+    ``GET /login/companyinfo``; Pulseway: ``GET /__simulator/faults``)."""
     ready = workdir / "simulator.json"
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--role", "simulator"],
@@ -220,7 +278,10 @@ def _start_simulator(
     try:
         assert proc.stdin is not None
         proc.stdin.write(
-            json.dumps({"spec": spec, "credentials": creds.as_dict(), "ready": str(ready)}) + "\n"
+            json.dumps(
+                {"provider": provider, "spec": spec, "credentials": creds, "ready": str(ready)}
+            )
+            + "\n"
         )
         proc.stdin.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -232,7 +293,10 @@ def _start_simulator(
                     raise RuntimeError("the simulator did not start in time")
                 if ready.exists():
                     info = json.loads(ready.read_text())
-                    url = f"{info['base_url']}/login/companyinfo/{creds.company_id}"
+                    if provider == "pulseway":
+                        url = f"{info['base_url']}/__simulator/faults"
+                    else:
+                        url = f"{info['base_url']}/login/companyinfo/{creds['company_id']}"
                     with contextlib.suppress(httpx.HTTPError):
                         answer = client.get(url)
                         if answer.status_code == 200 and answer.json():
@@ -304,6 +368,83 @@ def _join(items: dict[str, Any], unit: str = "") -> str:
     )
 
 
+def _ram_gb() -> float:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    return 0.0
+
+
+def _busiest(calls: dict[str, int]) -> tuple[str, int]:
+    return max(calls.items(), key=lambda item: item[1], default=("(none)", 0))
+
+
+def _budget_hours(calls: dict[str, int]) -> str:
+    endpoint, most = _busiest(calls)
+    return (
+        f"at {PULSEWAY_BUDGET:,} calls/hour/endpoint this sync would take "
+        f">= {most / PULSEWAY_BUDGET:.1f} h ({endpoint}: {most:,} calls)"
+    )
+
+
+def _report_calls(
+    records: int,
+    sync_calls: dict[str, int],
+    examined: int,
+    resync_calls: dict[str, int],
+    fetch_calls: dict[str, int],
+) -> None:
+    """PSA calls per endpoint (the simulator's counters), per 1,000 records."""
+
+    def per_k(calls: int, of: int) -> str:
+        return f"{1000 * calls / of:.1f}" if of else "-"
+
+    endpoints = sorted(
+        set(sync_calls) | set(resync_calls) | set(fetch_calls),
+        key=lambda e: (-sync_calls.get(e, 0), e),
+    )
+    header = ("endpoint", "sync", "/1k rec", "resync", "/1k rec", "raw fetch")
+    rows = [
+        (
+            endpoint,
+            f"{sync_calls.get(endpoint, 0):,}",
+            per_k(sync_calls.get(endpoint, 0), records),
+            f"{resync_calls.get(endpoint, 0):,}",
+            per_k(resync_calls.get(endpoint, 0), examined),
+            f"{fetch_calls.get(endpoint, 0):,}",
+        )
+        for endpoint in endpoints
+    ]
+    totals = (sum(sync_calls.values()), sum(resync_calls.values()), sum(fetch_calls.values()))
+    rows.append(
+        (
+            "total",
+            f"{totals[0]:,}",
+            per_k(totals[0], records),
+            f"{totals[1]:,}",
+            per_k(totals[1], examined),
+            f"{totals[2]:,}",
+        )
+    )
+    title = (
+        f"4. Pulseway PSA calls per endpoint (the simulator's counters; per 1,000 records: "
+        f"{records:,} synced, {examined:,} examined by the resync)"
+    )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print(title)
+    print("-" * len(title))
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        print("  " + "  ".join(cells))
+    print()
+    print(f"  sync:   {_budget_hours(sync_calls)}")
+    print(f"  resync: {_budget_hours(resync_calls)}")
+    print()
+
+
 def _report(
     args: argparse.Namespace,
     backend: str,
@@ -325,10 +466,29 @@ def _report(
     written = second["rows_written"]
     rate_ok = rate >= TARGET_RECORDS_PER_S
     resync_ok = written == 0 and resync_rate >= TARGET_RESYNC_PER_S
+    pulseway = args.provider == "pulseway"
+    if pulseway:
+        fetched_note = (
+            f"{limits['requests']:,} requests ({limits['account_requests']:,} account reads "
+            f"for locations, {limits['in_flight']} in flight; {limits['asset_requests']:,} "
+            f"hardware assets by id, {limits['asset_in_flight']} in flight), "
+            f"{limits['records']:,} records; client CPU {limits['fetch_cpu']:.1f} s"
+        )
+    else:
+        fetched_note = (
+            f"{limits['requests']:,} requests ({limits['site_requests']:,} site lists, "
+            f"{limits['in_flight']} in flight), {limits['records']:,} records; "
+            f"client CPU {limits['fetch_cpu']:.1f} s"
+        )
 
     print("Machine")
     print("-------")
-    print(f"  CPU       {_cpu_model()}, {os.cpu_count()} cores")
+    print(f"  CPU       {_cpu_model()}, {os.cpu_count()} cores, {_ram_gb():.0f} GB RAM")
+    if pulseway:
+        print(
+            "  PSA       Pulseway PSA simulator, unlimited budget (calls_per_hour=0); engine "
+            f"client budget {UNLIMITED_CALLS:,} calls/hour/endpoint"
+        )
     print(f"  Python    {platform.python_version()} ({platform.python_implementation()})")
     print(f"  database  {backend}")
     print(f"  dataset   {sim['sizes']} (seed {args.seed})")
@@ -344,6 +504,11 @@ def _report(
                 "records synced",
                 f"{created:,}",
                 "created (organizations+locations+contacts+configs)",
+            ),
+            *(
+                [("  PSA calls", f"{sum(first['calls'].values()):,}", "all endpoints (below)")]
+                if pulseway
+                else []
             ),
             ("  in the database", f"{sum(first['tables'].values()):,}", _join(first["tables"])),
             ("  run counts", f"{first['processed']:,}", f"processed: {_join(first['counts'])}"),
@@ -372,13 +537,7 @@ def _report(
     common.table(
         "2. Limits, measured in the same run",
         [
-            (
-                "(a) raw fetch",
-                f"{fetch:.1f} s",
-                f"{limits['requests']:,} requests ({limits['site_requests']:,} site lists, "
-                f"{limits['in_flight']} in flight), {limits['records']:,} records; "
-                f"client CPU {limits['fetch_cpu']:.1f} s",
-            ),
+            ("(a) raw fetch", f"{fetch:.1f} s", fetched_note),
             ("", "", _join(limits["fetch_seconds"], "s")),
             (
                 "(b) bulk_create",
@@ -416,6 +575,11 @@ def _report(
                 "asset/link rows whose updated_at moved during the resync (database check)",
             ),
             ("  run status", second["status"], second.get("error") or ""),
+            *(
+                [("  PSA calls", f"{sum(second['calls'].values()):,}", "all endpoints (below)")]
+                if pulseway
+                else []
+            ),
             ("  peak RSS", f"{_mb(second['maxrss_kib']):.0f} MB", ""),
             ("  phases", "", _join(second["phases"], "s")),
         ],
@@ -425,6 +589,8 @@ def _report(
         "updated once per page; claim, heartbeat and finish) is not counted."
     )
     print()
+    if pulseway:
+        _report_calls(created, first["calls"], examined, second["calls"], limits["calls"])
     common.table(
         "Targets",
         [
@@ -482,6 +648,9 @@ def _die_with_parent() -> None:
 
 def _simulator(config: dict[str, Any]) -> None:
     """Build the dataset, then serve it until the parent terminates us (or dies)."""
+    if config.get("provider") == "pulseway":
+        _pulseway_simulator(config)
+        return
     import gc
 
     from simulators.connectwise import (
@@ -515,6 +684,116 @@ def _simulator(config: dict[str, Any]) -> None:
     serve(simulator, sock)
 
 
+def _pulseway_simulator(config: dict[str, Any]) -> None:
+    """The Pulseway PSA simulator over a generated dataset, at an unlimited call budget
+    (``calls_per_hour=0``), served by uvicorn in this process until the parent stops it."""
+    import gc
+
+    from simulators.connectwise.server import bind, serve
+    from simulators.pulseway import (
+        ApiCredentials,
+        DatasetSpec,
+        PulsewaySimulator,
+        PulsewayStore,
+        generate_dataset,
+    )
+
+    c = config["credentials"]
+    credentials = ApiCredentials(
+        tenant=c["tenant"], username=c["user_name"], password=c["password"]
+    )
+    spec = DatasetSpec(**config["spec"])
+    store = generate_dataset(spec, PulsewayStore(tenant=credentials.tenant))
+    gc.collect()
+    gc.freeze()  # as for ConnectWise: no collector pauses over the dataset while serving
+    simulator = PulsewaySimulator(store, credentials=credentials, calls_per_hour=0)
+    sock = bind("127.0.0.1", 0)
+    host, port = sock.getsockname()[:2]
+    sizes = ", ".join(
+        f"{store.count(kind):,} {kind}" for kind in ("accounts", "locations", "contacts", "assets")
+    )
+    ready = Path(config["ready"])
+    partial = ready.with_suffix(".partial")
+    partial.write_text(json.dumps({"base_url": f"http://{host}:{port}", "sizes": sizes}))
+    partial.rename(ready)
+    serve(simulator.app, sock)
+
+
+async def _simulator_calls(base_url: str) -> dict[str, int]:
+    """The Pulseway simulator's API requests so far, per endpoint ("GET /v2/...")."""
+    async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
+        response = await client.get(f"{base_url}/__simulator/faults")
+        response.raise_for_status()
+        counts: dict[str, int] = response.json()["traffic"]["by_endpoint"]
+        return counts
+
+
+def _calls_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
+
+
+def _pulseway_credentials(config: dict[str, Any]) -> Any:
+    from sync.providers.pulseway.credentials import PulsewayCredentials
+
+    c = config["credentials"]
+    return PulsewayCredentials(
+        tenant=c["tenant"],
+        user_name=c["user_name"],
+        password=c["password"],
+        host=config["base_url"],
+    )
+
+
+def _provider_factory(config: dict[str, Any], vault: Any) -> Any:
+    """The worker's provider factory; Pulseway's client gets a budget it never reaches."""
+    from sync.connections import provider_factory
+
+    if config.get("provider") == "pulseway":
+        return provider_factory(vault, calls_per_hour=UNLIMITED_CALLS)
+    return provider_factory(vault)
+
+
+async def _timed_counted(config: dict[str, Any], vault: Any) -> dict[str, Any]:
+    """``_timed_run``, plus (Pulseway) the simulator's calls per endpoint during the run."""
+    pulseway = config.get("provider") == "pulseway"
+    before = await _simulator_calls(config["base_url"]) if pulseway else {}
+    result = await _timed_run(_provider_factory(config, vault), config.get("profile"))
+    if pulseway:
+        result["calls"] = _calls_between(before, await _simulator_calls(config["base_url"]))
+    return result
+
+
+async def _add_integration(config: dict[str, Any], account: Any, vault: Any) -> Any:
+    """The integration, every type and status enabled (the PSA's own lists)."""
+    from sync.connections import Options, connectwise_provider, pulseway_provider
+    from sync.integrations import add_connectwise, add_pulseway
+
+    if config.get("provider") == "pulseway":
+        pw_creds = _pulseway_credentials(config)
+        options = Options(calls_per_hour=UNLIMITED_CALLS)
+        provider = pulseway_provider(pw_creds, sandbox=True, options=options)
+        try:
+            lists = await provider.reference_data()
+        finally:
+            await provider.aclose()
+        # Every account type, both statuses (Active, Inactive), every asset category and
+        # state; two-way sync off: the bench measures the pull.
+        enable = {kind: [ref.name for ref in refs] for kind, refs in lists.items()}
+        integration, _run = await add_pulseway(
+            account, pw_creds, vault, sandbox=True, enable=enable, two_way_enabled=False
+        )
+        return integration
+    creds = _connectwise_credentials(config)
+    provider = connectwise_provider(creds, sandbox=True)
+    try:
+        lists = await provider.reference_data()
+    finally:
+        await provider.aclose()
+    enable = {kind: [ref.name for ref in refs] for kind, refs in lists.items()}
+    integration, _run = await add_connectwise(account, creds, vault, sandbox=True, enable=enable)
+    return integration
+
+
 def _connectwise_credentials(config: dict[str, Any]) -> Any:
     from sync.providers.connectwise.credentials import ConnectWiseCredentials
 
@@ -535,26 +814,15 @@ async def _sync(config: dict[str, Any]) -> dict[str, Any]:
     from models import Account
     from models.db import migrate, tortoise_config
     from models.vault import Vault
-    from sync.connections import connectwise_provider, provider_factory
-    from sync.integrations import add_connectwise
 
     url = config["db_url"]
     await migrate(url)
     await Tortoise.init(config=tortoise_config(url))
     try:
         vault = Vault([config["vault_key"]])
-        creds = _connectwise_credentials(config)
-        provider = connectwise_provider(creds, sandbox=True)
-        try:
-            lists = await provider.reference_data()
-        finally:
-            await provider.aclose()
-        enable = {kind: [ref.name for ref in refs] for kind, refs in lists.items()}
         account = await Account.create(name="bench")
-        integration, _run = await add_connectwise(
-            account, creds, vault, sandbox=True, enable=enable
-        )
-        result = await _timed_run(provider_factory(vault), config.get("profile"))
+        integration = await _add_integration(config, account, vault)
+        result = await _timed_counted(config, vault)
         result["integration_id"] = str(integration.id)
         result["tables"] = await _table_counts(account.id)
         return result
@@ -569,7 +837,6 @@ async def _resync(config: dict[str, Any]) -> dict[str, Any]:
     from models.db import tortoise_config
     from models.vault import Vault
     from sync import jobs
-    from sync.connections import provider_factory
 
     await Tortoise.init(config=tortoise_config(config["db_url"]))
     try:
@@ -577,7 +844,7 @@ async def _resync(config: dict[str, Any]) -> dict[str, Any]:
         await jobs.manual_sync(integration)
         started = datetime.now(UTC)
         vault = Vault([config["vault_key"]])
-        result = await _timed_run(provider_factory(vault), config.get("profile"))
+        result = await _timed_counted(config, vault)
         touched = await RecordLink.filter(
             integration_id=integration.id, updated_at__gte=started
         ).count()
@@ -659,6 +926,8 @@ class Fetched:
     requests: int = 0
     site_requests: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    provider: str = "connectwise"
+    site_parents: list[int] = field(default_factory=list)  # Pulseway: each location's account
 
     @property
     def records(self) -> int:
@@ -780,7 +1049,162 @@ class RawFetcher:
         return fetched
 
 
+class PulsewayRawFetcher:
+    """The Pulseway provider's requests, raw: same URLs, paging, order and concurrency
+    (sync.providers.pulseway): accounts listed per account type, each account read by id for
+    its locations, contacts listed, hardware asset ids listed (``searchselect``), then each
+    asset read by id a page of ids at a time. JSON parsed, nothing mapped."""
+
+    def __init__(self, client: httpx.AsyncClient, config: dict[str, Any]) -> None:
+        self.client = client
+        self.base = config["base_url"]
+        self.credentials: dict[str, str] = config["credentials"]
+        self.headers = {"Accept": "application/json"}
+        self.requests = 0
+        self.site_reads = 0
+
+    async def connect(self) -> None:
+        c = self.credentials
+        form = {
+            "grantType": "password",
+            "userName": c["user_name"],
+            "password": c["password"],
+            "tenant": c["tenant"],
+        }
+        response = await self.client.post(
+            f"{self.base}/v2/security/authenticate", data=form, headers=self.headers
+        )
+        self.requests += 1
+        response.raise_for_status()
+        token = response.json()["result"]["accessToken"]
+        self.headers = {**self.headers, "Authorization": f"Bearer {token}"}
+
+    async def get(self, path: str, params: list[tuple[str, str]] | None = None) -> Any:
+        query = tuple(params) if params else None
+        response = await self.client.get(f"{self.base}{path}", params=query, headers=self.headers)
+        self.requests += 1
+        response.raise_for_status()
+        body = response.json()
+        if not body.get("success"):
+            raise RuntimeError(f"GET {path}: {body.get('error')}")
+        return body
+
+    async def pages(self, path: str, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """``PageSize``/``PageNumber`` paging as the client does: stop at a short page or
+        when ``totalRecords`` are in."""
+        import inspect
+
+        from sync.providers.pulseway.client import PulsewayClient
+
+        # The client's page size (its default: the provider does not set one).
+        size: int = inspect.signature(PulsewayClient).parameters["page_size"].default
+        records: list[dict[str, Any]] = []
+        number = 1
+        while True:
+            paging: list[tuple[str, str]] = [
+                *query,
+                ("PageSize", str(size)),
+                ("PageNumber", str(number)),
+            ]
+            body = await self.get(path, paging)
+            page = body["result"] or []
+            records.extend(page)
+            total = body.get("totalRecords")
+            if len(page) < size or (total is not None and len(records) >= total):
+                return records
+            number += 1
+
+    async def fetch_all(self, in_flight: int) -> Fetched:
+        from sync.providers.pulseway import provider
+
+        marks = [time.perf_counter()]
+        await self.connect()
+        references = {
+            "accounttypes": (await self.get("/v2/system/accounttypes/lookup"))["result"],
+            "AssetCategory": (await self.get("/v2/system/lookup/AssetCategory"))["result"],
+            "AssetState": (await self.get("/v2/system/lookup/AssetState"))["result"],
+        }
+        # Every account type, both statuses: one list per type, no Filter.IsActive.
+        found: dict[int, dict[str, Any]] = {}
+        for type_id in sorted(int(r["id"]) for r in references["accounttypes"]):
+            listed = await self.pages(
+                "/v2/crm/accounts/summary", [("Filter.AccountTypeId", str(type_id))]
+            )
+            for raw in listed:
+                found.setdefault(int(raw["id"]), raw)
+        accounts = [found[i] for i in sorted(found)]
+        marks.append(time.perf_counter())
+        gate = asyncio.Semaphore(in_flight)
+
+        async def locations_of(account: int) -> list[dict[str, Any]]:
+            # As the provider: the list's locations when it gave them, else the account by id.
+            listed: list[dict[str, Any]] = found[account].get("locations") or []
+            if listed:
+                return listed
+            async with gate:
+                body = await self.get(f"/v2/crm/accounts/summary/{account}")
+            raws: list[dict[str, Any]] = body["result"].get("locations") or []
+            self.site_reads += 1
+            return raws
+
+        location_lists = await asyncio.gather(*(locations_of(i) for i in sorted(found)))
+        marks.append(time.perf_counter())
+        contacts = await self.pages("/v2/crm/contacts/summary", [])
+        marks.append(time.perf_counter())
+        categories = ",".join(str(r["id"]) for r in sorted(references["AssetCategory"], key=_id))
+        rows = await self.pages(
+            "/v2/servicedesk/hardwareasset/searchselect", [("Filter.CategoryIds", categories)]
+        )
+        ids = sorted({int(r["id"]) for r in rows})
+        marks.append(time.perf_counter())
+        asset_gate = asyncio.Semaphore(provider.FETCH_CONCURRENCY)
+
+        async def asset(asset_id: int) -> dict[str, Any]:
+            async with asset_gate:
+                body = await self.get(f"/v2/servicedesk/hardwareasset/{asset_id}")
+            raw: dict[str, Any] = body["result"]
+            return raw
+
+        assets: list[dict[str, Any]] = []
+        for start in range(0, len(ids), provider.PAGE_SIZE):  # a page of ids at a time
+            chunk = ids[start : start + provider.PAGE_SIZE]
+            assets.extend(await asyncio.gather(*(asset(i) for i in chunk)))
+        marks.append(time.perf_counter())
+        fetched = Fetched(
+            references,
+            accounts,
+            [raw for raws in location_lists for raw in raws],
+            contacts,
+            assets,
+            provider="pulseway",
+            site_parents=[
+                account
+                for account, raws in zip(sorted(found), location_lists, strict=True)
+                for _ in raws
+            ],
+        )
+        fetched.requests = self.requests
+        fetched.site_requests = self.site_reads
+        names = (
+            "login+reference+accounts",
+            "locations (account by id)",
+            "contacts",
+            "asset ids",
+            "assets by id",
+        )
+        fetched.seconds = {
+            n: b - a for n, (a, b) in zip(names, itertools.pairwise(marks), strict=True)
+        }
+        return fetched
+
+
+def _id(raw: dict[str, Any]) -> int:
+    return int(raw["id"])
+
+
 async def _limits(config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("provider") == "pulseway":
+        return await _pulseway_limits(config)
     from sync.full_sync import SITE_CONCURRENCY
 
     # The engine's client settings (sync.providers.urls.build_http_client), spelled out.
@@ -810,6 +1234,42 @@ async def _limits(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _pulseway_limits(config: dict[str, Any]) -> dict[str, Any]:
+    from sync.full_sync import SITE_CONCURRENCY
+    from sync.providers.pulseway.provider import FETCH_CONCURRENCY
+
+    # The engine's client settings (sync.providers.urls.build_http_client), spelled out.
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=20, keepalive_expiry=30),
+        follow_redirects=False,
+        headers={"User-Agent": "psasync"},
+        trust_env=False,  # no proxy from the environment: the traffic stays on 127.0.0.1
+    )
+    before = await _simulator_calls(config["base_url"])
+    async with client:
+        fetcher = PulsewayRawFetcher(client, config)
+        cpu, start = time.process_time(), time.perf_counter()
+        fetched = await fetcher.fetch_all(SITE_CONCURRENCY)
+        fetch_wall = time.perf_counter() - start
+        fetch_cpu = time.process_time() - cpu
+    calls = _calls_between(before, await _simulator_calls(config["base_url"]))
+    insert = await _insert_floor(config["db_url"], fetched)
+    return {
+        "fetch_wall": fetch_wall,
+        "fetch_cpu": fetch_cpu,
+        "fetch_seconds": fetched.seconds,
+        "requests": fetched.requests,
+        "account_requests": fetched.site_requests,
+        "in_flight": SITE_CONCURRENCY,
+        "asset_requests": len(fetched.configurations),
+        "asset_in_flight": FETCH_CONCURRENCY,
+        "records": fetched.records,
+        "calls": calls,
+        **insert,
+    }
+
+
 async def _insert_floor(url: str, fetched: Fetched) -> dict[str, Any]:
     """bulk_create the asset and link rows of ``fetched`` into an empty, migrated database.
 
@@ -830,7 +1290,11 @@ async def _insert_floor(url: str, fetched: Fetched) -> dict[str, Any]:
         account = await Account.create(name="bench")
         integration = await Integration.create(
             account=account,
-            provider=Provider.CONNECTWISE_MANAGE,
+            provider=(
+                Provider.PULSEWAY_PSA
+                if fetched.provider == "pulseway"
+                else Provider.CONNECTWISE_MANAGE
+            ),
             name="bench",
             site_url="http://127.0.0.1",
             sandbox=True,
@@ -855,7 +1319,27 @@ async def _insert_floor(url: str, fetched: Fetched) -> dict[str, Any]:
 async def _reference_values(
     account: Any, fetched: Fetched, reference_value: Any
 ) -> dict[tuple[str, int], uuid.UUID]:
+    found: dict[tuple[str, int], uuid.UUID] = {}
+    for kind, psa_id, name in _references_of(fetched):
+        value = await reference_value.create(account=account, kind=kind, name=name)
+        found[(kind.value, psa_id)] = value.id
+    return found
+
+
+def _references_of(fetched: Fetched) -> list[tuple[Any, int, str]]:
+    """(reference kind, PSA id, name) of every reference value, as the provider names them."""
     from models import ReferenceKind
+
+    if fetched.provider == "pulseway":
+        from sync.providers.pulseway import mapping as pw
+
+        lists = {
+            ReferenceKind.ORGANIZATION_TYPE: pw.references(fetched.references["accounttypes"]),
+            ReferenceKind.ORGANIZATION_STATUS: list(pw.ORGANIZATION_STATUSES),
+            ReferenceKind.CONFIGURATION_TYPE: pw.references(fetched.references["AssetCategory"]),
+            ReferenceKind.CONFIGURATION_STATUS: pw.references(fetched.references["AssetState"]),
+        }
+        return [(kind, r.psa_id, r.name) for kind, refs in lists.items() for r in refs]
     from sync.providers.connectwise.mapping import reference_name
 
     kinds = {
@@ -865,15 +1349,46 @@ async def _reference_values(
         "configurations/statuses": ReferenceKind.CONFIGURATION_STATUS,
         "contacts/types": ReferenceKind.CONTACT_TYPE,
     }
-    found: dict[tuple[str, int], uuid.UUID] = {}
-    for name, raws in fetched.references.items():
-        kind = kinds[name]
-        for raw in raws:
-            value = await reference_value.create(
-                account=account, kind=kind, name=reference_name(raw)
-            )
-            found[(kind.value, int(raw["id"]))] = value.id
-    return found
+    return [
+        (kinds[name], int(raw["id"]), reference_name(raw))
+        for name, raws in fetched.references.items()
+        for raw in raws
+    ]
+
+
+def _record_groups(fetched: Fetched) -> list[tuple[Any, list[Any]]]:
+    """(asset kind, PsaRecords) in the engine's order, mapped with the provider's tables."""
+    from models import AssetKind
+
+    if fetched.provider == "pulseway":
+        from sync.providers.pulseway import mapping as pw
+
+        return [
+            (AssetKind.ORGANIZATION, [pw.ACCOUNT.to_record(r) for r in fetched.companies]),
+            (
+                AssetKind.LOCATION,
+                [
+                    pw.LOCATION.to_record(r, parent)
+                    for r, parent in zip(fetched.sites, fetched.site_parents, strict=True)
+                ],
+            ),
+            (AssetKind.CONTACT, [pw.CONTACT.to_record(r) for r in fetched.contacts]),
+            (
+                AssetKind.CONFIGURATION,
+                [pw.CONFIGURATION.to_record(r) for r in fetched.configurations],
+            ),
+        ]
+    from sync.providers.connectwise import mapping
+
+    return [
+        (AssetKind.ORGANIZATION, [mapping.COMPANY.to_record(r) for r in fetched.companies]),
+        (AssetKind.LOCATION, [mapping.SITE.to_record(r) for r in fetched.sites]),
+        (AssetKind.CONTACT, [mapping.CONTACT.to_record(r) for r in fetched.contacts]),
+        (
+            AssetKind.CONFIGURATION,
+            [mapping.CONFIGURATION.to_record(r) for r in fetched.configurations],
+        ),
+    ]
 
 
 def _rows(
@@ -885,30 +1400,24 @@ def _rows(
     """(model, asset rows, link rows) per batch of up to 1000 records, in the engine's order."""
     from models import ASSET_MODELS, AssetKind, ContactSource, LinkState, RecordLink, match_keys
     from sync.columns import CODES, RELATIONS
-    from sync.providers.connectwise import mapping
     from sync.snapshot import snapshot_of
 
     now = datetime.now(UTC)
     local: dict[AssetKind, dict[int, uuid.UUID]] = {kind: {} for kind in AssetKind}
-    groups = [
-        (AssetKind.ORGANIZATION, mapping.COMPANY, fetched.companies),
-        (AssetKind.LOCATION, mapping.SITE, fetched.sites),
-        (AssetKind.CONTACT, mapping.CONTACT, fetched.contacts),
-        (AssetKind.CONFIGURATION, mapping.CONFIGURATION, fetched.configurations),
-    ]
-    for kind, _table_map, raws in groups:
-        local[kind] = {int(raw["id"]): uuid.uuid4() for raw in raws}
+    groups = _record_groups(fetched)
+    for kind, records in groups:
+        local[kind] = {record.psa_id: uuid.uuid4() for record in records}
     batches: list[tuple[Any, list[Any], list[Any]]] = []
-    for kind, table_map, raws in groups:
+    for kind, records in groups:
         model = ASSET_MODELS[kind]
-        for offset in range(0, len(raws), INSERT_BATCH):
+        for offset in range(0, len(records), INSERT_BATCH):
             rows: list[Any] = []
             links: list[Any] = []
-            for raw in raws[offset : offset + INSERT_BATCH]:
-                record = table_map.to_record(raw)
+            for record in records[offset : offset + INSERT_BATCH]:
                 values = dict(record.values)
                 for code_kind, ids in record.codes.items():
-                    values[CODES[code_kind]] = references.get((code_kind.value, ids[0]))
+                    code = ids[0] if ids else None
+                    values[CODES[code_kind]] = references.get((code_kind.value, code or -1))
                 if kind != AssetKind.ORGANIZATION:
                     values["organization_id"] = local[AssetKind.ORGANIZATION].get(
                         record.parent_psa_id or -1
