@@ -8,10 +8,11 @@ knows its PSA's signature scheme and payload names.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from models.enums import AssetKind, Provider
 
@@ -75,6 +76,17 @@ class WebhookSource(Protocol):
 
 DEDUPE_MAX: Final = 128  # WebhookDelivery.dedupe_key
 MEMBER_MAX: Final = 254  # WebhookDelivery.member
+
+
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    """The body as a JSON object; ``BadPayload`` naming ``what`` it should have been."""
+    try:
+        message = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadPayload("The body is not valid JSON.") from exc
+    if not isinstance(message, dict):
+        raise BadPayload(f"Not a {what}: the body is not a JSON object.")
+    return message
 
 
 def dedupe_key(message_id: object, body: bytes) -> str:

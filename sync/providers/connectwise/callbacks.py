@@ -39,6 +39,7 @@ from webhooks.source import (
     WebhookTarget,
     dedupe_key,
     epoch_seconds,
+    json_object,
     member,
 )
 
@@ -200,7 +201,7 @@ class ConnectWiseCallbacks:
         last = self._last
         if last is not None and last[0] is body:
             return last[1]
-        message = _json_object(body)
+        message = json_object(body, "ConnectWise callback")
         self._last = (body, message)
         return message
 
@@ -329,16 +330,6 @@ def _mac_key(signing_key: str) -> bytes:
 
 def _sign(mac_key: bytes, body: bytes) -> bytes:
     return base64.b64encode(hmac.new(mac_key, body, hashlib.sha256).digest())
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadPayload("The body is not valid JSON.") from exc
-    if not isinstance(message, dict):
-        raise BadPayload("Not a ConnectWise callback: the body is not a JSON object.")
-    return message
 
 
 def _signing_key(data: bytes) -> str | None:

@@ -24,7 +24,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -36,6 +35,7 @@ from webhooks.source import (
     WebhookTarget,
     dedupe_key,
     epoch_seconds,
+    json_object,
     member,
 )
 
@@ -139,12 +139,7 @@ def _sent_digest(header: str) -> bytes | None:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadPayload("The body is not valid JSON.") from exc
-    if not isinstance(message, dict):
-        raise BadPayload("Not a Pulseway PSA webhook: the body is not a JSON object.")
+    message = json_object(body, "Pulseway PSA webhook")
     # Keys in any case (entityId, EntityId, entityID): the first spelling of each wins.
     folded: dict[str, Any] = {}
     for key, value in message.items():
