@@ -48,6 +48,7 @@ from sync.providers.urls import Resolver, validate_psa_url
 
 from .budget import Clock, EndpointBudget
 from .credentials import PulsewayCredentials
+from .mapping import stamp
 
 __all__ = [
     "Endpoint",
@@ -803,21 +804,10 @@ def _page_key(page: Page) -> tuple[Any, ...] | None:
     return (first.get("id"), last.get("id"), len(page))
 
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
 def _instant(value: Any) -> float | None:
-    """Seconds since the epoch for an ISO datetime (naive means UTC), or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = _FRACTION.sub(r"\1", value.strip())  # .NET sends 7 fractional digits
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+    """Seconds since the epoch for a Pulseway date-time (naive means UTC), or None."""
+    when = stamp(value)
+    return None if when is None else when.timestamp()
 
 
 def _record_id(record_id: int) -> int:
