@@ -6,9 +6,11 @@ from typing import Any
 
 from models import Integration, ReferenceKind, SyncRun
 from simulators.connectwise import ApiCredentials, ConnectWiseSimulator
+from simulators.pulseway import PulsewaySimulator
 from sync import jobs
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.providers.http import RetryPolicy
+from sync.providers.pulseway.credentials import PulsewayCredentials
 from sync.runner import Worker
 
 # Retries as in production, minus the waiting.
@@ -74,3 +76,14 @@ class GraphQLClient:
         body = await self.execute(query, variables)
         assert not body.get("errors"), body["errors"]
         return body["data"]
+
+
+def pulseway_login(simulator: PulsewaySimulator, base_url: str) -> PulsewayCredentials:
+    """Credentials the Pulseway simulator at ``base_url`` accepts (its API user)."""
+    accepted = simulator.credentials
+    return PulsewayCredentials(
+        tenant=accepted.tenant,
+        user_name=accepted.username,
+        password=accepted.password,
+        host=base_url,
+    )

@@ -422,6 +422,13 @@ class Recorder:
             for problem in exchange_problems(exchange, self.summary_envelope)
         ]
 
+    def take_problems(self) -> list[str]:
+        """The violations so far, forgotten after: for a test that breaks the contract on
+        purpose (to see the simulator refuse) and checks it broke it only as intended."""
+        with self._lock:
+            taken, self.exchanges = self.exchanges, []
+        return self.problems(taken)
+
     def report(self) -> str | None:
         """None when every exchange kept to the contract, else one line per violation."""
         problems = self.problems()

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from harness import pulseway_login
 from pulseway_contract import Recorder
 
 from simulators.connectwise.server import serve_in_thread
 from simulators.pulseway import DatasetSpec, PulsewaySimulator, generate_dataset
 from sync.errors import RecordError
 from sync.providers.pulseway.client import PulsewayClient
-from sync.providers.pulseway.credentials import PulsewayCredentials
 from sync.providers.urls import build_http_client
 
 
@@ -28,13 +28,7 @@ async def simulator(
 @pytest.fixture
 async def client(simulator: tuple[PulsewaySimulator, str]) -> AsyncIterator[PulsewayClient]:
     sim, base_url = simulator
-    accepted = sim.credentials
-    credentials = PulsewayCredentials(
-        tenant=accepted.tenant,
-        user_name=accepted.username,
-        password=accepted.password,
-        host=base_url,
-    )
+    credentials = pulseway_login(sim, base_url)
     async with build_http_client() as http:
         yield PulsewayClient(http, credentials, sandbox=True, page_size=5)
 

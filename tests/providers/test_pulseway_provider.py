@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from harness import pulseway_login
 from pulseway_contract import Recorder
 
 from models.enums import AssetKind, ReferenceKind
@@ -19,7 +20,6 @@ from sync.providers.base import ProviderScope, PsaChange, PsaRecord
 from sync.providers.pulseway import mapping
 from sync.providers.pulseway import provider as provider_module
 from sync.providers.pulseway.client import PulsewayClient
-from sync.providers.pulseway.credentials import PulsewayCredentials
 from sync.providers.pulseway.provider import PulsewayProvider
 from sync.providers.urls import build_http_client
 
@@ -41,13 +41,7 @@ async def provider(
     simulator: Sim, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[PulsewayProvider]:
     sim, base_url = simulator
-    accepted = sim.credentials
-    credentials = PulsewayCredentials(
-        tenant=accepted.tenant,
-        user_name=accepted.username,
-        password=accepted.password,
-        host=base_url,
-    )
+    credentials = pulseway_login(sim, base_url)
     # Small pages both ways: several Pulseway pages and several yielded pages per list.
     monkeypatch.setattr(provider_module, "PAGE_SIZE", 7)
     async with build_http_client() as http:

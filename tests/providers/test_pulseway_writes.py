@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from harness import pulseway_login
+from pulseway_contract import Recorder
 
 from models.enums import AssetKind, ReferenceKind
 from simulators.pulseway import DatasetSpec, PulsewaySimulator, generate_dataset
@@ -16,7 +18,6 @@ from sync.errors import RecordError
 from sync.providers.base import MatchProbe, PsaChange, PsaRecord
 from sync.providers.pulseway import mapping
 from sync.providers.pulseway.client import PulsewayClient
-from sync.providers.pulseway.credentials import PulsewayCredentials
 from sync.providers.pulseway.provider import PulsewayProvider
 from sync.providers.urls import build_http_client
 
@@ -29,25 +30,19 @@ ACCOUNT_PATCH = "PATCH /v2/crm/accounts/{id}"
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Sim]:
+async def simulator(pulseway_contract: Recorder) -> AsyncIterator[Sim]:
     # Budgets out of the way: these tests are about what is written, not pacing.
     sim = PulsewaySimulator(
         generate_dataset(DatasetSpec(accounts=12, seed=3)), calls_per_hour=1_000_000
     )
-    async with serve_in_thread(sim.app) as base_url:
+    async with serve_in_thread(pulseway_contract.wrap(sim.app)) as base_url:
         yield sim, base_url
 
 
 @pytest.fixture
 async def provider(simulator: Sim) -> AsyncIterator[PulsewayProvider]:
     sim, base_url = simulator
-    accepted = sim.credentials
-    credentials = PulsewayCredentials(
-        tenant=accepted.tenant,
-        user_name=accepted.username,
-        password=accepted.password,
-        host=base_url,
-    )
+    credentials = pulseway_login(sim, base_url)
     async with build_http_client() as http:
         client = PulsewayClient(
             http, credentials, sandbox=True, page_size=5, budget_per_hour=1_000_000
@@ -284,17 +279,23 @@ async def test_locations_cannot_be_created_updated_or_deleted(
 
 
 async def test_pulseway_refusals_raise_record_errors_with_its_message(
-    provider: PulsewayProvider,
+    provider: PulsewayProvider, pulseway_contract: Recorder
 ) -> None:
     unknown_account = PsaChange(values={"first_name": "A", "last_name": "B"}, parent_psa_id=99999)
     with pytest.raises(RecordError, match="account 99999 does not exist"):
         await provider.create_record(AssetKind.CONTACT, unknown_account)
+    # Sent without what the document requires, on purpose (the engine checks first:
+    # sync/providers/requirements.py), to see Pulseway's refusal become a RecordError.
     no_category = PsaChange(values={"name": "PC"}, parent_psa_id=1)
     with pytest.raises(RecordError, match="categoryId is required"):
         await provider.create_record(AssetKind.CONFIGURATION, no_category)
     no_name = PsaChange(codes={ReferenceKind.ORGANIZATION_TYPE: (1,)})
     with pytest.raises(RecordError, match="accountName is required"):
         await provider.create_record(AssetKind.ORGANIZATION, no_name)
+    assert sorted(pulseway_contract.take_problems()) == [
+        "POST /v2/crm/accounts: request: 'accountName' is a required property",
+        "POST /v2/servicedesk/hardwareasset: request: 'categoryId' is a required property",
+    ]
     with pytest.raises(RecordError, match="not found"):
         await provider.update_record(AssetKind.ORGANIZATION, 99999, None, account_change())
 
