@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from harness import CREDENTIALS, Psa
+from pulseway_contract import Recorder
 
 PSASYNC = str(Path(sys.executable).with_name("psasync"))
 
@@ -274,7 +275,7 @@ async def test_the_demo_can_run_pulseway_psa_beside_connectwise(tmp_path: Path) 
 
 
 async def test_cli_connects_pulseway_psa_with_two_way_on_and_names_wrong_options(
-    tmp_path: Path,
+    tmp_path: Path, pulseway_contract: Recorder
 ) -> None:
     from simulators.pulseway import (
         ApiCredentials,
@@ -287,7 +288,7 @@ async def test_cli_connects_pulseway_psa_with_two_way_on_and_names_wrong_options
     login = ApiCredentials(tenant="acme", username="api.user", password="pw-123456")
     simulator = PulsewaySimulator(generate_dataset(DatasetSpec(accounts=3)), credentials=login)
     env = cli_env(tmp_path, PSASYNC_PULSEWAY_PASSWORD=login.password)
-    async with serve_in_thread(simulator.app) as base_url:
+    async with serve_in_thread(pulseway_contract.wrap(simulator.app)) as base_url:
         base = ["integrations", "add", "pulseway", "--tenant", "acme", "--user-name"]
         code, out = await psasync(env, *base, "api.user", "--host", base_url, "--site", "x")
         assert code != 0

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from harness import FAST_RETRY
+from pulseway_contract import Recorder
 from pulseway_helpers import WEBHOOK_SECRET, mounted, pulseway_integration
 from starlette.types import Receive, Scope, Send
 
@@ -60,11 +61,11 @@ class Pulseway:
 
 
 @pytest.fixture
-async def pulseway() -> AsyncIterator[Pulseway]:
+async def pulseway(pulseway_contract: Recorder) -> AsyncIterator[Pulseway]:
     simulator = PulsewaySimulator(generate_dataset(DatasetSpec(accounts=6, seed=8)))
     simulator.webhooks.retry_scale = 0.0
     try:
-        async with serve_in_thread(simulator.app) as base_url:
+        async with serve_in_thread(pulseway_contract.wrap(simulator.app)) as base_url:
             yield Pulseway(simulator, base_url)
     finally:
         simulator.webhooks.close()
