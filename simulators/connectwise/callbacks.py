@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
@@ -46,14 +46,13 @@ import httpx
 from simulators.connectwise.render import Renderer
 from simulators.connectwise.schema import RESOURCES
 from simulators.connectwise.store import ConnectWiseStore
+from simulators.delivery import RECENT_DELIVERIES, REQUEST_TIMEOUT, Attempts, Message
 
 EVENT_TYPES = {"companies": "company", "contacts": "contact", "configurations": "configuration"}
 RETRY_STATUSES = frozenset({404, 409, 419, 429})
 RETRY_DELAYS = (2.0, 4.0)  # after the first attempt, after the first retry
-REQUEST_TIMEOUT = 5.0
 MAX_IN_FLIGHT = 32
 MAX_QUEUED = 10_000  # beyond this, messages are dropped (counted) rather than piling up
-RECENT_DELIVERIES = 1000
 FALLBACK_BASE_URL = "http://127.0.0.1"  # until the simulator learns its own URL
 _SLOTS = RESOURCES["callbacks"].index
 _MEMBER_IDENTIFIER = RESOURCES["members"].index["identifier"]
@@ -80,7 +79,7 @@ def signature(signing_key: str, body: bytes) -> str:
 
 
 @dataclass
-class Delivery:
+class Delivery(Attempts):
     """One message to one callback and how its delivery went (final once in `deliveries`)."""
 
     message_id: str
@@ -90,22 +89,9 @@ class Delivery:
     type: str
     record_id: int
     member: str
-    attempts: int = 0
-    status: int | None = None  # HTTP status of the last attempt
-    error: str | None = None  # connection error or timeout of the last attempt
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "succeeded": self.succeeded}
 
 
-class _Message(NamedTuple):
-    delivery: Delivery
-    body: bytes
-    headers: dict[str, str]
+_Message = Message[Delivery]
 
 
 class _Subscriber(NamedTuple):
@@ -289,7 +275,7 @@ class Callbacks:
         delivery = Delivery(
             message_id, subscriber.id, url, action, subscriber.type, record_id, member
         )
-        return _Message(delivery, body, headers)
+        return Message(delivery, body, headers)
 
     # ---------------------------------------------------------------------- delivery
 
@@ -371,19 +357,13 @@ class Callbacks:
             if attempt:
                 self.retried += 1
                 await asyncio.sleep(RETRY_DELAYS[attempt - 1] * self.retry_scale)
-            delivery.attempts += 1
             try:
-                response = await client.post(
+                outcome: httpx.Response | Exception = await client.post(
                     delivery.url, content=message.body, headers=message.headers
                 )
-            except httpx.TransportError as error:  # refused, reset, timed out: retried
-                delivery.status, delivery.error = None, _describe(error)
-                continue
             except (httpx.HTTPError, httpx.InvalidURL) as error:
-                delivery.status, delivery.error = None, _describe(error)
-                break
-            delivery.status, delivery.error = response.status_code, None
-            if response.status_code not in RETRY_STATUSES:
+                outcome = error
+            if not delivery.settle(outcome, RETRY_STATUSES.__contains__):
                 break
         if delivery.succeeded:
             self.succeeded += 1
@@ -458,7 +438,3 @@ class Callbacks:
 
 def _same_member(creator: str | None, member: str) -> bool:
     return creator is not None and creator.casefold() == member.casefold()
-
-
-def _describe(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

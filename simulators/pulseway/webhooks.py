@@ -40,13 +40,14 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Final, NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from simulators.delivery import RECENT_DELIVERIES, REQUEST_TIMEOUT, Attempts, Message
 from simulators.pulseway.store import Change, PulsewayStore
 from simulators.pulseway.wire import stamp
 
@@ -61,10 +62,8 @@ EVENTS: Final = tuple(
 )
 RETRY_STATUSES: Final = frozenset({429})  # and every 5xx
 RETRY_DELAYS: Final = (1.0, 4.0, 16.0)  # after the first attempt, and after each retry
-REQUEST_TIMEOUT: Final = 5.0
 IDLE_SECONDS: Final = 1.0  # the sender thread stops after this long without work
 MAX_QUEUED: Final = 10_000  # beyond this, messages are dropped (counted)
-RECENT_DELIVERIES: Final = 1000
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _SETTINGS: Final = frozenset({"retry_scale"})
 _CONFIG_FIELDS: Final = frozenset({"id", "name", "url", "secret", "enabled", "events"})
@@ -102,7 +101,7 @@ class WebhookConfig:
 
 
 @dataclass
-class Delivery:
+class Delivery(Attempts):
     """One message to one webhook and how its delivery went (final once in `deliveries`)."""
 
     message_id: str
@@ -110,22 +109,9 @@ class Delivery:
     url: str
     event: str
     entity_id: int
-    attempts: int = 0
-    status: int | None = None  # HTTP status of the last attempt
-    error: str | None = None  # connection error or timeout of the last attempt
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "succeeded": self.succeeded}
 
 
-class _Message(NamedTuple):
-    delivery: Delivery
-    body: bytes
-    headers: dict[str, str]
+_Message = Message[Delivery]
 
 
 @dataclass(eq=False)
@@ -278,17 +264,13 @@ class Webhooks:
                 with self._lock:
                     self.retried += 1
                 time.sleep(RETRY_DELAYS[attempt - 1] * self.retry_scale)
-            delivery.attempts += 1
             try:
-                response = client.post(delivery.url, content=message.body, headers=message.headers)
-            except httpx.TransportError as error:  # refused, reset, timed out: retried
-                delivery.status, delivery.error = None, _describe(error)
-                continue
+                outcome: httpx.Response | Exception = client.post(
+                    delivery.url, content=message.body, headers=message.headers
+                )
             except (httpx.HTTPError, httpx.InvalidURL) as error:
-                delivery.status, delivery.error = None, _describe(error)
-                break
-            delivery.status, delivery.error = response.status_code, None
-            if response.status_code < 500 and response.status_code not in RETRY_STATUSES:
+                outcome = error
+            if not delivery.settle(outcome, _retriable):
                 break
         with self._lock:
             if delivery.succeeded:
@@ -427,8 +409,8 @@ def _message(config: WebhookConfig, event: str, entity: str, change: Change) -> 
     if config.secret is not None:
         headers[SIGNATURE_HEADER] = signature(config.secret, body)
     delivery = Delivery(message_id, config.id, config.url, event, change.record_id)
-    return _Message(delivery, body, headers)
+    return Message(delivery, body, headers)
 
 
-def _describe(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+def _retriable(status: int) -> bool:
+    return status >= 500 or status in RETRY_STATUSES
