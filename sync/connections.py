@@ -71,6 +71,8 @@ class Connector:
     field_map: FieldMap
     read_credentials: Callable[[Mapping[str, Any]], Credentials]
     open: OpenProvider
+    # The receiver's path segment for its notifications: /webhooks/{webhook_path}/{id}.
+    webhook_path: str
     # The integration is created with two-way sync on (the user can turn it off).
     two_way_default: bool = False
     # Credential fields that are secrets: never returned by the API.
@@ -163,6 +165,7 @@ CONNECTORS: Mapping[Provider, Connector] = {
         display_name=ConnectWiseProvider.display_name,
         field_map=connectwise_mapping.FIELD_MAP,
         read_credentials=ConnectWiseCredentials.from_dict,
+        webhook_path="connectwise",
         open=lambda credentials, sandbox, options: connectwise_provider(
             credentials, sandbox=sandbox, transport=options.transport, retry=options.retry
         ),
@@ -174,6 +177,7 @@ CONNECTORS: Mapping[Provider, Connector] = {
         display_name=PulsewayProvider.display_name,
         field_map=pulseway_mapping.FIELD_MAP,
         read_credentials=PulsewayCredentials.from_dict,
+        webhook_path="pulseway",
         open=lambda credentials, sandbox, options: pulseway_provider(
             credentials, sandbox=sandbox, options=options
         ),

@@ -20,25 +20,20 @@ from models import (
     AssetKind,
     Integration,
     IntegrationStatus,
-    Provider,
     SubscriptionState,
     WebhookSubscription,
 )
+from sync.connections import connector
 from sync.context import utcnow
 from sync.errors import SyncError
 from sync.providers.base import PsaProvider, PsaSubscription
 
 log = logging.getLogger("psasync.subscriptions")
 
-PROVIDER_PATHS = {
-    Provider.CONNECTWISE_MANAGE: "connectwise",
-    Provider.PULSEWAY_PSA: "pulseway",
-}
-
 
 def receiver_url(public_url: str, integration: Integration) -> str:
     """Where the PSA posts this integration's notifications."""
-    path = PROVIDER_PATHS[Provider(integration.provider)]
+    path = connector(integration.provider).webhook_path
     return f"{public_url.rstrip('/')}/webhooks/{path}/{integration.id}"
 
 
@@ -93,7 +88,7 @@ async def sync_subscriptions(
 
 def _is_ours(subscription: PsaSubscription, integration: Integration) -> bool:
     # Whatever public URL psasync had then, the path names this integration.
-    path = PROVIDER_PATHS[Provider(integration.provider)]
+    path = connector(integration.provider).webhook_path
     return f"/webhooks/{path}/{integration.id}" in subscription.url
 
 

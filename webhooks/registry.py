@@ -1,8 +1,9 @@
 """Which PSAs can post notifications, and under which path segment.
 
-``/webhooks/{path}/{integrationId}``: ``PATHS`` names the provider, ``SOURCES`` says how to
-verify and read its notifications. A PSA gets webhooks with one line in ``SOURCES``; a source
-whose ``signs_with_secret`` is true is given the integration's ``webhook_secret`` credential.
+``/webhooks/{path}/{integrationId}``: ``PATHS`` names the provider (each connector's
+``webhook_path``), ``SOURCES`` says how to verify and read its notifications. A PSA gets
+webhooks with one line in ``SOURCES``; a source whose ``signs_with_secret`` is true is given
+the integration's ``webhook_secret`` credential.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from models.enums import Provider
+from sync.connections import CONNECTORS
 from sync.providers.connectwise.callbacks import ConnectWiseCallbacks
 from sync.providers.pulseway.webhooks import PulsewayWebhooks
 from webhooks.source import WebhookSource
@@ -19,10 +21,7 @@ __all__ = ["PATHS", "SOURCES", "SourceFactory", "open_sources", "signed_with_sec
 
 SourceFactory = Callable[[], WebhookSource]
 
-PATHS: Final[Mapping[str, Provider]] = {
-    "connectwise": Provider.CONNECTWISE_MANAGE,
-    "pulseway": Provider.PULSEWAY_PSA,
-}
+PATHS: Final[Mapping[str, Provider]] = {c.webhook_path: p for p, c in CONNECTORS.items()}
 
 SOURCES: Final[Mapping[Provider, SourceFactory]] = {
     Provider.CONNECTWISE_MANAGE: ConnectWiseCallbacks,
