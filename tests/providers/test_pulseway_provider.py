@@ -382,23 +382,42 @@ async def test_configurations_map_hardware_assets(
     assert spot.values["mac_address"] == "00:11:22:33:44:55"
 
 
-async def test_configurations_are_scoped_by_category_and_since_lists_every_asset(
+async def test_configurations_are_only_those_that_can_be_in_scope_since_or_not(
     provider: PulsewayProvider, simulator: Sim
 ) -> None:
     sim, _ = simulator
     store = sim.store
-    scope = ProviderScope({ReferenceKind.CONFIGURATION_TYPE: frozenset({1, 3})})
-    expected = sorted(i for i, a in store.assets.items() if a["categoryId"] in (1, 3))
-    assert expected
+    scope = ProviderScope(
+        {
+            ReferenceKind.ORGANIZATION_TYPE: frozenset({1}),
+            ReferenceKind.ORGANIZATION_STATUS: frozenset({mapping.STATUS_ACTIVE}),
+            ReferenceKind.CONFIGURATION_TYPE: frozenset({1, 3}),
+        }
+    )
+    accounts = {i for i, a in store.accounts.items() if a["accountTypeId"] == 1 and a["isActive"]}
+    expected = sorted(
+        i
+        for i, a in store.assets.items()
+        if a["categoryId"] in (1, 3) and a["accountId"] in accounts
+    )
+    other_accounts = [
+        i for i, a in store.assets.items() if a["categoryId"] in (1, 3) and i not in expected
+    ]
+    assert len(expected) > 4
+    assert other_accounts  # assets of an enabled category whose account is out of scope
 
+    reads = sim.traffic.by_endpoint.get("GET /v2/servicedesk/hardwareasset/{assetId}", 0)
     listed = [r.psa_id for r in flat(await pages_of(provider.configurations(scope)))]
     assert listed == expected
+    # Only those were read (one call each): none of another category or account.
+    read = sim.traffic.by_endpoint["GET /v2/servicedesk/hardwareasset/{assetId}"] - reads
+    assert read == len(expected)
     ids = [
         i
         for page in await pages_of(provider.record_ids(AssetKind.CONFIGURATION, scope))
         for i in page
     ]
-    assert ids == expected
+    assert ids == expected  # the reconciliation lists the same ids
     after = expected[3]
     resumed = [r.psa_id for r in flat(await pages_of(provider.configurations(scope, after=after)))]
     assert resumed == expected[4:]
@@ -408,13 +427,12 @@ async def test_configurations_are_scoped_by_category_and_since_lists_every_asset
     outside = next(i for i, a in sorted(store.assets.items()) if a["categoryId"] not in (1, 3))
     store.update("assets", expected[2], name="Renamed PC")
     store.update("assets", outside, name="Out Of Scope Now")
-    # No modified filter in Pulseway: every asset, in scope or not, changed or not (the
-    # engine skips unchanged content).
+    # No modified filter in Pulseway: the same assets again, changed or not (the engine skips
+    # unchanged content); one of another category is not read.
     listed_since = flat(await pages_of(provider.configurations(scope, since=since)))
-    assert [r.psa_id for r in listed_since] == sorted(store.assets)
+    assert [r.psa_id for r in listed_since] == expected
     names = {r.psa_id: r.values["name"] for r in listed_since}
     assert names[expected[2]] == "Renamed PC"
-    assert names[outside] == "Out Of Scope Now"
 
 
 # -- fetch and deletes ---------------------------------------------------------------------------

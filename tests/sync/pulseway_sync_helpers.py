@@ -96,6 +96,16 @@ class Pulseway:
             if a["accountTypeId"] == CUSTOMER and a["isActive"]
         )
 
+    def readable_assets(self) -> list[int]:
+        """Assets a sync reads: of an enabled category and an account in scope (the state
+        is only known once read)."""
+        accounts = set(self.in_scope_accounts())
+        return sorted(
+            i
+            for i, a in self.store.assets.items()
+            if a["accountId"] in accounts and a["categoryId"] in IN_SCOPE_CATEGORIES
+        )
+
     def in_scope_assets(self) -> list[int]:
         accounts = set(self.in_scope_accounts())
         return sorted(

@@ -132,10 +132,12 @@ async def test_a_full_sync_brings_accounts_locations_contacts_and_assets(
     assert 0 < len(assets) < len(store.assets)
     assert await synced_ids(integration, CONFIG) == assets
     assert run.created == len(accounts) + len(locations) + len(contacts) + len(assets)
-    # Locations came with the account list: no account was read again for them.
+    # One list of the Customer accounts (a page) served every step: locations came with it
+    # (no account read again), and it said whose hardware assets to read.
     calls = pulseway.calls()
     assert calls.get("GET /v2/crm/accounts/summary/{id}", 0) == 0
-    assert calls["GET /v2/crm/accounts/summary"] > 0
+    assert calls["GET /v2/crm/accounts/summary"] == 1
+    assert calls["GET /v2/servicedesk/hardwareasset/{assetId}"] == len(pulseway.readable_assets())
 
     for account_id in accounts:
         source = store.accounts[account_id]
@@ -346,18 +348,22 @@ async def test_a_poll_brings_ui_edits_of_accounts_and_contacts_with_the_modified
     assert (person.last_name, person.title) == ("Changed-Here", "CFO")
     assert run.updated == 2
     assert run.created == 0
-    # Accounts and contacts are listed with Filter.ModifiedOnFrom, never whole.
+    # Accounts and contacts are listed with Filter.ModifiedOnFrom, never whole; accounts are
+    # also listed by type, to know whose hardware assets to read.
     lists = [
-        dict(e.query)
+        (e.path, dict(e.query))
         for e in pulseway_contract.recorded()[seen:]
         if e.method == "GET" and e.path in ("/v2/crm/accounts/summary", "/v2/crm/contacts/summary")
     ]
-    assert {tuple(sorted(q)) for q in lists}
-    for query in lists:
-        assert "Filter.ModifiedOnFrom" in query, query
+    changed = {path for path, query in lists if "Filter.ModifiedOnFrom" in query}
+    assert changed == {"/v2/crm/accounts/summary", "/v2/crm/contacts/summary"}
+    for path, query in lists:
+        if "Filter.ModifiedOnFrom" not in query:
+            assert path == "/v2/crm/accounts/summary"
+            assert query["Filter.AccountTypeId"] == str(CUSTOMER), query
 
 
-async def test_a_poll_reads_every_asset_but_writes_only_the_changed_one(
+async def test_a_poll_reads_every_asset_in_scope_but_writes_only_the_changed_one(
     pulseway: Pulseway, account: Account, vault: Vault, worker: Worker
 ) -> None:
     integration = await synced(pulseway, account, vault, worker)
@@ -370,12 +376,14 @@ async def test_a_poll_reads_every_asset_but_writes_only_the_changed_one(
 
     run = await poll(worker, integration)
 
-    # Hardware assets have no modified filter: each one is read again...
+    # Hardware assets have no modified filter: each one that can be in scope is read again
+    # (of an enabled category and an account in scope; not the others)...
     read = diff(calls, pulseway.calls()).get("GET /v2/servicedesk/hardwareasset/{assetId}", 0)
-    assert read == len(store.assets)
+    readable = pulseway.readable_assets()
+    assert read == len(readable) < len(store.assets)
     # ...and only the changed one is written: the others' content digests match their links.
     assert (run.updated, run.unchanged, run.created) == (1, len(assets) - 1, 0)
-    assert run.skipped == len(store.assets) - len(assets)  # out of scope: not ours to write
+    assert run.skipped == len(readable) - len(assets)  # a state not enabled: not ours
     after = await versions(Configuration)
     moved = [i for i in after if after[i] != before[i]]
     local = (await link_for(integration, CONFIG, changed)).local_id
@@ -390,6 +398,29 @@ async def test_a_poll_reads_every_asset_but_writes_only_the_changed_one(
     again = await poll(worker, integration)
     assert (again.updated, again.unchanged) == (0, len(assets))
     assert await versions(Configuration) == before
+
+
+async def test_an_asset_moved_out_of_scope_is_orphaned_by_the_reconciliation(
+    pulseway: Pulseway, account: Account, vault: Vault, worker: Worker
+) -> None:
+    integration = await synced(pulseway, account, vault, worker)
+    asset_id = pulseway.in_scope_assets()[0]
+    link = await link_for(integration, CONFIG, asset_id)
+    printer = next(i for i in ref.lookup_ids("AssetCategory") if category(i) == "Printer")
+    pulseway.store.update("assets", asset_id, categoryId=printer)  # not a synced category
+
+    await poll(worker, integration)  # polls read only assets that can be in scope
+    run = await jobs.enqueue(
+        await Integration.get(id=integration.id),
+        kind=RunKind.RECONCILE,
+        trigger=RunTrigger.SCHEDULE,
+    )
+    await worker.run_until_idle()
+    run = await SyncRun.get(id=run.id)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert (await RecordLink.get(id=link.id)).state == LinkState.ORPHANED
+    assert await Configuration.filter(id=link.local_id).exists()  # kept, not deleted
+    assert run.orphaned == 1
 
 
 # ----------------------------------------------------------------------------- two-way push

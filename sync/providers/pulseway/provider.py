@@ -7,11 +7,15 @@ while Pulseway is paged cannot make pages overlap. Hardware assets are listed by
 (``searchselect`` rows are short) and read in full page by page.
 
 Changes and deletes (psa-apis.md §4.8): accounts and contacts are listed with
-``Filter.ModifiedOnFrom``; hardware assets have no modified filter, so with ``since`` every
-asset is listed and read, whatever the scope, and all are yielded (the engine skips unchanged
-ones by their content). Accounts are never deleted in v2 (only deactivated: the ``Inactive``
-status), and contacts and assets are deleted outright, so ``deleted_since`` has nothing to
-list: reconciliation (``record_ids``) finds deleted contacts and assets.
+``Filter.ModifiedOnFrom``; hardware assets have no modified filter, so with ``since`` the
+assets a full sync would read are read again and all are yielded (the engine skips unchanged
+ones by their content). Each asset read costs a call of a budget of about 1,500 an hour, so
+only assets that can be in scope are read: of the enabled categories (filtered at the source)
+and of accounts in scope (``searchselect`` rows name their account). One that left the scope
+is orphaned by the reconciliation, which lists the same ids. Accounts are never deleted in v2
+(only deactivated: the ``Inactive`` status), and contacts and assets are deleted outright, so
+``deleted_since`` has nothing to list: reconciliation (``record_ids``) finds deleted contacts
+and assets.
 
 Writes (two-way sync) go through the client (its per-endpoint budget included); bodies are
 built by ``writes.py``. Accounts are created with one main location, a business type and an
@@ -69,6 +73,11 @@ class PulsewayProvider:
         # included): the locations step uses them once instead of reading each account again,
         # a fifth of a full sync's calls. Absent or empty: read by id as before.
         self._listed_locations: dict[int, list[Record]] = {}
+        # The ids of the accounts in scope as last listed, by (types, statuses): a full sync
+        # lists them for organizations, and its assets phase needs them again.
+        self._scoped_accounts: (
+            tuple[tuple[frozenset[int], frozenset[int]], frozenset[int]] | None
+        ) = None
 
     async def check_connection(self) -> None:
         await self.client.check_connection()
@@ -100,7 +109,7 @@ class PulsewayProvider:
         """Accounts, ascending by id. A full list is scoped at the source (one list per
         enabled account type; ``Filter.IsActive`` when one status is enabled); changes
         ``since`` a time are listed whatever the scope (one that left it is a change too)."""
-        records = await self._accounts(scope, since)
+        records = await self._accounts(scope, since, keep_locations=True)
         for page in _pages(records, after):
             yield page
 
@@ -133,15 +142,11 @@ class PulsewayProvider:
     async def configurations(
         self, scope: ProviderScope, *, after: int | None = None, since: datetime | None = None
     ) -> AsyncIterator[list[PsaRecord]]:
-        """Hardware assets, ascending by id: ids from ``searchselect`` (scoped by category at
-        the source for a full list), then each asset read by id, a page at a time. Pulseway
-        has no modified filter: with ``since``, every asset (in scope or not) is read and
-        yielded, changed or not; the engine skips those whose content it already has."""
-        ids = [
-            i
-            for i in await self._asset_ids(scope, scoped=since is None)
-            if after is None or i > after
-        ]
+        """Hardware assets, ascending by id: ids from ``searchselect`` (of the enabled
+        categories and accounts in scope), then each asset read by id, a page at a time.
+        Pulseway has no modified filter: with ``since``, the same assets are read and yielded,
+        changed or not; the engine skips those whose content it already has."""
+        ids = [i for i in await self._asset_ids(scope) if after is None or i > after]
         for start in range(0, len(ids), PAGE_SIZE):
             page = await self._get_many(AssetKind.CONFIGURATION, ids[start : start + PAGE_SIZE])
             if page:
@@ -171,7 +176,7 @@ class PulsewayProvider:
         elif kind is AssetKind.CONTACT:
             ids = sorted(await self._ids(self.client.contacts()))
         else:
-            ids = await self._asset_ids(scope, scoped=True)
+            ids = await self._asset_ids(scope)
         for start in range(0, len(ids), PAGE_SIZE):
             yield ids[start : start + PAGE_SIZE]
 
@@ -185,9 +190,13 @@ class PulsewayProvider:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    async def _accounts(self, scope: ProviderScope, since: datetime | None) -> list[PsaRecord]:
+    async def _accounts(
+        self, scope: ProviderScope, since: datetime | None, *, keep_locations: bool = False
+    ) -> list[PsaRecord]:
+        """Accounts in scope (all changed ``since`` a time, with it); ``keep_locations`` for
+        the locations step that follows (``organizations``)."""
         self._listed_locations.clear()
-        to_record = self._listed_account
+        to_record = self._listed_account if keep_locations else mapping.ACCOUNT.to_record
         if since is not None:
             return await self._collect(self.client.accounts(modified_since=since), to_record)
         types = sorted(scope.ids(ReferenceKind.ORGANIZATION_TYPE))
@@ -205,7 +214,15 @@ class PulsewayProvider:
                 filters["Filter.IsActive"] = active
             for record in await self._collect(self.client.accounts(filters=filters), to_record):
                 found.setdefault(record.psa_id, record)
+        self._scoped_accounts = (_account_scope(scope), frozenset(found))
         return sorted(found.values(), key=_by_id)
+
+    async def _account_ids(self, scope: ProviderScope) -> frozenset[int]:
+        """Ids of the accounts in scope (as this run last listed them, else listed now)."""
+        listed = self._scoped_accounts
+        if listed is not None and listed[0] == _account_scope(scope):
+            return listed[1]
+        return frozenset(r.psa_id for r in await self._accounts(scope, None))
 
     def _listed_account(self, raw: Record) -> PsaRecord:
         """An account from a list, keeping its locations for the locations step."""
@@ -217,15 +234,26 @@ class PulsewayProvider:
             self._listed_locations[record.psa_id] = locations
         return record
 
-    async def _asset_ids(self, scope: ProviderScope, *, scoped: bool) -> list[int]:
-        filters: dict[str, QueryValue] = {}
-        if scoped:
-            categories = sorted(scope.ids(ReferenceKind.CONFIGURATION_TYPE))
-            if not categories:
-                return []
-            # A string in the document, not an array: comma-separated (repeated binds the first).
-            filters["Filter.CategoryIds"] = ",".join(str(c) for c in categories)
-        return sorted(await self._ids(self.client.hardware_assets(filters=filters)))
+    async def _asset_ids(self, scope: ProviderScope) -> list[int]:
+        """Ids of the assets that can be in scope: of an enabled category and of an account in
+        scope (the asset's state is not in ``searchselect`` rows: read to be known)."""
+        categories = sorted(scope.ids(ReferenceKind.CONFIGURATION_TYPE))
+        if not categories:
+            return []
+        accounts = await self._account_ids(scope)
+        if not accounts:
+            return []
+        # A string in the document, not an array: comma-separated (repeated binds the first).
+        filters: dict[str, QueryValue] = {
+            "Filter.CategoryIds": ",".join(str(c) for c in categories)
+        }
+        found: set[int] = set()
+        async for page in self.client.hardware_assets(filters=filters):
+            for raw in page:
+                ident = mapping.psa_id(mapping.get(raw, "id"))
+                if ident is not None and mapping.psa_id(mapping.get(raw, "accountId")) in accounts:
+                    found.add(ident)
+        return sorted(found)
 
     @staticmethod
     async def _collect(
@@ -616,6 +644,13 @@ def _pages(records: Sequence[PsaRecord], after: int | None) -> list[list[PsaReco
     """Ascending records (after ``after``) in pages of ``PAGE_SIZE``."""
     wanted = [r for r in sorted(records, key=_by_id) if after is None or r.psa_id > after]
     return [wanted[i : i + PAGE_SIZE] for i in range(0, len(wanted), PAGE_SIZE)]
+
+
+def _account_scope(scope: ProviderScope) -> tuple[frozenset[int], frozenset[int]]:
+    return (
+        scope.ids(ReferenceKind.ORGANIZATION_TYPE),
+        scope.ids(ReferenceKind.ORGANIZATION_STATUS),
+    )
 
 
 def _changed(records: Iterable[PsaRecord], since: datetime | None) -> list[PsaRecord]:
