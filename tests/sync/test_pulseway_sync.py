@@ -308,16 +308,17 @@ async def test_assets_without_a_state_sync_under_no_state_and_push_it_as_none(
 # ----------------------------------------------------------------------------- polling
 
 
-async def poll(worker: Worker, integration: Integration) -> SyncRun:
+async def poll(
+    worker: Worker, integration: Integration, kind: RunKind = RunKind.INCREMENTAL
+) -> SyncRun:
+    """A scheduled run (a poll, or the reconciliation), run to its end."""
     run = await jobs.enqueue(
-        await Integration.get(id=integration.id),
-        kind=RunKind.INCREMENTAL,
-        trigger=RunTrigger.SCHEDULE,
+        await Integration.get(id=integration.id), kind=kind, trigger=RunTrigger.SCHEDULE
     )
     await worker.run_until_idle()
     run = await SyncRun.get(id=run.id)
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.kind == RunKind.INCREMENTAL
+    assert run.kind == kind
     return run
 
 
@@ -410,14 +411,7 @@ async def test_an_asset_moved_out_of_scope_is_orphaned_by_the_reconciliation(
     pulseway.store.update("assets", asset_id, categoryId=printer)  # not a synced category
 
     await poll(worker, integration)  # polls read only assets that can be in scope
-    run = await jobs.enqueue(
-        await Integration.get(id=integration.id),
-        kind=RunKind.RECONCILE,
-        trigger=RunTrigger.SCHEDULE,
-    )
-    await worker.run_until_idle()
-    run = await SyncRun.get(id=run.id)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    run = await poll(worker, integration, RunKind.RECONCILE)
     assert (await RecordLink.get(id=link.id)).state == LinkState.ORPHANED
     assert await Configuration.filter(id=link.local_id).exists()  # kept, not deleted
     assert run.orphaned == 1
