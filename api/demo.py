@@ -127,9 +127,9 @@ async def _pulseway(settings: Settings, shared: list[str]) -> AsyncIterator[Inte
     for account_id, name in zip(clients, shared, strict=False):
         store.update("accounts", account_id, accountName=name, accountTypeId=1, isActive=True)
     simulator = PulsewaySimulator(store, credentials=DEMO_PULSEWAY_CREDENTIALS, calls_per_hour=0)
-    port = settings.demo_port + 1 if settings.demo_port else 0
     secret = _derived(settings, b"psasync demo pulseway webhook secret")
-    async with serve_pulseway(simulator.app, "127.0.0.1", port) as base_url:
+    port = settings.demo_port + 1 if settings.demo_port < 65535 else 0
+    async with _serve_near(simulator, port) as base_url:
         account = await Account.get(name=DEMO_ACCOUNT)
         integration = await Integration.filter(name=DEMO_PULSEWAY_INTEGRATION).first()
         if integration is None:
@@ -162,6 +162,24 @@ async def _pulseway(settings: Settings, shared: list[str]) -> AsyncIterator[Inte
             yield integration
         finally:
             simulator.webhooks.close()
+
+
+@asynccontextmanager
+async def _serve_near(simulator: PulsewaySimulator, port: int) -> AsyncIterator[str]:
+    """Serve on ``port`` (the one after ``PSASYNC_DEMO_PORT``), or on a free one when it is
+    taken: the port is implied, not chosen, so a busy one must not stop the demo (the stored
+    integration follows the simulator to its port)."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            base_url = await stack.enter_async_context(
+                serve_pulseway(simulator.app, "127.0.0.1", port)
+            )
+        except OSError as error:
+            log.warning("demo: port %d is taken (%s); Pulseway PSA on a free port", port, error)
+            base_url = await stack.enter_async_context(
+                serve_pulseway(simulator.app, "127.0.0.1", 0)
+            )
+        yield base_url
 
 
 async def _follow(integration: Integration, settings: Settings, field: str, url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -130,7 +131,10 @@ async def start_service(env: dict[str, str], port: int) -> tuple[asyncio.subproc
     async with asyncio.timeout(60):
         while key is None:
             line = (await server.stdout.readline()).decode()
-            assert line, "the service exited before printing the demo key"
+            if not line:
+                assert server.stderr is not None
+                errors = (await server.stderr.read()).decode(errors="replace")
+                raise AssertionError(f"the service exited before printing the demo key:\n{errors}")
             if "API key:" in line:
                 key = line.split("API key:")[1].strip()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
@@ -236,7 +240,12 @@ async def test_the_demo_can_run_pulseway_psa_beside_connectwise(tmp_path: Path) 
         # The demo's Pulseway budget would spread its first sync over a minute.
         PSASYNC_PULSEWAY_CALLS_PER_HOUR="1000000",
     )
-    server, key = await start_service(env, port)
+    # Pulseway's demo port is the next one; something else has it: the demo goes on anyway.
+    with socket.socket() as taken:
+        with contextlib.suppress(OSError):  # already busy: as good
+            taken.bind(("127.0.0.1", demo_port + 1))
+            taken.listen()
+        server, key = await start_service(env, port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             auth = {"Authorization": f"Bearer {key}"}
