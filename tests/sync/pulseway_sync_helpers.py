@@ -6,12 +6,14 @@ import path.)"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from harness import FAST_RETRY
+from pulseway_contract import Recorder
 
 from models import (
     Account,
@@ -23,7 +25,13 @@ from models import (
     ReferenceValue,
 )
 from models.vault import Vault
-from simulators.pulseway import ApiCredentials, PulsewaySimulator
+from simulators.pulseway import (
+    ApiCredentials,
+    DatasetSpec,
+    PulsewaySimulator,
+    generate_dataset,
+    serve_in_thread,
+)
 from simulators.pulseway import reference as ref
 from sync.connections import provider_factory
 from sync.integrations import add_pulseway
@@ -115,6 +123,20 @@ class Pulseway:
             and a["categoryId"] in IN_SCOPE_CATEGORIES
             and a["stateId"] in IN_SCOPE_STATES
         )
+
+
+@asynccontextmanager
+async def served(spec: DatasetSpec, contract: Recorder) -> AsyncIterator[Pulseway]:
+    """A Pulseway tenant of ``spec`` on a loopback port at an unlimited budget, every
+    exchange checked by ``contract``."""
+    store = generate_dataset(spec)
+    store.tenant = LOGIN.tenant
+    simulator = PulsewaySimulator(store, credentials=LOGIN, calls_per_hour=0)
+    try:
+        async with serve_in_thread(contract.wrap(simulator.app)) as base_url:
+            yield Pulseway(simulator, base_url)
+    finally:
+        simulator.webhooks.close()
 
 
 def diff(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:

@@ -19,7 +19,6 @@ from harness import Psa, sync_now
 from pulseway_contract import Recorder
 from pulseway_sync_helpers import (
     CUSTOMER,
-    LOGIN,
     PATCH_ACCOUNT,
     PATCH_CONTACT,
     PATCH_EMAILS,
@@ -34,6 +33,7 @@ from pulseway_sync_helpers import (
     pulseway_worker,
     reference_id,
     reference_name,
+    served,
     state,
     synced_ids,
 )
@@ -63,7 +63,7 @@ from models import (
 )
 from models.outbox import json_value
 from models.vault import Vault
-from simulators.pulseway import DatasetSpec, PulsewaySimulator, generate_dataset, serve_in_thread
+from simulators.pulseway import DatasetSpec
 from simulators.pulseway import reference as ref
 from sync import directions as direction_settings
 from sync import jobs, local_edits, push_all, sync_settings
@@ -81,14 +81,8 @@ ORG, LOC, CONTACT, CONFIG = (
 
 @pytest.fixture
 async def pulseway(pulseway_contract: Recorder) -> AsyncIterator[Pulseway]:
-    store = generate_dataset(DatasetSpec(accounts=8, seed=21))
-    store.tenant = LOGIN.tenant
-    simulator = PulsewaySimulator(store, credentials=LOGIN, calls_per_hour=0)
-    try:
-        async with serve_in_thread(pulseway_contract.wrap(simulator.app)) as base_url:
-            yield Pulseway(simulator, base_url)
-    finally:
-        simulator.webhooks.close()
+    async with served(DatasetSpec(accounts=8, seed=21), pulseway_contract) as tenant:
+        yield tenant
 
 
 @pytest.fixture
@@ -729,13 +723,9 @@ class VirtualTime:
 
 @pytest.fixture
 async def tiny(pulseway_contract: Recorder) -> AsyncIterator[Pulseway]:
-    store = generate_dataset(DatasetSpec(accounts=3, contacts=3, assets=8, seed=4))
-    simulator = PulsewaySimulator(store, credentials=LOGIN, calls_per_hour=0)
-    try:
-        async with serve_in_thread(pulseway_contract.wrap(simulator.app)) as base_url:
-            yield Pulseway(simulator, base_url)
-    finally:
-        simulator.webhooks.close()
+    spec = DatasetSpec(accounts=3, contacts=3, assets=8, seed=4)
+    async with served(spec, pulseway_contract) as tenant:
+        yield tenant
 
 
 async def assert_fully_synced(pulseway: Pulseway, integration: Integration) -> None:
