@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from harness import FAST_RETRY
+from harness import FAST_RETRY, pulseway_login
 from pulseway_contract import Recorder
 
 from models import (
@@ -75,15 +75,8 @@ class Pulseway:
         return self.simulator.store
 
     def credentials(self, **changes: Any) -> PulsewayCredentials:
-        values: dict[str, Any] = {
-            "tenant": LOGIN.tenant,
-            "user_name": LOGIN.username,
-            "password": LOGIN.password,
-            "host": self.base_url,
-            "webhook_secret": WEBHOOK_SECRET,
-        }
-        values.update(changes)
-        return PulsewayCredentials(**values)
+        login = pulseway_login(self.simulator, self.base_url)
+        return replace(login, **{"webhook_secret": WEBHOOK_SECRET, **changes})
 
     def calls(self) -> dict[str, int]:
         """Requests so far, per endpoint (``"GET /v2/crm/accounts/summary"``)."""
