@@ -6,6 +6,8 @@ async with serve_in_thread(simulator) as base_url:
     ...  # point a ConnectWise client at base_url (codebase v4_6_release/ or v2025_1/)
     store.update("companies", 250, {"name": "Renamed"})  # edit as a ConnectWise user would
     simulator.faults.rate_limit_every = 3                 # every third API request gets 429
+    simulator.faults.drop_after_write_every = 2           # every second write: applied, unanswered
+    simulator.before_write.append(hook)                   # hook(request) just before a write
     simulator.callbacks.retry_scale = 0.01                # webhooks: retry delays / 100
     await simulator.callbacks.drain()                     # wait until callbacks were delivered
 """

@@ -12,10 +12,13 @@ Layout of the URL space::
                                                  deliveries (no auth)
 
 Every API request passes one gate (`_serve`): count it and record its `clientId`, apply injected
-latency and faults, check the codebase and Basic credentials, then hand a `Call` to the resource
-handlers and add ConnectWise's response headers. Writes to companies, contacts and configurations,
-through the API or the store, are posted to registered callbacks by `callbacks.py` on the app's
-event loop, after the response.
+latency and faults, check the codebase and Basic credentials, call the `before_write` hooks for a
+write (`simulators/races.py`: a test edits the store there to race the client), then hand a `Call`
+to the resource handlers and add ConnectWise's response headers. With
+``faults.drop_after_write_every = N`` every N-th applied write is answered with a dropped
+connection instead (`simulators/transport.py`; in process, use its `InProcessTransport`). Writes
+to companies, contacts and configurations, through the API or the store, are posted to registered
+callbacks by `callbacks.py` on the app's event loop, after the response.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from simulators.connectwise.faults import Faults, Traffic
 from simulators.connectwise.routes import Call, Reply, ResourceHandlers, dispatch, parse_body
 from simulators.connectwise.schema import RESOURCES
 from simulators.connectwise.store import ConnectWiseStore
+from simulators.races import WriteHook, before_write
+from simulators.transport import DroppedAnswer
 
 CURRENT_VERSION = "2025.1"
 CODEBASE = "v2025_1/"
@@ -69,7 +74,11 @@ class ApiCredentials:
 
 
 class ConnectWiseSimulator:
-    """One simulated ConnectWise site: a store, its API app, fault settings and counters."""
+    """One simulated ConnectWise site: a store, its API app, fault settings and counters.
+
+    ``before_write``: hooks called with each API write request just before it is applied
+    (`simulators/races.py`).
+    """
 
     def __init__(
         self,
@@ -85,6 +94,7 @@ class ConnectWiseSimulator:
         self.company_name = company_name
         self.faults = faults or Faults()
         self.traffic = Traffic()
+        self.before_write: list[WriteHook] = []
         self._sleep = sleep
         self._handlers = ResourceHandlers(self.store)
         self.store.add_member(self.credentials.member, "API", "Member", "A")
@@ -177,13 +187,19 @@ class ConnectWiseSimulator:
             params = {k.lower(): v for k, v in request.query_params.items()}
             base_url = f"{request.url.scheme}://{request.url.netloc}"
             api_base = f"{base_url}/{codebase}/apis/3.0"
+            if request.method in _WRITES:
+                await before_write(self.before_write, request)
             with self.callbacks.request_origin(base_url, codebase):
                 reply = handler(Call(request, params, api_base, member, body))
         except ApiError as error:
             reply = Reply(error.body(), error.status)
-        traffic.served += 1
         if request.method in _WRITES and reply.status < 300:
             traffic.writes += 1
+            if faults.drops_answer(traffic.writes):
+                traffic.faults_injected += 1
+                traffic.dropped_answers += 1
+                return DroppedAnswer(_respond(reply, version))
+        traffic.served += 1
         return _respond(reply, version)
 
     def _authenticate(self, header: str) -> str:

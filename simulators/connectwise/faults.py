@@ -1,5 +1,5 @@
-"""Trouble on demand (rate limits, server errors, outages, latency) and what the simulator
-has served.
+"""Trouble on demand (rate limits, server errors, outages, latency, dropped answers) and what
+the simulator has served.
 
 Both objects belong to one simulator instance and may be changed while it runs, from Python
 (``simulator.faults.rate_limit_every = 3``) or over HTTP (``POST /__simulator/faults``).
@@ -21,6 +21,9 @@ class Faults:
     error_status: int = 503
     latency_ms: int = 0  # added before every API response
     outage_status: int = 0  # while non-zero, EVERY request fails with it (429 or 5xx); 0 = up
+    # Every N-th applied write (counted in `Traffic.writes`) is done, then its answer is lost:
+    # the connection drops mid-response (`simulators/transport.py`); 0 = never.
+    drop_after_write_every: int = 0
 
     def fault_for(self, request_number: int) -> int | None:
         """The status to fail request number `request_number` with, or None to serve it."""
@@ -31,6 +34,11 @@ class Faults:
         if self.error_every > 0 and request_number % self.error_every == 0:
             return self.error_status
         return None
+
+    def drops_answer(self, write_number: int) -> bool:
+        """Whether applied write number `write_number` (1-based) loses its answer."""
+        every = self.drop_after_write_every
+        return every > 0 and write_number % every == 0
 
     def configure(self, changes: dict[str, Any]) -> None:
         """Apply a JSON object of settings; unknown names or bad values raise ValueError."""
@@ -62,10 +70,11 @@ class Traffic:
 
     requests: int = 0  # API requests received, faulted ones included
     served: int = 0  # API requests answered without an injected fault
-    faults_injected: int = 0
+    faults_injected: int = 0  # rate limits, server errors and dropped answers
     rate_limited: int = 0
     server_errors: int = 0
     writes: int = 0  # POST, PUT, PATCH and DELETE requests that changed a record
+    dropped_answers: int = 0  # writes applied but never answered (the connection dropped)
     with_client_id: int = 0  # requests that carried a `clientId` header
     last_client_id: str | None = None
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from simulators.connectwise.app import CODEBASE, ApiCredentials, ConnectWiseSimulator
 from simulators.connectwise.dataset import DatasetSpec, generate_dataset
 from simulators.connectwise.store import ConnectWiseStore
+from simulators.transport import quiet_dropped_answers
 
 Servable = ConnectWiseSimulator | ConnectWiseStore | ASGIApp
 _START_TIMEOUT = 10.0
@@ -135,6 +136,7 @@ def _config(target: Servable, host: str, base_url: str) -> uvicorn.Config:
         app = simulator.app
         # Store-level edits have no request to learn the URL from; callbacks must link back.
         simulator.callbacks.base_url = base_url
+    quiet_dropped_answers()  # a dropped answer is a fault we inject, not a crash to log
     return uvicorn.Config(
         app,
         host=host,

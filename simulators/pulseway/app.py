@@ -8,7 +8,10 @@ URL space::
     GET|POST|DELETE /__simulator/webhooks                          webhooks (`webhooks.py`)
 
 Every API request passes one gate (`_serve`): count it per endpoint, apply injected latency and
-faults, spend the endpoint's hourly budget, check the bearer token, then run the handler.
+faults, spend the endpoint's hourly budget, check the bearer token, call the `before_write` hooks
+for a write (`simulators/races.py`), then run the handler. With
+``faults.drop_after_write_every = N`` every N-th applied write is answered with a dropped
+connection instead (`simulators/transport.py`; in process, use its `InProcessTransport`).
 Business failures answer HTTP 200 with ``success: false`` (the spec declares only 200s); an
 unknown or expired token answers 401 and an exhausted budget 429 + ``Retry-After``, both with
 the same envelope.
@@ -45,6 +48,8 @@ from simulators.pulseway.wire import (
     parse_time,
     stamp,
 )
+from simulators.races import WriteHook, before_write
+from simulators.transport import DroppedAnswer
 
 _JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -94,6 +99,9 @@ class PulsewaySimulator:
     ``summary_by_id_envelope``: the spec documents ``GET /v2/crm/accounts/summary/{id}`` and
     ``/v2/crm/contacts/summary/{id}`` as returning the bare DTO while working clients read
     ``result``; True (default) wraps them like every other endpoint, False answers the bare DTO.
+
+    ``before_write``: hooks called with each API write request (authentication excluded) just
+    before it is applied (`simulators/races.py`).
     """
 
     def __init__(
@@ -115,6 +123,7 @@ class PulsewaySimulator:
         self.faults = faults or Faults()
         self.traffic = Traffic()
         self.budget = CallBudget(calls_per_hour)
+        self.before_write: list[WriteHook] = []
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
         self.default_page_size = default_page_size
@@ -211,7 +220,7 @@ class PulsewaySimulator:
         status = faults.fault_for(traffic.requests)
         if status is not None:
             return self._fault(status)
-        traffic.served += 1
+        write = auth and request.method in _WRITES  # authentication and refresh are not writes
         try:
             wait = self.budget.spend(endpoint, self.store.clock.now())
             if wait is not None:
@@ -229,14 +238,22 @@ class PulsewaySimulator:
             for key, value in request.query_params.multi_items():
                 params.setdefault(key.lower(), []).append(value)
             call = Call(request, params, await request.body(), user_id, dict(request.path_params))
+            if write:
+                await before_write(self.before_write, request)  # outside the lock: hooks edit
             with self.store.lock:
                 body = handler(call)
         except ApiError as error:
+            traffic.served += 1
             if error.status == 401:
                 traffic.unauthorized += 1
             return _respond(error.body(), error.status, error.headers)
-        if auth and request.method in _WRITES and body.get("success", True):
+        if write and body.get("success", True):
             traffic.writes += 1
+            if faults.drops_answer(traffic.writes):
+                traffic.faults_injected += 1
+                traffic.dropped_answers += 1
+                return DroppedAnswer(_respond(body))
+        traffic.served += 1
         return _respond(body)
 
     def _fault(self, status: int) -> Response:

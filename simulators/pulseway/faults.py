@@ -20,12 +20,13 @@ class Traffic:
 
     requests: int = 0  # API requests received, faulted ones included
     served: int = 0  # answered without an injected fault
-    faults_injected: int = 0
+    faults_injected: int = 0  # injected 429s, 5xx and dropped answers
     rate_limited: int = 0  # injected 429s
     server_errors: int = 0  # injected 5xx
     over_budget: int = 0  # 429s from the hourly per-endpoint budget
     unauthorized: int = 0  # 401s
     writes: int = 0  # successful POST, PUT, PATCH and DELETE (authentication excluded)
+    dropped_answers: int = 0  # writes applied but never answered (the connection dropped)
     by_endpoint: dict[str, int] = field(default_factory=dict)  # "GET /v2/crm/..." → requests
 
     def as_dict(self) -> dict[str, Any]:
