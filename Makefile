@@ -45,7 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/graphql_page.py
 	$(BIN)/python bench/push.py
-	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/webhook_receiver.py
 
 # Regenerate schema.graphql after changing the GraphQL types (a test fails until you do).
 schema: $(STAMP)

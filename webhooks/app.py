@@ -13,7 +13,7 @@ the ConnectWise signing-key fetch inside ``verify``, cached):
        ``{"status": "stored"}`` — or ``{"status": "duplicate"}`` for a notice already stored
 
 Errors are JSON ``{"error": "…"}``. It is a plain ASGI app (no per-request framework objects:
-throughput matters, see ``bench/webhooks.py``); ``api/app.py`` mounts it at ``/webhooks``
+throughput matters, see ``bench/webhook_receiver.py``); ``api/app.py`` mounts it at ``/webhooks``
 and closes it in its lifespan.
 """
 

@@ -1,10 +1,10 @@
 """Webhook receiver benchmark: signed ConnectWise callbacks into the inbox, against a bare
 endpoint on the same server stack.
 
-    .venv/bin/python bench/webhooks.py                       # 32 connections, 10 s, SQLite
-    .venv/bin/python bench/webhooks.py --seconds 20 --connections 64
-    .venv/bin/python bench/webhooks.py --postgres postgres://postgres@127.0.0.1:5432/psasync_bench
-    .venv/bin/python bench/webhooks.py --profile /tmp/prof   # cProfile of the service process
+    .venv/bin/python bench/webhook_receiver.py                  # 32 connections, 10 s, SQLite
+    .venv/bin/python bench/webhook_receiver.py --seconds 20 --connections 64
+    .venv/bin/python bench/webhook_receiver.py --postgres postgres://postgres@127.0.0.1:5432/psasync_bench
+    .venv/bin/python bench/webhook_receiver.py --profile /tmp/prof  # cProfile of the service
 
 Processes, all on 127.0.0.1:
 
@@ -53,9 +53,6 @@ from typing import Any
 import common  # bench/common.py: this script's directory is on sys.path
 
 SCRIPT = Path(__file__).resolve()
-# This file is named like the ``webhooks`` package: drop its directory from the path, or
-# ``import webhooks`` would find this script.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != SCRIPT.parent]
 PACKAGES = ("webhooks", "api", "models", "sync")
 SQLITE_OPTIONS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
 SIGNING_KEY = "bench-signing-key-0f3a9c"
