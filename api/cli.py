@@ -566,7 +566,7 @@ def _print_run(run: SyncRun) -> None:
 @main.command()
 @run_async
 async def status() -> None:
-    """Integrations with their status, last success, last error and last run."""
+    """Integrations with their status, last success, last error and last (real) run."""
     settings = _settings()
     async with database(settings):
         found = await Integration.all().order_by("created_at")
@@ -581,11 +581,17 @@ async def status() -> None:
                 click.echo(f"  last success: {integration.last_success_at:%Y-%m-%d %H:%M:%S} UTC")
             if integration.last_error:
                 click.echo(f"  last error: {integration.last_error}")
-            run = await SyncRun.filter(integration_id=integration.id).order_by("-queued_at").first()
+            runs = SyncRun.filter(integration_id=integration.id).order_by("-queued_at")
+            # A dry run synced nothing: it is never the last run, only shown when newer.
+            run = await runs.filter(dry_run=False).first()
             if run is not None:
                 click.echo("  last run: ", nl=False)
                 _print_run(run)
                 await _print_issues(run)
+            dry = await runs.filter(dry_run=True).first()
+            if dry is not None and (run is None or dry.queued_at > run.queued_at):
+                click.echo("  last dry run: ", nl=False)
+                _print_run(dry)
 
 
 async def _print_issues(run: SyncRun) -> None:

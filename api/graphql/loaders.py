@@ -413,10 +413,13 @@ class Loaders:
         return [tokens.get(_key(key)) for key in keys]
 
     async def _last_run(self, keys: list[uuid.UUID]) -> list[SyncRun | None]:
-        ranked = await ranked_ids(
-            SyncRunRow, "integration_id", sorted({_key(k) for k in keys}), "queued_at DESC", 1, None
-        )
-        ids = [i for per_parent in ranked.values() for i in per_parent]
+        """The newest real run per integration: a dry run synced nothing."""
+        parents = sorted({_key(k) for k in keys})
+        ranked = await ranked_rows(
+            SyncRunRow, "integration_id", parents, "queued_at DESC", 1, None,
+            where={"dry_run": False},
+        )  # fmt: skip
+        ids = [_key(row["id"]) for rows in ranked.values() for row in rows]
         rows = await SyncRunRow.filter(id__in=ids).values(*SyncRun.COLUMNS) if ids else []
         by_integration = {_key(row["integration_id"]): SyncRun.from_row(row) for row in rows}
         return [by_integration.get(_key(key)) for key in keys]

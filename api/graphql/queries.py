@@ -96,12 +96,16 @@ class LinkFilter:
         "never pushed yet (they have no link: see linked: false).",
     )
     integration_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Records linked to this integration (with linkState: there)."
+        default=None,
+        description="Only this integration's links count. Alone: records with a link to it "
+        "(NOT_PUSHED included); with linkState or linked, the state or the PSA record is "
+        "looked for there.",
     )
     linked: bool | None = strawberry.field(
         default=None,
         description="true: linked to a PSA record; false: not linked (the PSA does not have "
-        "the record).",
+        "the record: no link, or a NOT_PUSHED one). With integrationId: that integration's "
+        "PSA (false lists what a push-all to it would consider).",
     )
 
 
@@ -168,28 +172,32 @@ def _filtered(kind: AssetKind, account_id: uuid.UUID, where: LinkFilter | None) 
             )
         else:
             query = query.filter(name__icontains=term)
-    links = RecordLink.filter(kind=kind, integration__account_id=account_id)
-    narrowed = False
-    if where.psa is not None:
-        links = links.filter(
-            integration_id=local_id(where.psa.integration_id, "Integration", argument="psa"),
-            psa_id=where.psa.psa_id,
-        )
-        narrowed = True
+    # The links the filter looks at: the account's, or one integration's.
+    scope = RecordLink.filter(kind=kind, integration__account_id=account_id)
     if where.integration_id is not None:
-        links = links.filter(
+        scope = scope.filter(
             integration_id=local_id(where.integration_id, "Integration", argument="integrationId")
         )
-        narrowed = True
+    required: list[QuerySet[RecordLink]] = []
+    if where.psa is not None:
+        required.append(
+            scope.filter(
+                integration_id=local_id(where.psa.integration_id, "Integration", argument="psa"),
+                psa_id=where.psa.psa_id,
+            )
+        )
     if where.link_state is not None:
-        links = links.filter(_shown_state(LinkState(where.link_state)))
-        narrowed = True
-    if where.linked is not None and not narrowed:
-        links = links.filter(psa_id__isnull=False)  # NOT_PUSHED: the PSA has no record yet
-    if narrowed or where.linked:
+        required.append(scope.filter(_shown_state(LinkState(where.link_state))))
+    # Linked means the PSA has the record: a NOT_PUSHED link has no PSA id yet.
+    in_psa = scope.filter(psa_id__isnull=False)
+    if where.linked:
+        required.append(in_psa)
+    elif where.linked is None and where.integration_id is not None and not required:
+        required.append(scope)  # any link to the integration, NOT_PUSHED ones included
+    for links in required:
         query = query.filter(id__in=Subquery(links.values("local_id")))
-    elif where.linked is False:
-        query = query.exclude(id__in=Subquery(links.values("local_id")))
+    if where.linked is False:
+        query = query.exclude(id__in=Subquery(in_psa.values("local_id")))
     return query
 
 

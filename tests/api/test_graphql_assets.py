@@ -10,7 +10,16 @@ import pytest
 from harness import GraphQLClient, Psa, sync_now
 
 from api.graphql.ids import to_global
-from models import Configuration, Contact, Integration, Location, Organization
+from models import (
+    AssetKind,
+    Configuration,
+    Contact,
+    Integration,
+    LinkState,
+    Location,
+    Organization,
+    RecordLink,
+)
 from models.db import count_queries
 from sync.runner import Worker
 
@@ -122,6 +131,59 @@ async def test_filters_by_organization_type_search_psa_id_and_link_state(
     assert orphan["psaLinks"] == [{"state": "ORPHANED", "readOnlyFields": []}]
     assert [e["node"]["name"] for e in data["byPsaId"]["edges"]] == [company["name"]]
     assert data["unlinked"]["totalCount"] == 0
+
+
+UNLINKED = """query($integration: ID!) {
+  orgsOff: organizations(first: 500, filter: {integrationId: $integration, linked: false}) {
+    nodes { name } }
+  orgsOn: organizations(first: 500, filter: {integrationId: $integration, linked: true}) {
+    totalCount nodes { name } }
+  orgsNowhere: organizations(first: 500, filter: {linked: false}) { nodes { name } }
+  locationsOff: locations(filter: {integrationId: $integration, linked: false}) {
+    nodes { name } }
+  contactsOff: contacts(filter: {integrationId: $integration, linked: false}) {
+    nodes { name } }
+  configurationsOff: configurations(filter: {integrationId: $integration, linked: false}) {
+    nodes { name } }
+  configurationsOn: configurations(first: 500,
+    filter: {integrationId: $integration, linked: true}) { totalCount }
+}"""
+
+
+async def test_linked_false_with_an_integration_lists_exactly_what_its_psa_does_not_have(
+    admin: GraphQLClient, synced: Integration, connect: Connect, account: Any
+) -> None:
+    other = await connect(name="Second ConnectWise")
+    local = await Organization.create(account=account, name="Local Only")
+    refused = await Organization.create(account=account, name="Refused By The PSA")
+    elsewhere = await Organization.create(account=account, name="Only In The Other PSA")
+    await RecordLink.create(
+        integration=synced, kind=AssetKind.ORGANIZATION, local_id=refused.id, psa_id=None,
+        state=LinkState.NOT_PUSHED, last_error="missing required field",
+    )  # fmt: skip
+    await RecordLink.create(
+        integration=other, kind=AssetKind.ORGANIZATION, local_id=elsewhere.id, psa_id=991
+    )
+    await Location.create(account=account, organization=local, name="Local Office")
+    await Contact.create(account=account, organization=local, first_name="Lou", last_name="Cal")
+    await Configuration.create(account=account, organization=local, name="LOCAL-FW")
+    synced_orgs = await RecordLink.filter(
+        integration_id=synced.id, kind=AssetKind.ORGANIZATION, psa_id__isnull=False
+    ).count()
+
+    data = await admin.data(UNLINKED, {"integration": gid("Integration", synced.id)})
+
+    def names(key: str) -> set[str]:
+        return {n["name"] for n in data[key]["nodes"]}
+
+    assert names("orgsOff") == {"Local Only", "Refused By The PSA", "Only In The Other PSA"}
+    assert data["orgsOn"]["totalCount"] == synced_orgs > 0
+    assert not names("orgsOn") & names("orgsOff")
+    assert names("orgsNowhere") == {"Local Only", "Refused By The PSA"}
+    assert names("locationsOff") == {"Local Office"}
+    assert names("contactsOff") == {"Lou Cal"}
+    assert names("configurationsOff") == {"LOCAL-FW"}
+    assert data["configurationsOn"]["totalCount"] == await Configuration.all().count() - 1
 
 
 RENAME = """mutation($id: ID!, $input: OrganizationFields!) {

@@ -252,6 +252,31 @@ async def test_a_manual_dry_run_reports_and_writes_nothing(
     assert report["syncRun"] == {"status": "SUCCEEDED", "dryRun": False}
 
 
+async def test_a_dry_run_is_never_shown_as_the_last_sync_but_stays_in_the_runs(
+    admin: GraphQLClient, psa: Psa, worker: Worker
+) -> None:
+    integration_id = await connected(admin, psa, worker)
+    before = (await admin.data(INTEGRATION, {"id": integration_id}))["integration"]
+    assert before["lastRun"]["dryRun"] is False
+
+    started = await admin.data(
+        """mutation($id: ID!) { startManualSync(integrationId: $id, dryRun: true) {
+             run { id } errors { code } } }""",
+        {"id": integration_id},
+    )
+    dry_id = started["startManualSync"]["run"]["id"]
+    await worker.run_until_idle()
+
+    after = (await admin.data(INTEGRATION, {"id": integration_id}))["integration"]
+    assert after["lastRun"]["id"] == before["lastRun"]["id"]  # the real sync, not the preview
+    assert after["lastSuccessAt"] == before["lastSuccessAt"]
+    newest = after["runs"]["edges"][0]["node"]
+    assert newest == {"id": dry_id, "status": "SUCCEEDED", "dryRun": True}
+    listed = await admin.data("{ integrations { lastRun { id dryRun } } }")
+    assert listed["integrations"] == [{"lastRun": {"id": before["lastRun"]["id"],
+                                                   "dryRun": False}}]  # fmt: skip
+
+
 def _company(psa: Psa, name: str) -> dict[str, Any]:
     template = next(
         c

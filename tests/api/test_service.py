@@ -103,6 +103,30 @@ async def test_cli_dry_run_writes_nothing(psa: Psa, tmp_path: Path) -> None:
     assert "dry run: nothing written" in out
 
 
+async def test_cli_status_shows_the_last_real_sync_not_a_later_dry_run(
+    psa: Psa, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path)
+    code, out = await psasync(env, *add_args(psa, "--sandbox", "--name", "Dry"))
+    assert code == 0, out
+    code, out = await psasync(env, "sync", "Dry", "--wait-for-worker", "0")
+    assert code == 0, out
+    real = out.split("sync queued: run ")[1].split()[0]
+    code, before = await psasync(env, "status")
+    success = before.split("last success: ")[1].splitlines()[0]
+
+    code, out = await psasync(env, "sync", "Dry", "--dry-run", "--wait-for-worker", "0")
+    assert code == 0, out
+    dry = out.split("dry run queued: run ")[1].split()[0]
+    code, out = await psasync(env, "status")
+    assert code == 0, out
+
+    assert f"last success: {success}" in out
+    assert f"last run: run {real} SUCCEEDED" in out
+    assert f"last run: run {dry}" not in out
+    assert f"last dry run: run {dry} SUCCEEDED" in out  # still findable, said to be one
+
+
 async def test_cli_turns_two_way_on_and_previews_push_all(psa: Psa, tmp_path: Path) -> None:
     env = cli_env(tmp_path)
     code, out = await psasync(env, *add_args(psa, "--sandbox", "--name", "Switch"))

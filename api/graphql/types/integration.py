@@ -276,7 +276,11 @@ class Integration(Node):
             wanted=subscriptions.wanted(row, public_url),
         )
 
-    @strawberry.field(description="The most recent run (queued, running or finished).")
+    @strawberry.field(
+        description="The most recent real run (queued, running or finished). Dry runs are "
+        "previews, never the last sync: they are left out here (and never set "
+        "lastSuccessAt); runs lists them, with dryRun: true."
+    )
     async def last_run(self, info: Info) -> SyncRun | None:
         return await info.context.loaders.last_run.load(self.local_id)
 
