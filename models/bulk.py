@@ -9,11 +9,12 @@ feeds the executor's own INSERT statement with rows converted field by field, th
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tortoise.fields import Field
-from tortoise.fields.data import CharField
+from tortoise.fields.data import CharField, UUIDField
 from tortoise.models import Model
 
 Converter = Callable[[Any], Any]
@@ -86,4 +87,27 @@ async def update_instances(
         model,
         fields,
         [{name: getattr(i, name) for name in (*fields, pk)} for i in instances],
+    )
+
+
+async def lock_rows(model: type[Model], ids: Sequence[Any]) -> None:
+    """Lock these rows until the caller's transaction ends, so what it reads next is what it
+    writes over. PostgreSQL: ``SELECT … FOR UPDATE`` in key order (two writers locking
+    overlapping rows then queue instead of deadlocking). SQLite needs nothing: a transaction
+    there already excludes every other writer of the process, and SQLite mode is one process.
+    """
+    if not ids:
+        return
+    db = model._meta.db
+    if db.capabilities.dialect != "postgres":
+        return
+    field = model._meta.fields_map[model._meta.pk_attr]
+    keys: list[Any] = sorted(
+        {uuid.UUID(str(i)) if isinstance(field, UUIDField) else i for i in ids}, key=str
+    )
+    table = model._meta.db_table
+    column = field.source_field or model._meta.pk_attr
+    await db.execute_query(
+        f'SELECT 1 FROM "{table}" WHERE "{column}" = ANY($1) ORDER BY "{column}" FOR UPDATE',  # noqa: S608
+        [keys],
     )

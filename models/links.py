@@ -55,6 +55,11 @@ class RecordLink(Model):
     # Local changes on their way to the PSA (the outbox holds them); kept apart from
     # ``state`` so a pull never mistakes a record with a pending push for a stale one.
     push_state = fields.CharEnumField(PushState, max_length=8, default=PushState.NONE)
+    # Values psasync is writing to the PSA record and has not recorded the answer of yet,
+    # by column, as JSON lists (in flight, or sent by a delivery that died or timed out):
+    # a pull or a notice that shows one of them sees psasync's own write, not a PSA user's
+    # change, whatever order the answer and the notice arrive in. Cleared with the answer.
+    sending: Any = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

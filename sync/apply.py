@@ -6,15 +6,23 @@ unlinked → first-link matching (features.md §A5): one candidate links, none c
 several are reported as ``ambiguous_match`` and left alone. Links the page should have
 covered but did not return are orphaned (deleted in the PSA or out of its filter).
 
-Reads happen before the transaction; the transaction holds only writes, and no network I/O.
+Linked records are merged inside the write transaction, on their link and local record as
+locked and read there (``lock_rows``): a user's edit or a push's result committed while the
+page was being planned is merged, never overwritten. A record whose link a push moved after
+this page's PSA read began (``Page.read_at``) is left alone: the push recorded a newer
+version. The transaction does no network I/O.
+
+Push results go through here too (``Page.pushed``): the PSA's answer to a write is applied
+like a pull of that record, with the values psasync wrote taken as agreed, so a change a PSA
+user made between the push's read and its write lands locally in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +33,7 @@ from models import (
     ASSET_MODELS,
     Asset,
     AssetKind,
+    ChangeSource,
     ConflictOutcome,
     ContactSource,
     FieldChange,
@@ -39,16 +48,18 @@ from models import (
     SyncRunIssue,
     match_keys,
 )
-from models.bulk import insert_rows, update_instances
+from models.bulk import insert_rows, lock_rows, update_instances
 from sync import history, outbox
 from sync.columns import CODES, RELATIONS, as_uuid, content_hash, stamps
 from sync.connections import field_map
 from sync.context import RunContext
 from sync.errors import RunPreempted
+from sync.leases import Fence
 from sync.providers.base import PsaRecord
 from sync.pull_merge import (
     LOCAL_SOURCES,
     MergeContext,
+    echo_base,
     latest_local_times,
     merge_record,
     uses_newest,
@@ -120,6 +131,20 @@ async def resolve(
 
 
 @dataclass
+class Pushed:
+    """What a push wrote to one PSA record, for applying the PSA's answer (``Page.pushed``).
+
+    ``sent``: the columns written, as encoded local values: the answer's value of each is
+    agreed (a PSA that stored another form of it, e.g. trimmed, gives that form to the local
+    record). ``conflicts``: those the push's read settled in our favour (the pushed value
+    won); the others are found again when the answer is merged.
+    """
+
+    sent: dict[str, Any] = field(default_factory=dict)
+    conflicts: list[SyncConflict] = field(default_factory=list)
+
+
+@dataclass
 class Page:
     """What a page needs besides its records, gathered by the caller before ``apply``."""
 
@@ -132,6 +157,15 @@ class Page:
     related: RelatedLoader | None = None
     out_of_scope: Callable[[PsaRecord], str | None] = lambda _record: None
     checkpoint: dict[str, Any] | None = None
+    # When the PSA read of these records began: a link a push moved after it holds a newer
+    # version than the page, which then leaves that record alone. None: when ``apply`` runs.
+    read_at: datetime | None = None
+    # Push results: PSA id → what was written to that record (see ``Pushed``).
+    pushed: Mapping[int, Pushed] = field(default_factory=dict)
+    # A fence to hold in the write transaction (results of a leased job), and the caller's
+    # own writes for the same transaction.
+    fence: Fence | None = None
+    also: Callable[[], Awaitable[None]] | None = None
 
 
 Related = dict[AssetKind, dict[int, LinkRow]]
@@ -139,17 +173,29 @@ RelatedLoader = Callable[[list[PsaRecord]], Awaitable[Related]]
 
 
 @dataclass
+class _Linked:
+    """A changed record with a link, to merge once its link is read in the transaction."""
+
+    record: PsaRecord
+    values: dict[str, Any]
+    snap: dict[str, Any]
+    link: LinkRow
+
+
+@dataclass
 class _Plan:
     creates: list[dict[str, Any]] = field(default_factory=list)
     new_links: list[dict[str, Any]] = field(default_factory=list)
     updates: dict[uuid.UUID, tuple[dict[str, Any], LinkRow | None]] = field(default_factory=dict)
+    linked: list[_Linked] = field(default_factory=list)
     link_updates: list[RecordLink] = field(default_factory=list)
     orphans: list[uuid.UUID] = field(default_factory=list)
     issues: list[SyncRunIssue] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     # Two-way sync: merged links (their push state and error are the outbox's business),
-    # pushes to queue, conflicts and field history.
+    # pushes to queue, conflicts and field history (history of one-way pulls too).
     merged_links: list[RecordLink] = field(default_factory=list)
+    overlays: list[RecordLink] = field(default_factory=list)  # answers behind a newer read
     outbox: list[OutboxEntry] = field(default_factory=list)
     conflicts: list[SyncConflict] = field(default_factory=list)
     reopened: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
@@ -158,13 +204,24 @@ class _Plan:
 
 
 @dataclass
-class _Local:
-    """Our side of the linked records a two-way page merges."""
+class LocalSide:
+    """Our side of linked records a two-way merge needs."""
 
     rows: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     open_conflicts: dict[uuid.UUID, dict[str, uuid.UUID]] = field(default_factory=dict)
     times: dict[uuid.UUID, dict[str, datetime]] = field(default_factory=dict)
     context: MergeContext | None = None
+
+
+@dataclass
+class _Fresh:
+    """A link as read (and locked) in the write transaction."""
+
+    snapshot: dict[str, Any]
+    sending: dict[str, Any] | None
+    synced_at: datetime | None
+    psa_stamp: int | None
+    state: LinkState
 
 
 async def apply(ctx: RunContext, page: Page) -> Counter[str]:
@@ -194,7 +251,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
             else:
                 plan.counts["skipped"] += 1
             continue
-        if _unchanged(link, record, settings_version):
+        if record.psa_id not in page.pushed and _unchanged(link, record, settings_version):
             plan.counts["unchanged"] += 1
             ctx.note(record.psa_id, "unchanged")
             continue
@@ -202,13 +259,9 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
 
     related = await page.related(changed) if changed and page.related else {}
     pending: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]] = []
-    needs_snapshot: list[uuid.UUID] = []
     for record in changed:
         values = _local_values(ctx, page, related, record)
         pending.append((record, values, snapshot_of(values, record.refs)))
-        link = page.links.get(record.psa_id)
-        if link is not None:
-            needs_snapshot.append(link.id)
 
     # Links the page covered that the PSA did not return: deleted, or filtered out there.
     for psa_id, link in page.links.items():
@@ -217,12 +270,6 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
             plan.counts["orphaned"] += 1
             ctx.note(psa_id, "orphaned: gone from the PSA")
 
-    ours = await _our_side(ctx, page, pending, now)
-    snapshots: dict[uuid.UUID, Any] = {}
-    if needs_snapshot:
-        snapshots = dict(
-            await RecordLink.filter(id__in=needs_snapshot).values_list("id", "snapshot")
-        )
     unlinked = [(r, v, s) for r, v, s in pending if r.psa_id not in page.links]
     candidates = await _candidates(ctx, page.kind, model, unlinked)
 
@@ -230,18 +277,18 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
     for record, values, snap in pending:
         link = page.links.get(record.psa_id)
         if link is not None:
-            _plan_linked(ctx, plan, record, values, snap, link, snapshots.get(link.id), now, ours)
+            plan.linked.append(_Linked(record, values, snap, link))
             continue
         found = candidates.get(values["match_key"], [])
         if len(found) > 1:
             plan.counts["failed"] += 1
-            plan.issues.append(_ambiguous(ctx, page.kind, record, found))
+            plan.issues.extend(_ambiguous(ctx, page.kind, record, found))
             ctx.note(record.psa_id, "ambiguous match")
             continue
         if found and found[0] in claimed:
             # Two PSA records match one local record: linking either would be a guess.
             plan.counts["failed"] += 1
-            plan.issues.append(_ambiguous(ctx, page.kind, record, found))
+            plan.issues.extend(_ambiguous(ctx, page.kind, record, found))
             ctx.note(record.psa_id, "ambiguous match")
             continue
         local_id = found[0] if found else uuid.uuid4()
@@ -279,6 +326,7 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
 
     if ctx.dry_run:
         # The run's own rows are its report: a dry run keeps its counts and its issues.
+        await _plan_links(ctx, page, plan, now)
         async with in_transaction():
             if plan.issues:
                 await SyncRunIssue.bulk_create(plan.issues)
@@ -336,28 +384,78 @@ def _refs_pending(record: PsaRecord, values: dict[str, Any]) -> bool:
     )
 
 
+async def _plan_links(ctx: RunContext, page: Page, plan: _Plan, now: datetime) -> None:
+    """Plan the linked records against their links and local records as they are now (in
+    the write transaction, after ``_lock``)."""
+    if not plan.linked:
+        return
+    fresh = await _fresh_links(plan.linked)
+    ids = [
+        item.link.local_id
+        for item in plan.linked
+        if item.link.state == LinkState.SYNCED
+        and (current := fresh.get(item.link.id)) is not None
+        and current.state == LinkState.SYNCED
+    ]
+    ours = await our_side(ctx, page.kind, ids, now)
+    for linked in plan.linked:
+        current = fresh.get(linked.link.id)
+        if current is None:  # the local record was deleted meanwhile: its link went with it
+            plan.counts["unchanged"] += 1
+            ctx.note(linked.record.psa_id, "unchanged")
+            continue
+        _plan_linked(ctx, page, plan, linked, current, now, ours)
+
+
+async def _fresh_links(linked: Sequence[_Linked]) -> dict[uuid.UUID, _Fresh]:
+    rows = await RecordLink.filter(id__in=[item.link.id for item in linked]).values(
+        "id", "snapshot", "sending", "synced_at", "psa_stamp", "state"
+    )
+    return {
+        row["id"]: _Fresh(
+            row["snapshot"] or {},
+            row["sending"],
+            row["synced_at"],
+            row["psa_stamp"],
+            LinkState(row["state"]),
+        )
+        for row in rows
+    }
+
+
 def _plan_linked(
     ctx: RunContext,
+    page: Page,
     plan: _Plan,
-    record: PsaRecord,
-    values: dict[str, Any],
-    snap: dict[str, Any],
-    link: LinkRow,
-    base: Any,
+    linked: _Linked,
+    current: _Fresh,
     now: datetime,
-    ours: _Local,
+    ours: LocalSide,
 ) -> None:
+    record, values, snap, link = linked.record, linked.values, linked.snap, linked.link
+    pushed = page.pushed.get(record.psa_id)
+    moved = (
+        page.read_at is not None
+        and current.synced_at is not None
+        and current.synced_at > page.read_at
+    )
     stamp = record.updated_at
-    if link.psa_stamp is not None and stamp is not None and int(stamp.timestamp()) < link.psa_stamp:
-        # Older than what we last read or wrote (a slow page, a late notice): stale data
-        # never wins.
+    older = (
+        current.psa_stamp is not None
+        and stamp is not None
+        and int(stamp.timestamp()) < current.psa_stamp
+    )
+    if pushed is None and (moved or older):
+        # Older than what we last read or wrote (a slow page, a late notice, a push that
+        # landed since this read began): stale data never wins.
         plan.counts["unchanged"] += 1
         ctx.note(record.psa_id, "stale")
         return
-    relinked = link.state != LinkState.SYNCED
+    relinked = link.state != LinkState.SYNCED or current.state != LinkState.SYNCED
     if not relinked and ours.context is not None and link.local_id in ours.rows:
-        _plan_merged(ctx, plan, record, values, snap, link, base or {}, now, ours)
+        _plan_merged(ctx, plan, linked, current, pushed, moved or older, now, ours)
         return
+    base = current.snapshot
     if base == snap and not relinked:
         # Same values under a new stamp (an unmapped field changed): remember the stamp only.
         plan.counts["unchanged"] += 1
@@ -366,6 +464,8 @@ def _plan_linked(
         plan.counts["linked" if relinked else "updated"] += 1
         ctx.note(record.psa_id, "linked" if relinked else "updated")
         plan.updates[link.local_id] = (values, link)
+        if not relinked:
+            plan.history.extend(_pulled(ctx, page.kind, link.local_id, base, snap, now))
     plan.link_updates.append(
         RecordLink(
             id=link.id,
@@ -380,24 +480,62 @@ def _plan_linked(
     )
 
 
+def _pulled(
+    ctx: RunContext,
+    kind: AssetKind,
+    local_id: uuid.UUID,
+    base: Mapping[str, Any],
+    snap: Mapping[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Field history of a one-way pull: each mapped column the PSA changed since the base
+    (the local record held the base: one-way fields are read-only locally)."""
+    columns = field_map(ctx.integration.provider).columns(kind)
+    return [
+        history.change(
+            ctx.integration.account_id,  # type: ignore[attr-defined]
+            kind,
+            local_id,
+            column,
+            base.get(column),
+            snap.get(column),
+            ChangeSource.PSA,
+            now,
+            actor=ctx.integration.name,
+            integration_id=ctx.integration.id,
+        )
+        for column in sorted(columns)
+        if column in snap and base.get(column) != snap[column]
+    ]
+
+
 def _plan_merged(
     ctx: RunContext,
     plan: _Plan,
-    record: PsaRecord,
-    values: dict[str, Any],
-    snap: dict[str, Any],
-    link: LinkRow,
-    base: dict[str, Any],
+    linked: _Linked,
+    current: _Fresh,
+    pushed: Pushed | None,
+    behind: bool,
     now: datetime,
-    ours: _Local,
+    ours: LocalSide,
 ) -> None:
+    """Merge one record three-way. For a push's answer (``pushed``), what was written is
+    the base of its columns; when another reader recorded a newer version meanwhile
+    (``behind``), only those columns are taken from the answer."""
     assert ours.context is not None
+    record, values, snap, link = linked.record, linked.values, linked.snap, linked.link
+    context = ours.context
+    base = dict(current.snapshot)
+    if pushed is not None:
+        base.update(pushed.sent)
+        if behind:
+            context = replace(context, columns=context.columns & frozenset(pushed.sent))
     merged = merge_record(
-        ours.context,
+        context,
         record,
         values,
         snap,
-        base,
+        echo_base(base, current.sending, snap),
         ours.rows[link.local_id],
         link.local_id,
         ours.open_conflicts.get(link.local_id, {}),
@@ -409,23 +547,33 @@ def _plan_merged(
     else:
         plan.counts["unchanged"] += 1
     ctx.note(record.psa_id, "updated" if merged.local else "unchanged")
-    plan.merged_links.append(
-        RecordLink(
-            id=link.id,
-            snapshot=merged.snapshot,
-            state=LinkState.SYNCED,
-            psa_parent_id=record.parent_psa_id,
-            refs_pending=_refs_pending(record, values),
-            push_state=PushState.PENDING if merged.push else PushState.NONE,
-            updated_at=now,
-            **_stamps(ctx, record, now, values),
+    snapshot = merged.snapshot
+    state = PushState.PENDING if merged.push else PushState.NONE
+    if pushed is not None and behind:
+        # Another reader recorded a newer version: keep its base and stamps, and take the
+        # written columns from the answer.
+        snapshot = _overlay(current.snapshot, merged.snapshot, context.columns)
+        plan.overlays.append(
+            RecordLink(id=link.id, snapshot=snapshot, push_state=state, updated_at=now)
         )
-    )
-    if merged.push:
+    else:
+        plan.merged_links.append(
+            RecordLink(
+                id=link.id,
+                snapshot=snapshot,
+                state=LinkState.SYNCED,
+                psa_parent_id=record.parent_psa_id,
+                refs_pending=_refs_pending(record, values),
+                push_state=state,
+                updated_at=now,
+                **_stamps(ctx, record, now, values),
+            )
+        )
+    if merged.push and pushed is None:  # (a push's own local changes have their entries)
         plan.outbox.append(
             OutboxEntry(
                 integration_id=ctx.integration.id,
-                kind=ours.context.kind,
+                kind=context.kind,
                 local_id=link.local_id,
                 operation=OutboxOperation.UPDATE,
                 created_by=ctx.integration.name,
@@ -436,52 +584,90 @@ def _plan_merged(
     plan.reopened.extend((opened[f], v) for f, v in merged.reopened.items())
     plan.settled.extend(opened[f] for f in merged.settled)
     plan.history.extend(merged.history)
+    if pushed is not None:
+        plan.conflicts.extend(pushed.conflicts)
+        plan.history.extend(
+            history.change(
+                context.account_id,
+                context.kind,
+                link.local_id,
+                column,
+                current.snapshot.get(column),
+                snapshot.get(column),
+                ChangeSource.PUSH,
+                now,
+                actor=context.integration_name,
+                integration_id=context.integration_id,
+            )
+            for column in sorted(pushed.sent)
+            if column in snapshot
+        )
 
 
-async def _our_side(
-    ctx: RunContext,
-    page: Page,
-    pending: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]],
-    now: datetime,
-) -> _Local:
-    """Under two-way sync, read our records behind the page's changed links (one query
-    each for values, open conflicts and, for NEWEST_WINS, local change times)."""
-    ours = _Local()
-    if not ctx.two_way or ctx.directions is None:
+def _overlay(
+    base: Mapping[str, Any], answer: Mapping[str, Any], columns: frozenset[str]
+) -> dict[str, Any]:
+    """``base`` with ``columns`` (and their relations' PSA ids) taken from ``answer``."""
+    snapshot = {**base, **{c: answer[c] for c in columns if c in answer}}
+    refs = dict(base.get("_refs") or {})
+    for name, (_kind, column) in RELATIONS.items():
+        if column in columns:
+            refs.pop(name, None)
+            found = (answer.get("_refs") or {}).get(name)
+            if found is not None:
+                refs[name] = found
+    snapshot["_refs"] = refs
+    return snapshot
+
+
+async def our_side(
+    ctx: RunContext, kind: AssetKind, ids: Sequence[uuid.UUID], now: datetime
+) -> LocalSide:
+    """Under two-way sync, our records behind linked PSA records (one query each for values,
+    open conflicts and, for NEWEST_WINS, local change times); empty under one-way sync."""
+    ours = LocalSide()
+    if not ctx.two_way or ctx.directions is None or not ids:
         return ours
-    ids = [
-        link.local_id
-        for record, _values, _snap in pending
-        if (link := page.links.get(record.psa_id)) is not None and link.state == LinkState.SYNCED
-    ]
-    if not ids:
-        return ours
-    columns = field_map(ctx.integration.provider).columns(page.kind)
+    columns = field_map(ctx.integration.provider).columns(kind)
     ours.context = MergeContext(
         ctx.integration.id,
         ctx.integration.account_id,  # type: ignore[attr-defined]
         ctx.integration.name,
-        page.kind,
+        kind,
         columns,
         ctx.directions,
         ctx.clocks,
         now,
     )
-    ours.rows = await local_rows(page.kind, ids, columns)
+    ours.rows = await local_rows(kind, ids, columns)
     for local_id, name, conflict_id in await SyncConflict.filter(
         integration_id=ctx.integration.id,
-        kind=page.kind,
-        local_id__in=ids,
+        kind=kind,
+        local_id__in=list(ids),
         outcome=ConflictOutcome.OPEN,
     ).values_list("local_id", "field", "id"):
         ours.open_conflicts.setdefault(as_uuid(local_id), {})[name] = as_uuid(conflict_id)
     if uses_newest(ctx.directions):
         ours.times = latest_local_times(
             await FieldChange.filter(
-                kind=page.kind, local_id__in=ids, source__in=list(LOCAL_SOURCES)
+                kind=kind, local_id__in=list(ids), source__in=list(LOCAL_SOURCES)
             ).values_list("local_id", "field", "changed_at")
         )
     return ours
+
+
+async def local_terms(
+    ctx: RunContext, page: Page
+) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
+    """Each record of the page in local terms, as a pull reads it: PSA id → (values, the
+    same encoded as a link's snapshot)."""
+    records = list(page.records)
+    related = await page.related(records) if records and page.related else {}
+    terms = {}
+    for record in records:
+        values = _local_values(ctx, page, related, record)
+        terms[record.psa_id] = (values, snapshot_of(values, record.refs))
+    return terms
 
 
 def _stamps(
@@ -521,25 +707,31 @@ def _primary_email(values: dict[str, Any]) -> str | None:
 
 def _ambiguous(
     ctx: RunContext, kind: AssetKind, record: PsaRecord, candidates: list[uuid.UUID]
-) -> SyncRunIssue:
+) -> list[SyncRunIssue]:
+    """The run's issue for a record that matches several local ones (outside a run, a
+    notice's or a push's, the outcome says it: nothing to keep)."""
+    if ctx.run is None:
+        return []
     names = ", ".join(str(c) for c in candidates)
     values = record.values
     label = values.get("name") or " ".join(
         str(v) for v in (values.get("first_name"), values.get("last_name")) if v
     )
-    return SyncRunIssue(
-        id=uuid.uuid4(),
-        run_id=None if ctx.run is None else ctx.run.id,  # outside a run: reported, not kept
-        code="ambiguous_match",
-        kind=kind,
-        psa_id=record.psa_id,
-        message=(
-            f"{kind.value} {label!r} (PSA id {record.psa_id}) matches {len(candidates)} local "
-            f"records ({names}); "
-            "none was linked. Rename or remove the duplicates, then sync again."
-        ),
-        detail={"candidates": [str(c) for c in candidates]},
-    )
+    return [
+        SyncRunIssue(
+            id=uuid.uuid4(),
+            run_id=ctx.run.id,
+            code="ambiguous_match",
+            kind=kind,
+            psa_id=record.psa_id,
+            message=(
+                f"{kind.value} {label!r} (PSA id {record.psa_id}) matches {len(candidates)} local "
+                f"records ({names}); "
+                "none was linked. Rename or remove the duplicates, then sync again."
+            ),
+            detail={"candidates": [str(c) for c in candidates]},
+        )
+    ]
 
 
 async def _candidates(
@@ -577,30 +769,20 @@ async def _candidates(
 async def _write(
     ctx: RunContext, model: type[Asset], plan: _Plan, page: Page, now: datetime
 ) -> None:
-    rows: list[Asset] = []
-    if plan.updates:
-        rows = await model.filter(id__in=list(plan.updates)).all()
-        columns: set[str] = set()
-        for row in rows:
-            values, _link = plan.updates[row.id]
-            for key, value in values.items():
-                setattr(row, key, value)
-            if model.kind == AssetKind.CONTACT:
-                row.primary_email = _primary_email({"emails": row.emails})  # type: ignore[attr-defined]
-            if "match_key" not in values:  # a merge writes some fields only
-                row.match_key = row.compute_match_key()
-                columns.add("match_key")
-            row.version += 1
-            row.updated_at = now
-            columns.update(values)
-        columns.update({"version", "updated_at"})
-        if model.kind == AssetKind.CONTACT:
-            columns.add("primary_email")
     async with in_transaction():
+        if page.fence is not None:
+            await page.fence.hold()
+        # Records first, then links: the order an edit takes them in (no lock cycles).
+        await lock_rows(
+            model, sorted({*plan.updates, *(item.link.local_id for item in plan.linked)}, key=str)
+        )
+        await lock_rows(RecordLink, [item.link.id for item in plan.linked])
+        await _plan_links(ctx, page, plan, now)
+        rows = await _updated_rows(model, plan, now)
         if plan.creates:
             await insert_rows(model, plan.creates)
         if rows:
-            await update_instances(model, rows, sorted(columns))
+            await update_instances(model, rows, _updated_columns(model, plan))
         if plan.new_links:
             # A record that could not be pushed (NOT_PUSHED) and now matches a PSA record
             # gets a real link instead.
@@ -620,25 +802,60 @@ async def _write(
         if plan.issues and ctx.run is not None:
             await SyncRunIssue.bulk_create(plan.issues)
         await _write_merged(plan)
+        if page.also is not None:
+            await page.also()
         await record_progress(ctx, plan.counts, page.checkpoint)
     ctx.rows_written += (
         len(plan.creates) + len(rows) + len(plan.new_links) + len(plan.link_updates)
-        + len(plan.orphans)
+        + len(plan.orphans) + len(plan.merged_links) + len(plan.overlays)
     )  # fmt: skip
+
+
+def _updated_columns(model: type[Asset], plan: _Plan) -> list[str]:
+    columns: set[str] = {"version", "updated_at", "match_key"}
+    for values, _link in plan.updates.values():
+        columns.update(values)
+    if model.kind == AssetKind.CONTACT:
+        columns.add("primary_email")
+    return sorted(columns)
+
+
+async def _updated_rows(model: type[Asset], plan: _Plan, now: datetime) -> list[Asset]:
+    """The records the plan updates, read (in the transaction) and changed in memory."""
+    if not plan.updates:
+        return []
+    rows = await model.filter(id__in=list(plan.updates)).all()
+    for row in rows:
+        values, _link = plan.updates[row.id]
+        for key, value in values.items():
+            setattr(row, key, value)
+        if model.kind == AssetKind.CONTACT:
+            row.primary_email = _primary_email({"emails": row.emails})  # type: ignore[attr-defined]
+        if "match_key" not in values:  # a merge writes some fields only
+            row.match_key = row.compute_match_key()
+        row.version += 1
+        row.updated_at = now
+    return rows
 
 
 async def _write_merged(plan: _Plan) -> None:
     if plan.merged_links:
         await update_instances(RecordLink, plan.merged_links, MERGED_LINK_FIELDS)
-        # Only a new push changes the push state: an earlier one still queued or refused
-        # keeps what it shows (a refused one stays FAILED: the new entry waits behind it).
-        pending = [link.id for link in plan.merged_links if link.push_state == PushState.PENDING]
-        if pending:
-            await (
-                RecordLink.filter(id__in=pending)
-                .exclude(push_state=PushState.FAILED)
-                .update(push_state=PushState.PENDING)
-            )
+    if plan.overlays:
+        await update_instances(RecordLink, plan.overlays, ["snapshot", "updated_at"])
+    # Only a new push changes the push state: an earlier one still queued or refused keeps
+    # what it shows (a refused one stays FAILED: the new entry waits behind it).
+    pending = [
+        link.id
+        for link in (*plan.merged_links, *plan.overlays)
+        if link.push_state == PushState.PENDING
+    ]
+    if pending:
+        await (
+            RecordLink.filter(id__in=pending)
+            .exclude(push_state=PushState.FAILED)
+            .update(push_state=PushState.PENDING)
+        )
     if plan.outbox:
         await OutboxEntry.bulk_create(plan.outbox)
         outbox.queued.set()

@@ -31,6 +31,7 @@ class RunContext:
     run: SyncRun | None
     reference: ReferenceIndex = field(default_factory=ReferenceIndex)
     clock: Callable[[], datetime] = utcnow
+    # The run's counts over all its attempts (seeded from the run); rows this attempt wrote.
     counts: Counter[str] = field(default_factory=Counter)
     processed: int = 0
     rows_written: int = 0
@@ -50,6 +51,11 @@ class RunContext:
     outcomes: dict[int, str] | None = None
 
     def __post_init__(self) -> None:
+        if self.run is not None:
+            # A resumed run counts on from what its earlier attempts recorded: the counters
+            # are the run's, not this attempt's.
+            self.counts.update({name: n for name, n in self.run.counts().items() if n})
+            self.processed = self.run.processed
         self.directions = integration_directions(self.integration)
         self.clocks = clocks_of(self.integration.directions or {})
         self.two_way = any_push(self.directions, self.integration.provider)

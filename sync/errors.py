@@ -80,3 +80,12 @@ class RunPreempted(Exception):
     Raised inside a page's transaction, so the page is rolled back; the worker drops the run
     without finishing it (whoever took it away decides what it becomes).
     """
+
+
+class LeaseLost(Exception):
+    """The job's lease (``sync.leases.Fence``) is no longer this holder's: it expired while
+    the holder stalled, or the integration was paused or deleted. Nothing more may be sent
+    and nothing more written; the new holder starts from what is in the database.
+
+    Not a ``SyncError``: code that handles PSA errors must let it through.
+    """

@@ -62,7 +62,8 @@ async def full_sync(ctx: RunContext, provider: PsaProvider) -> None:
     scope = ctx.reference.scope()
     total = await provider.estimate_total(scope, contacts=ctx.integration.contacts_enabled)
     if total is not None:
-        await SyncRun.filter(id=ctx.run_id).update(total=total)
+        # A resumed run keeps its total: it has grown by the sites earlier attempts read.
+        await SyncRun.filter(id=ctx.run_id, total__isnull=True).update(total=total)
     resume = dict(ctx.checkpoint)
     start = PHASES.index(resume["phase"]) if resume.get("phase") in PHASES else 0
     for index, phase in enumerate(PHASES):
@@ -98,6 +99,8 @@ async def _ranged(
     """Apply pages that arrive in ascending PSA id order, orphaning the gaps between them."""
     low = after if after is not None else -1
     written = 0
+    # Some PSAs are read whole before the first page comes: every page dates from the start.
+    read_at = ctx.clock()
     async with closing(pages) as listed:
         async for records in listed:
             if not records:
@@ -112,7 +115,7 @@ async def _ranged(
             # links the PSA no longer returns.
             links = await links_where(ctx, kind, Q(psa_id__gt=low, psa_id__lte=high))
             checkpoint = {"phase": ctx.checkpoint["phase"], "after": high}
-            await apply(ctx, await page_of(ctx, kind, records, links, checkpoint))
+            await apply(ctx, await page_of(ctx, kind, records, links, checkpoint, read_at=read_at))
             low = high
             written += 1
             await statistics.refresh_as_tables_grow(ctx, kind, written)
@@ -177,8 +180,9 @@ async def sync_locations(
 
     async def fetch_batch(
         batch: dict[int, LinkRow],
-    ) -> tuple[dict[int, LinkRow], list[list[PsaRecord] | RecordError]]:
-        return batch, await gather_all(*(fetch(c) for c in batch))
+    ) -> tuple[dict[int, LinkRow], list[list[PsaRecord] | RecordError], datetime]:
+        read_at = ctx.clock()
+        return batch, await gather_all(*(fetch(c) for c in batch)), read_at
 
     low = after if after is not None else -1
     batches = 0
@@ -188,11 +192,11 @@ async def sync_locations(
     pending = asyncio.create_task(fetch_batch(first)) if first else None
     try:
         while pending is not None:
-            batch, results = await pending
+            batch, results, read_at = await pending
             high = max(batch)
             following = await _synced_organizations(ctx, high, synced_since)
             pending = asyncio.create_task(fetch_batch(following)) if following else None
-            await _write_sites(ctx, batch, results, high)
+            await _write_sites(ctx, batch, results, high, read_at)
             low = high
             batches += 1
             if synced_since is None:
@@ -222,6 +226,7 @@ async def _write_sites(
     batch: dict[int, LinkRow],
     results: list[list[PsaRecord] | RecordError],
     high: int,
+    read_at: datetime,
 ) -> None:
     records: list[PsaRecord] = []
     fetched: list[int] = []
@@ -252,7 +257,9 @@ async def _write_sites(
     if moved:
         links.update(await links_where(ctx, AssetKind.LOCATION, Q(psa_id__in=moved)))
     checkpoint = {"phase": "locations", "after": high}
-    page = await page_of(ctx, AssetKind.LOCATION, records, links, checkpoint, organizations=batch)
+    page = await page_of(
+        ctx, AssetKind.LOCATION, records, links, checkpoint, organizations=batch, read_at=read_at
+    )
     await apply(ctx, page)
 
 

@@ -46,7 +46,8 @@ from sync import leases
 from sync.apply import LinkRow, apply, links_where
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
-from sync.errors import RecordError, SyncError
+from sync.errors import LeaseLost, RecordError, SyncError
+from sync.leases import Fence
 from sync.pages import page_of
 from sync.providers.base import PsaProvider
 from sync.reference import load_index
@@ -134,41 +135,53 @@ class InboxProcessor:
             integration_id=integration.id, status=RunStatus.RUNNING, dry_run=False
         ).exists():
             return 0
-        if not await self._claim(integration):
+        fence = await self._claim(integration)
+        if fence is None:
             return 0
         done = 0
         provider: PsaProvider | None = None
         try:
-            while True:
-                rows = await (
-                    WebhookDelivery.filter(self._due(self.clock()), integration_id=integration.id)
-                    .order_by("id")
-                    .limit(BATCH)
-                    .values(*DELIVERY_COLUMNS)
-                )
-                if not rows:
-                    break
-                if provider is None:
-                    provider = await self.open_provider(integration)
-                done += await self._batch(integration, provider, rows)
-                if len(rows) < BATCH or not await self._claim(integration):
-                    break
+            with fence.guarding():
+                while True:
+                    rows = await (
+                        WebhookDelivery.filter(
+                            self._due(self.clock()), integration_id=integration.id
+                        )
+                        .order_by("id")
+                        .limit(BATCH)
+                        .values(*DELIVERY_COLUMNS)
+                    )
+                    if not rows:
+                        break
+                    if provider is None:
+                        provider = await self.open_provider(integration)
+                    done += await self._batch(integration, provider, rows, fence)
+                    if len(rows) < BATCH:
+                        break
+        except LeaseLost:
+            log.warning("webhook deliveries of %s stopped: the lease was lost", integration.name)
         finally:
             if provider is not None:
                 await provider.aclose()
-            await leases.release(integration.id, "inbox_lease", self.owner)
+            await fence.release()
         return done
 
-    async def _claim(self, integration: Integration) -> bool:
+    async def _claim(self, integration: Integration) -> Fence | None:
         # Not while a run syncs the integration: two writers would race on its links.
         running = SyncRun.filter(status=RunStatus.RUNNING, dry_run=False).values("integration_id")
-        query = Integration.filter(id=integration.id).exclude(id__in=Subquery(running))
-        return await leases.claim(query, "inbox_lease", self.owner, self.clock(), LEASE)
+        only = Integration.all().exclude(id__in=Subquery(running))
+        return await leases.claim(
+            integration.id, "inbox_lease", self.owner, self.clock, LEASE, only=only
+        )
 
     # -- one batch -------------------------------------------------------------------------
 
     async def _batch(
-        self, integration: Integration, provider: PsaProvider, rows: list[dict[str, Any]]
+        self,
+        integration: Integration,
+        provider: PsaProvider,
+        rows: list[dict[str, Any]],
+        fence: Fence,
     ) -> int:
         outcomes = _Outcomes()
         records: dict[tuple[AssetKind, int], _Record] = {}
@@ -193,8 +206,8 @@ class InboxProcessor:
         if by_kind:
             ctx.reference = await load_index(integration)
         for kind, group in by_kind.items():
-            await self._kind(ctx, provider, kind, group, outcomes)
-        await self._write(outcomes)
+            await self._kind(ctx, provider, kind, group, outcomes, fence)
+        await self._write(outcomes, fence)
         return len(outcomes.settled) + len(outcomes.failed)
 
     async def _kind(
@@ -204,6 +217,7 @@ class InboxProcessor:
         kind: AssetKind,
         group: list[_Record],
         outcomes: _Outcomes,
+        fence: Fence,
     ) -> None:
         ids = [r.psa_id for r in group]
         known = await links_where(ctx, kind, Q(psa_id__in=ids))
@@ -218,6 +232,7 @@ class InboxProcessor:
         if not wanted:
             return
         ids = sorted(r.psa_id for r in wanted)
+        read_at = self.clock()
         try:
             self.fetches += 1
             fetched = await provider.fetch(kind, ids)
@@ -229,8 +244,10 @@ class InboxProcessor:
         links = await links_where(ctx, kind, Q(psa_id__in=ids))
         assert ctx.outcomes is not None
         ctx.outcomes.clear()
+        page = await page_of(ctx, kind, fetched, links, read_at=read_at)
+        page.fence = fence
         try:
-            await apply(ctx, await page_of(ctx, kind, fetched, links))
+            await apply(ctx, page)
         except RecordError as exc:
             for record in wanted:
                 outcomes.fail(record.delivery_ids, str(exc))
@@ -250,7 +267,8 @@ class InboxProcessor:
                 status = DeliveryStatus.PROCESSED
             outcomes.set(record.delivery_ids, status, outcome)
 
-    async def _write(self, outcomes: _Outcomes) -> None:
+    async def _write(self, outcomes: _Outcomes, fence: Fence) -> None:
+        await fence.renew()  # a holder that lost the lease records nothing more
         now = self.clock()
         by_outcome: dict[tuple[DeliveryStatus, str], list[int]] = defaultdict(list)
         for delivery_id, outcome in outcomes.settled.items():

@@ -108,6 +108,7 @@ async def _changed(
     bookmark = bookmark_of(ctx.integration, kind)
     assert bookmark is not None  # the runner makes a run without bookmarks a full sync
     newest = bookmark
+    read_at = ctx.clock()  # some PSAs are read whole before the first page comes
     async with closing(_pages(provider, kind, scope, after, bookmark - OVERLAP)) as pages:
         async for records in pages:
             if not records:
@@ -115,7 +116,8 @@ async def _changed(
             ids = [r.psa_id for r in records]
             links = await links_where(ctx, kind, Q(psa_id__in=ids))
             checkpoint: dict[str, Any] = {"phase": ctx.checkpoint["phase"], "after": max(ids)}
-            await apply(ctx, await page_of(ctx, kind, records, links, checkpoint))
+            page = await page_of(ctx, kind, records, links, checkpoint, read_at=read_at)
+            await apply(ctx, page)
             stamps = [r.updated_at for r in records if r.updated_at is not None]
             if stamps:
                 newest = max(newest, *stamps)

@@ -1,12 +1,30 @@
-"""Leases on an integration: which worker holds one of its jobs (pushes, the inbox).
+"""Fenced leases on an integration: which worker holds one of its jobs (pushes, the inbox).
 
-A lease is two columns, ``{name}_owner`` and ``{name}_expires_at``. It is taken by one
-compare-and-set UPDATE (free, already ours, or expired), so with several processes exactly
-one holds it; a holder that dies loses it when it expires.
+A lease is two columns, ``{name}_owner`` and ``{name}_expires_at``. A claim writes a token
+that is new at every claim (the holder's name and a random part) by one compare-and-set
+UPDATE, which succeeds only when the lease is free or expired: with several tasks or
+processes exactly one holds it, and there is no "already mine" that two tasks could share.
+The token is the fence:
+
+- ``guard`` runs before every request the holder sends to the PSA (``sync.providers.http.
+  send_guard``): every ``CONFIRM_EVERY``, and whenever the holder's own deadline draws near,
+  it renews the lease by token in the database; a holder whose token is gone (it stalled
+  past its lease and another claimed it, or the integration was paused or deleted) gets
+  ``LeaseLost`` and sends nothing more;
+- ``hold`` is the first statement of a transaction that writes results: it renews by token
+  too, so a holder that lost the lease writes nothing (the transaction rolls back).
+
+Correctness never rests on clocks agreeing: the local deadline only decides when to look,
+the token in the database decides who holds.
 """
 
 from __future__ import annotations
 
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,27 +32,97 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from models import Integration, IntegrationStatus
+from sync.errors import LeaseLost
+from sync.providers.http import send_guard
+
+# How often a holder that keeps sending confirms its token in the database (and so how soon
+# a pause stops its requests).
+CONFIRM_EVERY = timedelta(seconds=2)
+_OWNER_ROOM = 100 - 1 - 16  # the owner column's length, minus "#" and the random part
+
+
+@dataclass
+class Fence:
+    """One claim of the ``name`` lease of an integration."""
+
+    integration_id: uuid.UUID
+    name: str
+    token: str
+    duration: timedelta
+    clock: Callable[[], datetime]
+    deadline: datetime
+    confirmed_at: datetime
+    lost: bool = False
+
+    async def guard(self) -> None:
+        """Before a request: raise ``LeaseLost`` unless this claim still holds."""
+        if self.lost:
+            raise LeaseLost(f"the {self.name} of integration {self.integration_id} was lost")
+        now = self.clock()
+        if now - self.confirmed_at >= CONFIRM_EVERY or now >= self.deadline - self.duration / 4:
+            await self.renew()
+
+    async def renew(self) -> None:
+        """Extend the lease by token; ``LeaseLost`` when the token is no longer there."""
+        now = self.clock()
+        owned = await (
+            Integration.filter(id=self.integration_id, **{f"{self.name}_owner": self.token})
+            .exclude(status=IntegrationStatus.PAUSED)
+            .update(**{f"{self.name}_expires_at": now + self.duration})
+        )
+        if owned != 1:
+            self.lost = True
+            raise LeaseLost(f"the {self.name} of integration {self.integration_id} was lost")
+        self.deadline = now + self.duration
+        self.confirmed_at = now
+
+    async def hold(self) -> None:
+        """First statement of a transaction that writes this holder's results."""
+        await self.renew()
+
+    async def release(self) -> None:
+        """Give the lease back, if this claim still holds it."""
+        await Integration.filter(
+            id=self.integration_id, **{f"{self.name}_owner": self.token}
+        ).update(**{f"{self.name}_owner": None, f"{self.name}_expires_at": None})
+
+    @contextmanager
+    def guarding(self) -> Iterator[None]:
+        """Requests sent inside the block (from this task and the tasks it starts) are
+        guarded by this fence."""
+        reset = send_guard.set(self.guard)
+        try:
+            yield
+        finally:
+            send_guard.reset(reset)
+
+
+def new_token(owner: str) -> str:
+    return f"{owner[:_OWNER_ROOM]}#{secrets.token_hex(8)}"
 
 
 async def claim(
-    query: QuerySet[Integration], name: str, owner: str, now: datetime, duration: timedelta
-) -> bool:
-    """Take (or extend) the ``name`` lease of the integration ``query`` selects, unless it is
-    paused or another live owner holds it."""
+    integration_id: uuid.UUID,
+    name: str,
+    owner: str,
+    clock: Callable[[], datetime],
+    duration: timedelta,
+    *,
+    only: QuerySet[Integration] | None = None,
+) -> Fence | None:
+    """Claim the ``name`` lease of the integration, unless it is paused, a live claim holds
+    it, or it is not among ``only`` (a caller's further condition); the new claim's fence,
+    or None. One UPDATE: the condition and the claim cannot come apart."""
+    now = clock()
     unset: dict[str, Any] = {f"{name}_owner__isnull": True}
-    ours: dict[str, Any] = {f"{name}_owner": owner}
     expired: dict[str, Any] = {f"{name}_expires_at__lt": now}
-    free = Q(**unset) | Q(**ours) | Q(**expired)
+    token = new_token(owner)
+    query = (only if only is not None else Integration.all()).filter(id=integration_id)
     owned = await (
         query.exclude(status=IntegrationStatus.PAUSED)
-        .filter(free)
-        .update(**{f"{name}_owner": owner, f"{name}_expires_at": now + duration})
+        .filter(Q(**unset) | Q(**expired))
+        .update(**{f"{name}_owner": token, f"{name}_expires_at": now + duration})
     )
-    return owned == 1
-
-
-async def release(integration_id: object, name: str, owner: str) -> None:
-    """Give the lease back, if still ours."""
-    await Integration.filter(id=integration_id, **{f"{name}_owner": owner}).update(
-        **{f"{name}_owner": None, f"{name}_expires_at": None}
-    )
+    if owned != 1:
+        return None
+    return Fence(integration_id, name, token, duration, clock, now + duration, now)

@@ -8,6 +8,7 @@ page resolves and which records are out of scope.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from models import AssetKind, ReferenceKind
@@ -84,7 +85,9 @@ async def page_of(
     checkpoint: dict[str, Any] | None = None,
     *,
     organizations: dict[int, LinkRow] | None = None,
+    read_at: datetime | None = None,
 ) -> Page:
+    """``read_at``: when the PSA read of ``records`` began (see ``Page.read_at``)."""
     if organizations is None:
         organizations = await organizations_of(ctx, kind, records)
     return Page(
@@ -95,4 +98,5 @@ async def page_of(
         related_loader(ctx, kind),
         out_of_scope(ctx, kind),
         checkpoint,
+        read_at=read_at,
     )

@@ -39,6 +39,7 @@ class Merged:
     local: dict[str, Any] = field(default_factory=dict)  # columns to write locally
     snapshot: dict[str, Any] = field(default_factory=dict)
     push: bool = False
+    psa: dict[str, Any] = field(default_factory=dict)  # columns to push → encoded values
     conflicts: list[SyncConflict] = field(default_factory=list)
     reopened: dict[str, dict[str, Any]] = field(default_factory=dict)  # open conflict → values
     settled: list[str] = field(default_factory=list)  # open conflicts the sides now agree on
@@ -96,6 +97,7 @@ def merge_record(
     result = Merged(snapshot=dict(snap))
     result.local = {c: values[c] for c in plan.local}
     result.push = bool(plan.psa)
+    result.psa = dict(plan.psa)
     parked = set()
     for conflict in plan.conflicts:
         if conflict.winner is None:
@@ -139,6 +141,23 @@ def merge_record(
             )
         )  # fmt: skip
     return result
+
+
+def echo_base(
+    base: Mapping[str, Any], sending: Mapping[str, Any] | None, psa: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The base for a merge of ``psa`` (encoded), knowing what psasync has sent but not yet
+    recorded (``RecordLink.sending``): a field the PSA shows with one of those values holds
+    psasync's own write, so that value is the base, not a change by a PSA user. Without this,
+    a notice that overtakes the answer to our write would look like a PSA edit and undo a
+    local edit made since."""
+    if not sending:
+        return dict(base)
+    adjusted = dict(base)
+    for column, values in sending.items():
+        if column in psa and psa[column] != base.get(column) and psa[column] in values:
+            adjusted[column] = psa[column]
+    return adjusted
 
 
 def latest_local_times(

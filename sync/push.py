@@ -1,31 +1,50 @@
-"""Delivering the outbox: local changes out to the PSA, in order, coalesced, never lost.
+"""Pushing one batch of local changes to a PSA: read, merge, mark, send, settle.
 
-One deliverer per integration at a time (a lease on the integration, claimed by
-compare-and-set, so several processes on PostgreSQL never interleave one record's pushes).
-A batch takes the oldest due entries, groups them by record and sends per record:
+A batch is the due outbox entries of up to ``deliverer.BATCH`` records, grouped per record
+(``sync.deliverer`` claims the fenced lease and picks them). Kind by kind, organizations
+first (a record created here needs its organization in the PSA):
 
-    UPDATE  one PATCH of the fields that still differ from the link's base (a fresh diff:
-            any number of edits of a record become one write, and an edit already undone
-            sends nothing)
-    CREATE  match, then create or link (``sync.push_create``)
-    DELETE  delete the PSA record (``propagateDeletes``)
+    DELETE              the PSA record is deleted (``propagateDeletes``)
+    no PSA record yet   match in the PSA first, then create or link (``sync.push_create``):
+                        a create whose answer was lost is found there, never sent twice
+    linked              read-merge-write, in chunks the rate limit lets through in about
+                        a second:
+      read    the PSA's current version of each record (``PsaProvider.read_for_write``:
+              one list call per chunk where the PSA filters by id, one get per record
+              where it does not; Pulseway's asset PUT reuses that read)
+      merge   three-way against the link's base, per field by its direction and policy,
+              with the pulls' merge (``sync.pull_merge``): a field the PSA changed since
+              the base is written over only when its policy says so (LOCAL_WINS,
+              NEWEST_WINS by the stamps); MANUAL parks both sides
+      mark    on the link, what is about to be sent (``RecordLink.sending``): a notice or a
+              poll that shows it is psasync's own write, whichever arrives first
+      send    one write per record of the fields to push (any number of edits make one
+              write; an edit undone sends nothing), under the rate limit; every request
+              checks the fence first
+    settle  per kind, one transaction that holds the fence: the PSA's answers (or, where
+            nothing was sent, what was read) are applied as a pull applies a record
+            (``sync.apply``) with the values written agreed, so a PSA user's change to
+            another field lands locally in the same transaction; conflicts and field
+            history are recorded, the entries go, the marks are cleared
 
-Requests go out concurrently (bounded, and under the integration's rate limit); their
-results are written in one short transaction afterwards, never during the requests:
+What a write can end in:
+    answered                    settled as above
+    refused (RecordError)       entries FAILED with the PSA's message and the link FAILED,
+                                until retryPush
+    outage, or no answer        entries wait with back-off (Retry-After honoured), the
+    (RetriableError, FatalError) integration's deliveries pause until then; the mark stays,
+                                so if the write did land, the next read sees our own value
 
-    written              base := what the PSA stored, stamp := the PSA's stamp, entries gone
-                         (so the PSA's own change notice of this write changes nothing)
-    refused (RecordError) entries FAILED, the link shows the PSA's message; retryPush
-    outage (RetriableError, FatalError)
-                         entries wait with back-off and jitter (Retry-After honoured), and
-                         the integration pauses its deliveries until then
+The window that remains: ConnectWise and Pulseway have no conditional writes, so a PSA
+user's change to a field we write, made between our read and our write, is overwritten. A
+chunk is sized so that window is about a second; a change to any other field in it comes
+back in the PSA's answer and lands locally.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +53,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiolimiter import AsyncLimiter
-from tortoise.expressions import F, Q, Subquery
+from tortoise.expressions import F, Subquery
 from tortoise.transactions import in_transaction
 
 from models import (
@@ -43,7 +62,6 @@ from models import (
     ChangeSource,
     ConflictOutcome,
     Integration,
-    IntegrationStatus,
     LinkState,
     OutboxEntry,
     OutboxOperation,
@@ -52,48 +70,29 @@ from models import (
     RecordLink,
     SyncConflict,
 )
-from models.bulk import insert_rows, update_rows
-from sync import history, leases, push_create
+from models.bulk import insert_rows, lock_rows, update_rows
+from sync import history, push_create
+from sync.apply import LinkRow, LocalSide, Pushed, apply, local_terms, our_side
 from sync.columns import as_uuid, stamps
 from sync.concurrency import gather_all
-from sync.connections import ProviderFactory
-from sync.context import utcnow
-from sync.directions import integration_directions
+from sync.context import RunContext
 from sync.errors import FatalError, RecordError, RetriableError, SyncError
+from sync.leases import Fence
+from sync.pages import page_of
 from sync.providers.base import PsaChange, PsaProvider, PsaRecord
-from sync.push_values import (
-    COLUMN_CODES,
-    COLUMN_RELATIONS,
-    Reverse,
-    Translator,
-    columns_of,
-    diff,
-    local_rows,
-    pushable,
-    snapshot_for,
-)
+from sync.pull_merge import echo_base, merge_record
+from sync.push_values import TOGETHER, Reverse, Translator, columns_of, local_rows, snapshot_for
+from sync.reference import load_index
 from sync.snapshot import encode
 
 log = logging.getLogger("psasync.push")
 
-BATCH = 500
-PUSHED_LINK_FIELDS = (
-    "snapshot",
-    "psa_updated_at",
-    "synced_at",
-    "psa_stamp",
-    "stamp_trusted",
-    "psa_hash",
-)
-ENTRY_COLUMNS = ("id", "kind", "local_id", "operation", "payload", "attempts", "created_by")
-CONCURRENCY = 16
-LEASE = timedelta(seconds=120)
-BASE_DELAY = 5.0  # seconds; doubles per failed attempt
-MAX_DELAY = 15 * 60.0
+ORDER = (AssetKind.ORGANIZATION, AssetKind.LOCATION, AssetKind.CONTACT, AssetKind.CONFIGURATION)
+CHUNK = 50  # records read together at most, then written
 
 
 @dataclass
-class _Group:
+class Group:
     """The due entries of one record."""
 
     kind: AssetKind
@@ -105,448 +104,434 @@ class _Group:
     actor: str | None = None
 
 
-@dataclass
-class _Push:
-    """One request to make and, afterwards, its result."""
+class Limits:
+    """The integrations' push rate limiters, kept across batches (an ``AsyncLimiter`` is a
+    leaky bucket: a new one per batch would forget what was just sent)."""
 
-    group: _Group
-    operation: OutboxOperation
-    link: dict[str, Any] | None = None
-    change: PsaChange | None = None
-    columns: set[str] = field(default_factory=set)  # what the change carries
-    local: dict[str, Any] = field(default_factory=dict)
-    result: PsaRecord | None = None
-    error: SyncError | None = None
+    def __init__(self) -> None:
+        self._known: dict[uuid.UUID, tuple[int, AsyncLimiter]] = {}
 
-
-@dataclass
-class PushResults:
-    delivered: list[int] = field(default_factory=list)  # entry ids done with
-    failed: dict[int, str] = field(default_factory=dict)  # entry id → PSA's message
-    retry: list[tuple[list[int], int]] = field(default_factory=list)
-    links: list[dict[str, Any]] = field(default_factory=list)  # base and stamps after a push
-    link_errors: dict[Any, str] = field(default_factory=dict)  # link id → message
-    settled: list[Any] = field(default_factory=list)  # link ids whose push is done
-    new_links: list[dict[str, Any]] = field(default_factory=list)
-    not_pushed: list[dict[str, Any]] = field(default_factory=list)
-    followups: list[OutboxEntry] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    normalised: dict[AssetKind, dict[uuid.UUID, dict[str, Any]]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-    replaced: dict[AssetKind, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
-    retry_after: float | None = None
-    outage: str | None = None
-    # The PSA user our writes appear as (to recognise their echo in notifications).
-    member: str | None = None
-
-
-class Deliverer:
-    def __init__(
-        self,
-        open_provider: ProviderFactory,
-        *,
-        owner: str,
-        clock: Callable[[], datetime] = utcnow,
-        batch: int = BATCH,
-        concurrency: int = CONCURRENCY,
-        base_delay: float = BASE_DELAY,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self.open_provider = open_provider
-        self.owner = owner
-        self.clock = clock
-        self.batch = batch
-        self.concurrency = concurrency
-        self.base_delay = base_delay
-        self.rng = rng
-        self._limiters: dict[uuid.UUID, tuple[int, AsyncLimiter]] = {}
-
-    # -- scheduling ------------------------------------------------------------------------
-
-    async def run_due(self) -> int:
-        """Deliver what is due for every integration; returns how many entries settled."""
-        now = self.clock()
-        ids = await (
-            OutboxEntry.filter(status=OutboxStatus.PENDING)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .distinct()
-            .values_list("integration_id", flat=True)
-        )
-        done = 0
-        for integration in await Integration.filter(id__in=list(ids)):
-            done += await self.deliver(integration)
-        return done
-
-    async def deliver(self, integration: Integration) -> int:
-        """Deliver this integration's due entries, batch after batch, unless it is paused,
-        waiting out an outage, or another deliverer holds it."""
-        if integration.status == IntegrationStatus.PAUSED:
-            return 0
-        now = self.clock()
-        if integration.push_not_before is not None and integration.push_not_before > now:
-            return 0
-        done = 0
-        if not await self._claim(integration):
-            return 0
-        provider: PsaProvider | None = None
-        try:
-            while True:
-                groups = await self._due(integration)
-                if not groups:
-                    break
-                if provider is None:
-                    provider = await self.open_provider(integration)
-                settled, stop = await self._deliver_batch(integration, provider, groups)
-                done += settled
-                if stop or not await self._claim(integration):
-                    break
-        finally:
-            if provider is not None:
-                await provider.aclose()
-            await leases.release(integration.id, "push_lease", self.owner)
-        return done
-
-    async def _claim(self, integration: Integration) -> bool:
-        query = Integration.filter(id=integration.id)
-        return await leases.claim(query, "push_lease", self.owner, self.clock(), LEASE)
-
-    async def _due(self, integration: Integration) -> list[_Group]:
-        """The oldest due entries, grouped by record; records with an earlier entry that
-        failed or waits are left alone, so a record's changes never overtake each other."""
-        now = self.clock()
-        held = OutboxEntry.filter(integration_id=integration.id).filter(
-            Q(status=OutboxStatus.FAILED) | Q(next_attempt_at__gt=now)
-        )
-        rows = (
-            await OutboxEntry.filter(integration_id=integration.id, status=OutboxStatus.PENDING)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .exclude(local_id__in=Subquery(held.values("local_id")))
-            .order_by("id")
-            .limit(self.batch)
-            .values(*ENTRY_COLUMNS)
-        )
-        # Each record's later entries too: they coalesce into the same push, whatever the
-        # batch boundary (a batch is at most ``batch`` records).
-        records = list(dict.fromkeys(row["local_id"] for row in rows))
-        if records:
-            rows = (
-                await OutboxEntry.filter(
-                    integration_id=integration.id,
-                    status=OutboxStatus.PENDING,
-                    local_id__in=records,
-                )
-                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .order_by("id")
-                .values(*ENTRY_COLUMNS)
-            )
-        groups: dict[tuple[AssetKind, uuid.UUID], _Group] = {}
-        for row in rows:
-            kind = AssetKind(row["kind"])
-            local_id = as_uuid(row["local_id"])
-            group = groups.setdefault((kind, local_id), _Group(kind, local_id))
-            group.entry_ids.append(row["id"])
-            group.operations.add(OutboxOperation(row["operation"]))
-            group.attempts = max(group.attempts, row["attempts"])
-            group.actor = row["created_by"] or group.actor
-            if row["operation"] == OutboxOperation.DELETE:
-                group.payload = row["payload"] or {}
-        return list(groups.values())
-
-    # -- one batch -------------------------------------------------------------------------
-
-    async def _deliver_batch(
-        self, integration: Integration, provider: PsaProvider, groups: list[_Group]
-    ) -> tuple[int, bool]:
-        results = PushResults()
-        pushes: list[_Push] = []
-        creates: dict[AssetKind, list[_Group]] = defaultdict(list)
-        by_kind: dict[AssetKind, list[_Group]] = defaultdict(list)
-        for group in groups:
-            if OutboxOperation.DELETE in group.operations:
-                pushes.append(_Push(group, OutboxOperation.DELETE))
-            else:
-                by_kind[group.kind].append(group)
-        for kind, members in by_kind.items():
-            await self._prepare(integration, kind, members, pushes, creates, results)
-        await self._send(integration, provider, pushes, results)
-        for kind, members in creates.items():
-            if results.outage is None:
-                await self._create(integration, provider, kind, members, results)
-        await write_results(integration, results, self.clock(), self._delay)
-        settled = len(results.delivered) + len(results.failed)
-        return settled, results.outage is not None
-
-    async def _prepare(
-        self,
-        integration: Integration,
-        kind: AssetKind,
-        groups: list[_Group],
-        pushes: list[_Push],
-        creates: dict[AssetKind, list[_Group]],
-        results: PushResults,
-    ) -> None:
-        ids = [g.local_id for g in groups]
-        links = {
-            as_uuid(row["local_id"]): row
-            for row in await RecordLink.filter(
-                integration_id=integration.id, kind=kind, local_id__in=ids
-            ).values("id", "local_id", "psa_id", "psa_parent_id", "snapshot", "state")
-        }
-        columns = columns_of(integration, kind)
-        rows = await local_rows(kind, ids, columns)
-        blocked: dict[uuid.UUID, set[str]] = defaultdict(set)
-        for local_id, name in await SyncConflict.filter(
-            integration_id=integration.id, kind=kind, local_id__in=ids, outcome=ConflictOutcome.OPEN
-        ).values_list("local_id", "field"):
-            blocked[as_uuid(local_id)].add(name)
-        sendable = pushable(kind, integration_directions(integration), columns)
-        translator = await Translator.load(integration, rows.values())
-        for group in groups:
-            row = rows.get(group.local_id)
-            link = links.get(group.local_id)
-            if row is None:  # deleted locally since: nothing left to push
-                results.delivered.extend(group.entry_ids)
-                continue
-            if link is None or link["psa_id"] is None:
-                creates[kind].append(group)
-                continue
-            if link["state"] != LinkState.SYNCED:  # orphaned meanwhile: the PSA record is gone
-                results.delivered.extend(group.entry_ids)
-                results.settled.append(link["id"])
-                continue
-            base = link["snapshot"] or {}
-            changed = diff(kind, row, base, sendable, frozenset(blocked[group.local_id]))
-            change, carried = translator.change(kind, row, sorted(changed))
-            if change.empty:  # undone since, or nothing this PSA can take yet
-                results.delivered.extend(group.entry_ids)
-                results.settled.append(link["id"])
-                continue
-            pushes.append(_Push(group, OutboxOperation.UPDATE, link, change, carried, dict(row)))
-
-    def _limiter(self, integration: Integration) -> AsyncLimiter:
+    def of(self, integration: Integration) -> tuple[AsyncLimiter, float]:
+        """The limiter, and the writes per second it lets through."""
         rate = max(1, integration.push_rate_per_minute)
-        known = self._limiters.get(integration.id)
+        known = self._known.get(integration.id)
         if known is None or known[0] != rate:
             limiter = AsyncLimiter(rate, 60) if rate < 60 else AsyncLimiter(rate / 60, 1)
             known = (rate, limiter)
-            self._limiters[integration.id] = known
-        return known[1]
-
-    async def _send(
-        self,
-        integration: Integration,
-        provider: PsaProvider,
-        pushes: list[_Push],
-        results: PushResults,
-    ) -> None:
-        gate = asyncio.Semaphore(self.concurrency)
-        limiter = self._limiter(integration)
-
-        async def send(push: _Push) -> None:
-            async with gate:
-                if results.outage is not None:
-                    return  # the PSA is down: the rest waits with the failed one
-                async with limiter:
-                    try:
-                        if push.operation == OutboxOperation.DELETE:
-                            payload = push.group.payload
-                            await provider.delete_record(
-                                push.group.kind,
-                                int(payload["psa_id"]),
-                                payload.get("psa_parent_id"),
-                            )
-                        else:
-                            assert push.link is not None
-                            assert push.change is not None
-                            push.result = await provider.update_record(
-                                push.group.kind,
-                                int(push.link["psa_id"]),
-                                push.link["psa_parent_id"],
-                                push.change,
-                            )
-                    except RecordError as exc:
-                        push.error = exc
-                    except (RetriableError, FatalError) as exc:
-                        push.error = exc
-                        results.outage = exc.message
-                        if isinstance(exc, RetriableError) and exc.retry_after:
-                            results.retry_after = max(results.retry_after or 0, exc.retry_after)
-
-        await gather_all(*(send(p) for p in pushes))
-        for push in pushes:
-            self._settle(integration, push, results)
-
-    def _settle(self, integration: Integration, push: _Push, results: PushResults) -> None:
-        group = push.group
-        now = self.clock()
-        if isinstance(push.error, RecordError):
-            for entry_id in group.entry_ids:
-                results.failed[entry_id] = push.error.message
-            if push.link is not None:
-                results.link_errors[push.link["id"]] = push.error.message
-            return
-        if push.error is not None or (
-            push.operation == OutboxOperation.UPDATE and push.result is None
-        ):
-            results.retry.append((group.entry_ids, group.attempts))
-            return
-        results.delivered.extend(group.entry_ids)
-        if push.operation == OutboxOperation.DELETE:
-            log.info("deleted %s %s in the PSA", group.kind.value, group.payload.get("psa_id"))
-            return
-        assert push.link is not None
-        assert push.result is not None
-        record = push.result
-        results.member = record.updated_by or results.member
-        base = dict(push.link["snapshot"] or {})
-        refs = dict(base.get("_refs") or {})
-        for column in push.columns:
-            if column in record.values and column not in COLUMN_CODES:
-                stored = record.values[column]
-                base[column] = encode(stored)
-                if encode(stored) != encode(push.local.get(column)):
-                    # The PSA normalised what we sent: take its form, or the next sync
-                    # would see a difference and push again.
-                    results.normalised[group.kind][group.local_id] = {
-                        **results.normalised[group.kind].get(group.local_id, {}),
-                        column: stored,
-                    }
-            else:
-                base[column] = encode(push.local.get(column))
-            if column in COLUMN_RELATIONS:
-                name = COLUMN_RELATIONS[column][0]
-                assert push.change is not None
-                refs[name] = push.change.refs.get(name)
-        base["_refs"] = {k: v for k, v in refs.items() if v is not None}
-        results.links.append(
-            {"id": push.link["id"], "snapshot": base, **stamps(record.updated_at, now)}
-        )
-        results.settled.append(push.link["id"])
-        account_id = integration.account_id  # type: ignore[attr-defined]
-        for column in sorted(push.columns):
-            results.history.append(
-                history.change(
-                    account_id, group.kind, group.local_id, column,
-                    (push.link["snapshot"] or {}).get(column), base.get(column),
-                    ChangeSource.PUSH, now, actor=integration.name, integration_id=integration.id,
-                )
-            )  # fmt: skip
-
-    async def _create(
-        self,
-        integration: Integration,
-        provider: PsaProvider,
-        kind: AssetKind,
-        groups: list[_Group],
-        results: PushResults,
-    ) -> None:
-        columns = columns_of(integration, kind)
-        rows = await local_rows(kind, [g.local_id for g in groups], columns)
-        ordered = [rows[g.local_id] for g in groups if g.local_id in rows]
-        try:
-            outcomes = await push_create.plan(
-                integration, provider, kind, ordered, provider.display_name
-            )
-            await push_create.execute(provider, kind, outcomes, provider.display_name)
-        except (RetriableError, FatalError) as exc:
-            results.outage = exc.message
-            for group in groups:
-                results.retry.append((group.entry_ids, group.attempts))
-            return
-        by_id = {g.local_id: g for g in groups}
-        for group in groups:
-            if group.local_id not in rows:
-                results.delivered.extend(group.entry_ids)
-        await record_outcomes(integration, kind, outcomes, rows, results, self.clock())
-        for outcome in outcomes:
-            group = by_id[outcome.local_id]
-            if outcome.code == "psa_error":  # refused: kept for retryPush, like an update
-                for entry_id in group.entry_ids:
-                    results.failed[entry_id] = outcome.message
-            else:
-                results.delivered.extend(group.entry_ids)
-
-    # -- writing results -------------------------------------------------------------------
-
-    def _delay(self, attempts: int, retry_after: float | None) -> float:
-        ceiling = min(MAX_DELAY, self.base_delay * 2.0 ** min(attempts - 1, 20))
-        jittered = ceiling * (0.5 + self.rng() / 2)
-        return max(jittered, retry_after or 0.0)
+            self._known[integration.id] = known
+        return known[1], rate / 60
 
 
-async def write_results(
+@dataclass
+class Options:
+    clock: Callable[[], datetime]
+    concurrency: int
+    delay: Callable[[int, float | None], float]  # back-off (attempts, Retry-After) → seconds
+    limits: Limits
+
+
+@dataclass
+class Report:
+    settled: int  # entries done with (delivered or refused)
+    stop: bool  # the PSA is down: the rest waits
+
+
+@dataclass
+class _Write:
+    """One linked record on its way: what was read, what is sent, how it went."""
+
+    group: Group
+    link: dict[str, Any]
+    read: PsaRecord | None = None
+    change: PsaChange | None = None
+    sent: dict[str, Any] = field(default_factory=dict)  # column → encoded value sent
+    conflicts: list[SyncConflict] = field(default_factory=list)  # won by the value sent
+    answer: PsaRecord | None = None
+    error: SyncError | None = None
+    attempted: bool = False
+    terms: tuple[dict[str, Any], dict[str, Any]] | None = None  # ``read`` in local terms
+    marked_before: dict[str, Any] | None = None  # ``sending`` before this attempt's mark
+
+    @property
+    def psa_id(self) -> int:
+        return int(self.link["psa_id"])
+
+
+@dataclass
+class _Entries:
+    """What becomes of the batch's entries and links, written with the settle of their kind
+    (``flush``), or at the end of the batch."""
+
+    delivered: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # entry id → PSA's message
+    waiting: list[tuple[list[int], int]] = field(default_factory=list)  # (ids, attempts)
+    link_errors: dict[Any, str] = field(default_factory=dict)
+    unmarked: list[Any] = field(default_factory=list)  # links whose ``sending`` is cleared
+    remarked: dict[Any, dict[str, Any] | None] = field(default_factory=dict)  # … put back
+    settled: list[Any] = field(default_factory=list)  # links whose push may be done
+    orphaned: list[Any] = field(default_factory=list)
+    member: str | None = None  # the PSA user our writes appear as
+    outage: str | None = None
+    retry_after: float | None = None
+    count: int = 0
+
+    def wait(self, groups: Sequence[Group]) -> None:
+        self.waiting.extend((g.entry_ids, g.attempts) for g in groups)
+
+    def note_outage(self, exc: RetriableError | FatalError) -> None:
+        self.outage = self.outage or exc.message
+        if isinstance(exc, RetriableError) and exc.retry_after:
+            self.retry_after = max(self.retry_after or 0, exc.retry_after)
+
+
+# ------------------------------------------------------------------------------ the batch
+
+
+async def push_batch(
     integration: Integration,
-    results: PushResults,
-    now: datetime,
-    delay: Callable[[int, float | None], float] | None = None,
-    also: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Write a batch's results in one transaction (``also`` adds the caller's own writes,
-    e.g. a run's checkpoint)."""
-    normalised = []
-    for kind, rows in results.normalised.items():
-        model = ASSET_MODELS[kind]
-        for asset in await model.filter(id__in=list(rows)):
-            for column, value in rows[asset.id].items():
-                setattr(asset, column, value)
-            asset.match_key = asset.compute_match_key()
-            asset.version += 1
-            normalised.append((asset, sorted(rows[asset.id])))
+    provider: PsaProvider,
+    groups: Sequence[Group],
+    fence: Fence,
+    options: Options,
+) -> Report:
+    """Deliver one batch of grouped entries (see the module docstring)."""
+    entries = _Entries()
+    ctx = RunContext(integration, None, clock=options.clock)
+    ctx.reference = await load_index(integration)
+    by_kind: dict[AssetKind, list[Group]] = defaultdict(list)
+    deletes: list[Group] = []
+    for group in groups:
+        if OutboxOperation.DELETE in group.operations:
+            deletes.append(group)
+        else:
+            by_kind[group.kind].append(group)
+    for kind in ORDER:
+        if by_kind.get(kind):
+            await _push_kind(ctx, provider, kind, by_kind[kind], fence, options, entries)
+    if deletes:
+        await _delete(provider, deletes, options, entries)
     async with in_transaction():
-        if results.delivered:
-            await OutboxEntry.filter(id__in=results.delivered).delete()
-        for entry_id, message in results.failed.items():
-            await OutboxEntry.filter(id=entry_id).update(
-                status=OutboxStatus.FAILED, last_error=message, attempts=F("attempts") + 1
+        await fence.hold()
+        await _flush(integration, entries, options)
+    return Report(entries.count, entries.outage is not None)
+
+
+async def _push_kind(
+    ctx: RunContext,
+    provider: PsaProvider,
+    kind: AssetKind,
+    groups: list[Group],
+    fence: Fence,
+    options: Options,
+    entries: _Entries,
+) -> None:
+    integration = ctx.integration
+    links = {
+        as_uuid(row["local_id"]): row
+        for row in await RecordLink.filter(
+            integration_id=integration.id, kind=kind, local_id__in=[g.local_id for g in groups]
+        ).values("id", "local_id", "psa_id", "psa_parent_id", "snapshot", "state", "sending")
+    }
+    present = set(await ASSET_MODELS[kind].filter(id__in=[g.local_id for g in groups]).values_list(
+        "id", flat=True
+    ))  # fmt: skip
+    present_ids = {as_uuid(i) for i in present}
+    writes: list[_Write] = []
+    creates: list[Group] = []
+    for group in groups:
+        link = links.get(group.local_id)
+        if group.local_id not in present_ids:  # deleted locally since: nothing left to push
+            entries.delivered.extend(group.entry_ids)
+        elif link is None or link["psa_id"] is None:
+            creates.append(group)
+        elif link["state"] != LinkState.SYNCED:  # orphaned meanwhile: the PSA record is gone
+            entries.delivered.extend(group.entry_ids)
+            entries.settled.append(link["id"])
+        else:
+            writes.append(_Write(group, link))
+    if creates:
+        if entries.outage is None:
+            await _create(ctx, provider, kind, creates, fence, entries)
+        else:
+            entries.wait(creates)
+    if writes:
+        await _update(ctx, provider, kind, writes, fence, options, entries)
+
+
+# ---------------------------------------------------------------- linked: read-merge-write
+
+
+async def _update(
+    ctx: RunContext,
+    provider: PsaProvider,
+    kind: AssetKind,
+    writes: list[_Write],
+    fence: Fence,
+    options: Options,
+    entries: _Entries,
+) -> None:
+    limiter, per_second = options.limits.of(ctx.integration)
+    chunk = max(1, min(CHUNK, options.concurrency, int(per_second)))
+    side = await our_side(ctx, kind, [w.group.local_id for w in writes], options.clock())
+    translator = await Translator.load(ctx.integration, side.rows.values())
+    read_at = options.clock()
+    for start in range(0, len(writes), chunk):
+        part = writes[start : start + chunk]
+        if entries.outage is not None:
+            entries.wait([w.group for w in part])
+            continue
+        await _read(ctx, provider, kind, part, limiter, entries)
+        for write in part:
+            if write.read is not None:
+                _decide(ctx, kind, write, side, translator)
+        await _mark(fence, [w for w in part if w.change is not None])
+        await _send(provider, kind, part, limiter, options.concurrency, entries)
+    await _settle(ctx, kind, writes, fence, options, entries, read_at)
+
+
+async def _read(
+    ctx: RunContext,
+    provider: PsaProvider,
+    kind: AssetKind,
+    part: list[_Write],
+    limiter: AsyncLimiter,
+    entries: _Entries,
+) -> None:
+    """The PSA's current version of each record (``write.read``; None: gone from the PSA,
+    which the settle records as an orphan)."""
+    try:
+        async with limiter:
+            current = await provider.read_for_write(
+                kind, [(w.psa_id, w.link["psa_parent_id"]) for w in part]
             )
-        for link_id, message in results.link_errors.items():
-            await RecordLink.filter(id=link_id).update(
-                push_state=PushState.FAILED, last_error=message
-            )
-        if results.retry:
-            attempts = max(a for _, a in results.retry) + 1
-            seconds = delay(attempts, results.retry_after) if delay else BASE_DELAY
-            when = now + timedelta(seconds=seconds)
-            ids = [i for entry_ids, _ in results.retry for i in entry_ids]
-            await OutboxEntry.filter(id__in=ids).update(
-                next_attempt_at=when,
-                attempts=F("attempts") + 1,
-                last_error=results.outage or "the PSA did not answer",
-            )
-            await Integration.filter(id=integration.id).update(push_not_before=when)
-            log.warning("pushes to %s wait until %s: %s", integration.name, when, results.outage)
-        if results.links:
-            await update_rows(RecordLink, PUSHED_LINK_FIELDS, results.links)
-        for kind, local_ids in results.replaced.items():
-            await RecordLink.filter(
-                integration_id=integration.id,
-                kind=kind,
-                local_id__in=local_ids,
-                psa_id__isnull=True,
-            ).delete()
-        if results.new_links:
-            await insert_rows(RecordLink, results.new_links)
-        if results.not_pushed:
-            await insert_rows(RecordLink, results.not_pushed)
-        if results.followups:
-            await OutboxEntry.bulk_create(results.followups)
-        for asset, columns in normalised:
-            await asset.save(update_fields=[*columns, "match_key", "version", "updated_at"])
-        if results.history:
-            await history.write(results.history)
-        if results.settled:
-            remaining = OutboxEntry.filter(integration_id=integration.id).values("local_id")
-            await (
-                RecordLink.filter(id__in=results.settled)
-                .exclude(local_id__in=Subquery(remaining))
-                .update(push_state=PushState.NONE, last_error=None)
-            )
-        if results.member and results.member != integration.psa_member:
-            await Integration.filter(id=integration.id).update(psa_member=results.member)
-            integration.psa_member = results.member
-        if also is not None:
-            await also()
+    except (RetriableError, FatalError) as exc:
+        entries.note_outage(exc)
+        entries.wait([w.group for w in part])
+        return
+    found = {record.psa_id: record for record in current}
+    terms = await local_terms(ctx, await page_of(ctx, kind, current, {}))
+    for write in part:
+        write.read = found.get(write.psa_id)
+        if write.read is None:
+            entries.delivered.extend(write.group.entry_ids)
+            entries.orphaned.append(write.link["id"])
+            entries.unmarked.append(write.link["id"])
+        else:
+            write.terms = terms[write.psa_id]
+
+
+def _decide(
+    ctx: RunContext, kind: AssetKind, write: _Write, side: LocalSide, translator: Translator
+) -> None:
+    """Merge what the PSA holds now with the base and our record: what to send, if anything.
+    The merge's other outcomes (PSA changes to take, conflicts) are the settle's to write."""
+    assert write.read is not None
+    assert write.terms is not None
+    local = side.rows.get(write.group.local_id)
+    if side.context is None or local is None:
+        return  # nothing flows to this PSA any more (two-way turned off meanwhile)
+    values, snap = write.terms
+    base = echo_base(write.link["snapshot"] or {}, write.link["sending"], snap)
+    merged = merge_record(
+        side.context,
+        write.read,
+        values,
+        snap,
+        base,
+        local,
+        write.group.local_id,
+        side.open_conflicts.get(write.group.local_id, {}),
+        side.times.get(write.group.local_id, {}),
+    )
+    columns = set(merged.psa)
+    for together in TOGETHER.get(kind, ()):
+        if columns & together:
+            columns |= together & side.context.columns
+    # A column sent only because its partner is (contact methods share one list in
+    # ConnectWise) carries what the PSA holds: it is not ours to change, nor agreed by this.
+    row = {**local, **{c: values[c] for c in columns - set(merged.psa) if c in values}}
+    change, carried = translator.change(kind, row, sorted(columns))
+    if change.empty:
+        return
+    write.change = change
+    write.sent = {c: encode(row.get(c)) for c in carried if c in merged.psa}
+    write.conflicts = [
+        c for c in merged.conflicts if c.outcome == ConflictOutcome.LOCAL and c.field in carried
+    ]
+
+
+async def _mark(fence: Fence, writes: list[_Write]) -> None:
+    """Record on each link what is about to be sent, before sending it."""
+    if not writes:
+        return
+    rows = []
+    for write in writes:
+        write.marked_before = write.link["sending"]
+        marked: dict[str, list[Any]] = {
+            c: list(v) for c, v in (write.link["sending"] or {}).items()
+        }
+        for column, value in write.sent.items():
+            if value not in marked.setdefault(column, []):
+                marked[column].append(value)
+        write.link["sending"] = marked
+        rows.append({"id": write.link["id"], "sending": marked})
+    async with in_transaction():
+        await fence.hold()
+        await update_rows(RecordLink, ["sending"], rows)
+
+
+async def _send(
+    provider: PsaProvider,
+    kind: AssetKind,
+    part: list[_Write],
+    limiter: AsyncLimiter,
+    concurrency: int,
+    entries: _Entries,
+) -> None:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def send(write: _Write) -> None:
+        assert write.change is not None
+        async with gate:
+            if entries.outage is not None:
+                return  # the PSA is down: the rest waits with the failed one
+            async with limiter:
+                write.attempted = True
+                try:
+                    write.answer = await provider.update_record(
+                        kind, write.psa_id, write.link["psa_parent_id"], write.change
+                    )
+                except RecordError as exc:
+                    write.error = exc
+                except (RetriableError, FatalError) as exc:
+                    write.error = exc
+                    entries.note_outage(exc)
+
+    await gather_all(*(send(w) for w in part if w.change is not None))
+
+
+async def _settle(
+    ctx: RunContext,
+    kind: AssetKind,
+    writes: list[_Write],
+    fence: Fence,
+    options: Options,
+    entries: _Entries,
+    read_at: datetime,
+) -> None:
+    """Apply the answers (and, where nothing was sent, the reads) in one transaction with
+    what becomes of the entries."""
+    records: list[PsaRecord] = []
+    pushed: dict[int, Pushed] = {}
+    links: dict[int, LinkRow] = {}
+    for write in writes:
+        group, link = write.group, write.link
+        if write.read is None:
+            continue  # gone (orphaned) or not read (waiting)
+        if write.change is None:  # nothing to send: what was read is applied like a pull
+            records.append(write.read)
+            pushed[write.psa_id] = Pushed()
+            entries.delivered.extend(group.entry_ids)
+            entries.settled.append(link["id"])
+            entries.unmarked.append(link["id"])  # the read, merged, supersedes earlier marks
+        elif write.answer is not None:
+            records.append(write.answer)
+            pushed[write.psa_id] = Pushed(write.sent, write.conflicts)
+            entries.delivered.extend(group.entry_ids)
+            entries.settled.append(link["id"])
+            entries.unmarked.append(link["id"])
+            entries.member = write.answer.updated_by or entries.member
+        elif isinstance(write.error, RecordError):
+            for entry_id in group.entry_ids:
+                entries.failed[entry_id] = write.error.message
+            entries.link_errors[link["id"]] = write.error.message
+            entries.remarked[link["id"]] = write.marked_before  # refused: not in the PSA
+            continue
+        else:  # outage, no answer, or not attempted: wait (an attempted mark stays)
+            entries.wait([group])
+            if not write.attempted:
+                entries.remarked[link["id"]] = write.marked_before
+            continue
+        links[write.psa_id] = _link_row(ctx, link)
+
+    async def also() -> None:
+        await _flush(ctx.integration, entries, options)
+
+    page = await page_of(ctx, kind, records, links, read_at=read_at)
+    page.pushed = pushed
+    page.fence = fence
+    page.also = also
+    await apply(ctx, page)
+
+
+def _link_row(ctx: RunContext, link: dict[str, Any]) -> LinkRow:
+    return LinkRow(
+        link["id"],
+        as_uuid(link["local_id"]),
+        int(link["psa_id"]),
+        link["psa_parent_id"],
+        LinkState(link["state"]),
+        None,
+        False,
+        ctx.integration.settings_version,
+    )
+
+
+# ------------------------------------------------------------------------------ creates
+
+
+@dataclass
+class Created:
+    """Links (and local values the PSA normalised) from create/link outcomes, written by
+    ``write_created``."""
+
+    new_links: list[dict[str, Any]] = field(default_factory=list)
+    not_pushed: list[dict[str, Any]] = field(default_factory=list)
+    replaced: dict[AssetKind, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
+    # kind → local id → column → (value sent, value the PSA stored)
+    normalised: dict[AssetKind, dict[uuid.UUID, dict[str, tuple[Any, Any]]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    followups: list[OutboxEntry] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    member: str | None = None
+
+
+async def _create(
+    ctx: RunContext,
+    provider: PsaProvider,
+    kind: AssetKind,
+    groups: list[Group],
+    fence: Fence,
+    entries: _Entries,
+) -> None:
+    integration = ctx.integration
+    rows = await local_rows(kind, [g.local_id for g in groups], columns_of(integration, kind))
+    ordered = [rows[g.local_id] for g in groups if g.local_id in rows]
+    outcomes: list[push_create.Outcome] = []
+    try:
+        outcomes = await push_create.plan(
+            integration, provider, kind, ordered, provider.display_name
+        )
+        await push_create.execute(provider, kind, outcomes, provider.display_name)
+    except (RetriableError, FatalError) as exc:
+        # Creates that did land before the failure have no link yet: the next attempt
+        # matches them in the PSA instead of creating them again.
+        entries.note_outage(exc)
+        entries.wait(groups)
+        return
+    created = Created()
+    await record_outcomes(integration, kind, outcomes, rows, created, ctx.clock())
+    by_id = {g.local_id: g for g in groups}
+    for outcome in outcomes:
+        group = by_id[outcome.local_id]
+        if outcome.code == "psa_error":  # refused: kept for retryPush, like an update
+            for entry_id in group.entry_ids:
+                entries.failed[entry_id] = outcome.message
+        else:
+            entries.delivered.extend(group.entry_ids)
+    entries.member = created.member or entries.member
+    await write_created(integration, created, fence, ctx.clock())
 
 
 async def record_outcomes(
@@ -554,10 +539,10 @@ async def record_outcomes(
     kind: AssetKind,
     outcomes: Sequence[push_create.Outcome],
     rows: dict[uuid.UUID, dict[str, Any]],
-    results: PushResults,
+    created: Created,
     now: datetime,
 ) -> None:
-    """Turn create/link/skip outcomes into link rows (written later by ``_write``).
+    """Turn create/link/skip outcomes into link rows (written by ``write_created``).
 
     A created record's base is what the PSA stored, and our record takes the PSA's form of
     any value it normalised. A linked (matched) record's base is the PSA record as found, and
@@ -565,49 +550,30 @@ async def record_outcomes(
     """
     acted = [o for o in outcomes if o.code in ("create", "link") and o.match is not None]
     reverse = await Reverse.load(integration, [o.match for o in acted if o.match is not None])
-    local_ids = [o.local_id for o in outcomes]
     # A NOT_PUSHED link gives way to the new state of the record.
-    results.replaced[kind].extend(local_ids)
+    created.replaced[kind].extend(o.local_id for o in outcomes)
     for outcome in outcomes:
         row = rows[outcome.local_id]
         if outcome.match is None or outcome.code not in ("create", "link"):
-            results.not_pushed.append(
-                _link_row(integration, kind, outcome.local_id, now, state=LinkState.NOT_PUSHED,
+            created.not_pushed.append(
+                _new_link(integration, kind, outcome.local_id, now, state=LinkState.NOT_PUSHED,
                           last_error=outcome.message or outcome.code)
             )  # fmt: skip
             continue
         record = outcome.match
         values = reverse.local_values(kind, record)
-        created = outcome.code == "create"
-        results.new_links.append(
-            _link_row(
+        made = outcome.code == "create"
+        created.new_links.append(
+            _new_link(
                 integration, kind, outcome.local_id, now,
                 psa_id=record.psa_id, psa_parent_id=record.parent_psa_id,
                 snapshot=snapshot_for(kind, values, record), state=LinkState.SYNCED,
-                push_state=PushState.NONE if created else PushState.PENDING,
+                push_state=PushState.NONE if made else PushState.PENDING,
                 **stamps(record.updated_at, now),
             )
         )  # fmt: skip
-        if created:
-            results.member = record.updated_by or results.member
-            adopted = {
-                c: v
-                for c, v in record.values.items()
-                if c in row and encode(v) != encode(row.get(c))
-            }
-            if adopted:
-                results.normalised[kind][outcome.local_id] = adopted
-            for column in sorted(record.values):
-                results.history.append(
-                    history.change(
-                        integration.account_id,  # type: ignore[attr-defined]
-                        kind, outcome.local_id, column, None, encode(record.values[column]),
-                        ChangeSource.PUSH, now, actor=integration.name,
-                        integration_id=integration.id,
-                    )
-                )  # fmt: skip
-        else:
-            results.followups.append(
+        if not made:
+            created.followups.append(
                 OutboxEntry(
                     integration_id=integration.id,
                     kind=kind,
@@ -615,9 +581,115 @@ async def record_outcomes(
                     operation=OutboxOperation.UPDATE,
                 )
             )
+            continue
+        created.member = record.updated_by or created.member
+        adopted = {
+            c: (row.get(c), v)
+            for c, v in record.values.items()
+            if c in row and encode(v) != encode(row.get(c))
+        }
+        if adopted:
+            created.normalised[kind][outcome.local_id] = adopted
+        for column in sorted(record.values):
+            created.history.append(
+                history.change(
+                    integration.account_id,  # type: ignore[attr-defined]
+                    kind, outcome.local_id, column, None, encode(record.values[column]),
+                    ChangeSource.PUSH, now, actor=integration.name,
+                    integration_id=integration.id,
+                )
+            )  # fmt: skip
 
 
-def _link_row(
+async def write_created(
+    integration: Integration,
+    created: Created,
+    fence: Fence,
+    now: datetime,
+    also: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Write create/link outcomes in one transaction holding the fence (``also``: the
+    caller's own writes, e.g. a run's report and checkpoint)."""
+    async with in_transaction():
+        await fence.hold()
+        for kind, local_ids in created.replaced.items():
+            await RecordLink.filter(
+                integration_id=integration.id,
+                kind=kind,
+                local_id__in=local_ids,
+                psa_id__isnull=True,
+            ).delete()
+        new_links = await _unlinked(integration, created.new_links)
+        if new_links:
+            await insert_rows(RecordLink, new_links)
+        if created.not_pushed:
+            await insert_rows(RecordLink, created.not_pushed)
+        if created.followups:
+            await OutboxEntry.bulk_create(created.followups)
+        for kind, values in created.normalised.items():
+            await _adopt(kind, values, now)
+        if created.history:
+            await history.write(created.history)
+        if created.member and created.member != integration.psa_member:
+            await Integration.filter(id=integration.id).update(psa_member=created.member)
+            integration.psa_member = created.member
+        if also is not None:
+            await also()
+
+
+async def _unlinked(integration: Integration, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The new links whose record and PSA record are both still unlinked: a pull or a notice
+    may have linked the record just created (it matched) while its answer was on its way."""
+    if not rows:
+        return []
+    taken = await RecordLink.filter(
+        integration_id=integration.id,
+        kind__in=list({r["kind"] for r in rows}),
+        psa_id__isnull=False,
+    ).filter(
+        local_id__in=[r["local_id"] for r in rows]
+    ).values_list("kind", "local_id")  # fmt: skip
+    taken_local = {(str(k), str(i)) for k, i in taken}
+    taken_psa = {
+        (str(k), int(p))
+        for k, p in await RecordLink.filter(
+            integration_id=integration.id,
+            kind__in=list({r["kind"] for r in rows}),
+            psa_id__in=[r["psa_id"] for r in rows],
+        ).values_list("kind", "psa_id")
+    }
+    kept = []
+    for row in rows:
+        kind = str(AssetKind(row["kind"]).value)
+        if (kind, str(row["local_id"])) in taken_local or (kind, row["psa_id"]) in taken_psa:
+            log.info("%s %s was linked while its create was answered", kind, row["local_id"])
+            continue
+        kept.append(row)
+    return kept
+
+
+async def _adopt(
+    kind: AssetKind, values: dict[uuid.UUID, dict[str, tuple[Any, Any]]], now: datetime
+) -> None:
+    """Our records take the PSA's form of values it normalised on create, unless a user
+    changed them since (then their value is pushed next)."""
+    model = ASSET_MODELS[kind]
+    await lock_rows(model, list(values))
+    for asset in await model.filter(id__in=list(values)):
+        columns = [
+            c for c, (sent, _stored) in values[asset.id].items() if getattr(asset, c) == sent
+        ]
+        if not columns:
+            continue
+        for column in columns:
+            setattr(asset, column, values[asset.id][column][1])
+        asset.match_key = asset.compute_match_key()
+        asset.version += 1
+        asset.updated_at = now
+        await asset.save(update_fields=[*columns, "match_key", "version", "updated_at"])
+
+
+def _new_link(
     integration: Integration, kind: AssetKind, local_id: uuid.UUID, now: datetime, **values: Any
 ) -> dict[str, Any]:
     return {
@@ -630,3 +702,87 @@ def _link_row(
         "updated_at": now,
         **values,
     }
+
+
+# ------------------------------------------------------------------------------ deletes
+
+
+async def _delete(
+    provider: PsaProvider, groups: list[Group], options: Options, entries: _Entries
+) -> None:
+    gate = asyncio.Semaphore(options.concurrency)
+
+    async def delete(group: Group) -> None:
+        async with gate:
+            if entries.outage is not None:
+                entries.wait([group])
+                return
+            payload = group.payload
+            try:
+                await provider.delete_record(
+                    group.kind, int(payload["psa_id"]), payload.get("psa_parent_id")
+                )
+            except RecordError as exc:
+                for entry_id in group.entry_ids:
+                    entries.failed[entry_id] = exc.message
+                return
+            except (RetriableError, FatalError) as exc:
+                entries.note_outage(exc)
+                entries.wait([group])
+                return
+            entries.delivered.extend(group.entry_ids)
+            log.info("deleted %s %s in the PSA", group.kind.value, payload.get("psa_id"))
+
+    await gather_all(*(delete(g) for g in groups))
+
+
+# ------------------------------------------------------------------ what became of entries
+
+
+async def _flush(integration: Integration, entries: _Entries, options: Options) -> None:
+    """Write (in the caller's transaction) what became of the entries so far, and forget it."""
+    now = options.clock()
+    if entries.delivered:
+        await OutboxEntry.filter(id__in=entries.delivered).delete()
+    for entry_id, message in entries.failed.items():
+        await OutboxEntry.filter(id=entry_id).update(
+            status=OutboxStatus.FAILED, last_error=message, attempts=F("attempts") + 1
+        )
+    for link_id, message in entries.link_errors.items():
+        await RecordLink.filter(id=link_id).update(push_state=PushState.FAILED, last_error=message)
+    if entries.waiting:
+        attempts = max(a for _, a in entries.waiting) + 1
+        when = now + timedelta(seconds=options.delay(attempts, entries.retry_after))
+        ids = [i for entry_ids, _ in entries.waiting for i in entry_ids]
+        await OutboxEntry.filter(id__in=ids).update(
+            next_attempt_at=when,
+            attempts=F("attempts") + 1,
+            last_error=entries.outage or "the PSA did not answer",
+        )
+        await Integration.filter(id=integration.id).update(push_not_before=when)
+        log.warning("pushes to %s wait until %s: %s", integration.name, when, entries.outage)
+    if entries.unmarked:
+        await RecordLink.filter(id__in=entries.unmarked).update(sending=None)
+    if entries.remarked:
+        rows = [{"id": link, "sending": marks} for link, marks in entries.remarked.items()]
+        await update_rows(RecordLink, ["sending"], rows)
+    if entries.orphaned:
+        await RecordLink.filter(id__in=entries.orphaned).update(
+            state=LinkState.ORPHANED, updated_at=now
+        )
+    if entries.settled:
+        remaining = OutboxEntry.filter(integration_id=integration.id).values("local_id")
+        await (
+            RecordLink.filter(id__in=entries.settled)
+            .exclude(local_id__in=Subquery(remaining))
+            .update(push_state=PushState.NONE, last_error=None)
+        )
+    if entries.member and entries.member != integration.psa_member:
+        await Integration.filter(id=integration.id).update(psa_member=entries.member)
+        integration.psa_member = entries.member
+    entries.count += len(entries.delivered) + len(entries.failed)
+    for name in ("delivered", "waiting", "unmarked", "settled", "orphaned"):
+        getattr(entries, name).clear()
+    entries.failed.clear()
+    entries.link_errors.clear()
+    entries.remarked.clear()

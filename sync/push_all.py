@@ -12,10 +12,16 @@ report per record (``SyncRunIssue`` rows grouped by outcome: created, linked, or
   A crash between creating records in the PSA and writing their links is caught on resume,
   because the page is planned again and its records now *match* what was created.
 - Running it twice creates nothing new: linked records are no longer candidates.
+- Counts and the total cover every attempt of a run (paused and resumed, retried after an
+  outage, taken over from a worker that died): each attempt adds to the run's counts, and
+  its total is what earlier attempts processed plus what is left from the checkpoint. A page
+  notes the records it is about to create (``creating`` in the checkpoint), so a resumed
+  attempt reports the match that heals one as the create it was, not as a link.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tortoise.expressions import Subquery
+from tortoise.transactions import in_transaction
 
 from models import (
     ASSET_MODELS,
@@ -30,21 +37,25 @@ from models import (
     Integration,
     RecordLink,
     RunKind,
+    RunStatus,
     RunTrigger,
     SyncRun,
     SyncRunIssue,
 )
 from models.bulk import insert_rows
-from sync import jobs, push_create
+from sync import jobs, leases, push_create
 from sync.apply import record_progress
 from sync.columns import as_uuid
 from sync.context import RunContext
-from sync.errors import FatalError
+from sync.deliverer import LEASE
+from sync.errors import FatalError, RetriableError, RunPreempted
+from sync.leases import Fence
 from sync.providers.base import PsaProvider
-from sync.push import PushResults, record_outcomes, write_results
+from sync.push import Created, record_outcomes, write_created
 from sync.push_values import columns_of, local_rows
 
 PAGE = 500
+LEASE_POLL = 0.2  # seconds between looks at a push lease the deliverer holds
 ORDER = (
     AssetKind.ORGANIZATION,
     AssetKind.LOCATION,
@@ -123,6 +134,9 @@ async def start(integration: Integration, scope: Scope, *, dry_run: bool) -> Syn
 @dataclass
 class _Progress:
     planned: set[uuid.UUID] = field(default_factory=set)  # dry run: organizations created
+    # What the attempt before was creating when it stopped: found in the PSA now, each is
+    # (most likely) that create, and is reported as one.
+    creating: frozenset[uuid.UUID] = frozenset()
 
 
 async def push_all(ctx: RunContext, provider: PsaProvider) -> None:
@@ -135,8 +149,11 @@ async def push_all(ctx: RunContext, provider: PsaProvider) -> None:
     resume_kind = ctx.checkpoint.get("kind")
     after = ctx.checkpoint.get("after")
     started = resume_kind is None
-    progress = _Progress()
-    await SyncRun.filter(id=ctx.run_id).update(total=await _count(integration, scope))
+    progress = _Progress(creating=frozenset(map(as_uuid, ctx.checkpoint.get("creating", ()))))
+    # Earlier attempts' records are linked now or behind the checkpoint: they count as done.
+    done = (await SyncRun.get(id=ctx.run_id)).processed
+    left = await _count(integration, scope, resume_kind, after)
+    await SyncRun.filter(id=ctx.run_id).update(total=done + left)
     for kind in ORDER:
         if not started:
             if kind.value != resume_kind:
@@ -155,11 +172,17 @@ async def push_all(ctx: RunContext, provider: PsaProvider) -> None:
             await _push_page(ctx, provider, kind, rows, progress, after, scope)
 
 
-async def _count(integration: Integration, scope: Scope) -> int:
+async def _count(
+    integration: Integration, scope: Scope, resume_kind: str | None, after: str | None
+) -> int:
+    """Candidates from the checkpoint on (every one, for a run that has not started)."""
     total = 0
+    started = resume_kind is None
     for kind in ORDER:
-        if kind in scope.kinds:
-            total += await _candidates(integration, scope, kind, None).count()
+        started = started or kind.value == resume_kind
+        if started and kind in scope.kinds:
+            since = after if kind.value == resume_kind else None
+            total += await _candidates(integration, scope, kind, since).count()
     return total
 
 
@@ -207,17 +230,58 @@ async def _push_page(
     integration = ctx.integration
     name = provider.display_name
     planned = progress.planned if ctx.dry_run else None
-    outcomes = await push_create.plan(integration, provider, kind, rows, name, planned)
     if not ctx.dry_run:
-        await push_create.execute(provider, kind, outcomes, name)
+        # Creates are PSA writes like the outbox's: under the same lease, so a record a user
+        # saves meanwhile is never created twice (once here, once by the deliverer).
+        fence = await _push_lease(ctx)
+        try:
+            with fence.guarding():
+                outcomes = await push_create.plan(integration, provider, kind, rows, name)
+                await _note_creating(ctx, outcomes)
+                await push_create.execute(provider, kind, outcomes, name)
+                await _write_page(ctx, kind, name, rows, outcomes, progress, after, scope, fence)
+        finally:
+            await fence.release()
+        return
+    outcomes = await push_create.plan(integration, provider, kind, rows, name, planned)
+    await _write_page(ctx, kind, name, rows, outcomes, progress, after, scope, None)
+
+
+async def _push_lease(ctx: RunContext) -> Fence:
+    """The integration's push lease, waited for while the deliverer holds it."""
+    owner = f"push-all:{ctx.run_id}"
+    waited = 0.0
+    while True:
+        fence = await leases.claim(ctx.integration.id, "push_lease", owner, ctx.clock, LEASE)
+        if fence is not None:
+            return fence
+        if waited >= LEASE.total_seconds():
+            raise RetriableError("the integration's pushes stayed busy; push-all waits")
+        await asyncio.sleep(LEASE_POLL)
+        waited += LEASE_POLL
+
+
+async def _write_page(
+    ctx: RunContext,
+    kind: AssetKind,
+    name: str,
+    rows: Sequence[dict[str, Any]],
+    outcomes: Sequence[push_create.Outcome],
+    progress: _Progress,
+    after: str,
+    scope: Scope,
+    fence: Fence | None,
+) -> None:
+    """The page's report and checkpoint, with its links (a real run), in one transaction."""
     counts: Counter[str] = Counter()
     issues: list[dict[str, Any]] = []
     now = ctx.clock()
     for outcome in outcomes:
         done = DONE.get(outcome.code)
         if done is not None:
-            code = done[1] if ctx.dry_run else done[0]
-            counts["created" if outcome.code == "create" else "linked"] += 1
+            as_create = outcome.code == "create" or outcome.local_id in progress.creating
+            code = done[1] if ctx.dry_run else ("created" if as_create else done[0])
+            counts["created" if as_create else "linked"] += 1
             if ctx.dry_run and kind == AssetKind.ORGANIZATION and outcome.code == "create":
                 progress.planned.add(outcome.local_id)
         else:
@@ -243,13 +307,29 @@ async def _push_page(
         await insert_rows(SyncRunIssue, issues)
         await record_progress(ctx, counts, checkpoint)
 
-    if ctx.dry_run:
-        results = PushResults()
-    else:
-        results = PushResults()
-        by_id = {as_uuid(r["id"]): r for r in rows}
-        await record_outcomes(integration, kind, outcomes, by_id, results, ctx.clock())
-    await write_results(integration, results, ctx.clock(), also=report)
+    if fence is None:  # a dry run: its report is all it writes
+        async with in_transaction():
+            await report()
+        return
+    created = Created()
+    by_id = {as_uuid(r["id"]): r for r in rows}
+    await record_outcomes(ctx.integration, kind, outcomes, by_id, created, now)
+    await write_created(ctx.integration, created, fence, now, also=report)
+
+
+async def _note_creating(ctx: RunContext, outcomes: Sequence[push_create.Outcome]) -> None:
+    """Note in the checkpoint (still before this page) what the page is about to create,
+    and stop if the run is no longer ours: a paused run creates nothing more."""
+    creating = [str(o.local_id) for o in outcomes if o.code == "create"]
+    if not creating or ctx.run is None:
+        return
+    mine = SyncRun.filter(id=ctx.run_id, status=RunStatus.RUNNING, lease_owner=ctx.run.lease_owner)
+    current = await mine.first()
+    if current is not None and await mine.update(
+        checkpoint={**current.checkpoint, "creating": creating}
+    ):
+        return
+    raise RunPreempted(f"run {ctx.run_id} was paused, cancelled or deleted")
 
 
 def _message(code: str, kind: AssetKind, name: str) -> str:

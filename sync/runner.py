@@ -31,12 +31,12 @@ from models import Integration, IntegrationStatus, RunKind, RunStatus, RunTrigge
 from sync import outbox, pace
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
+from sync.deliverer import Deliverer
 from sync.errors import FatalError, RetriableError, RunPreempted
 from sync.full_sync import full_sync
 from sync.inbox import InboxProcessor, prune_settled
 from sync.incremental import has_bookmarks, incremental_sync, set_bookmarks_after_full_sync
 from sync.jobs import enqueue
-from sync.push import Deliverer
 from sync.push_all import push_all
 from sync.reconcile import reconcile
 from sync.subscriptions import sync_subscriptions
@@ -365,9 +365,9 @@ class Worker:
         finally:
             if provider is not None:
                 await provider.aclose()
+                # Every attempt's time counts, waits or not: the run is judged as a whole.
                 waits = provider.budget_waits()
-                if waits:
-                    await pace.record(run, provider.display_name, waits, started, self.clock())
+                await pace.record(run, provider.display_name, waits, started, self.clock())
         await self._finish(integration, run, RunStatus.SUCCEEDED, None)
 
     async def _after_full_sync(self, integration: Integration, run: SyncRun) -> None:

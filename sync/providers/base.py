@@ -190,6 +190,17 @@ class PsaProvider(Protocol):
 
     # -- writes (two-way sync) --------------------------------------------------------------
 
+    async def read_for_write(
+        self, kind: AssetKind, records: Sequence[tuple[int, int | None]]
+    ) -> list[PsaRecord]:
+        """The PSA's current version of records about to be written (``(psa id, parent psa
+        id)`` each; the parent addresses a location), in ascending id order; records missing
+        from the answer are gone from the PSA. As few requests as the PSA allows: one list
+        call per batch of ids where it filters by id. A provider that must read a record to
+        write it (a PUT of the whole record) keeps what it read here for the
+        ``update_record`` of the same record that follows, so a push reads it once."""
+        ...
+
     async def create_record(self, kind: AssetKind, change: PsaChange) -> PsaRecord:
         """Create a record; returns it as the PSA stored it (with its stamp).
 

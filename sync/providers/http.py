@@ -18,6 +18,7 @@ import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,11 +36,19 @@ __all__ = [
     "json_body",
     "parse_retry_after",
     "send",
+    "send_guard",
 ]
 
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# Awaited before every attempt ``send`` makes, when set: a job holding a lease sets it
+# (``sync.leases.Fence.guarding``), so a holder that lost its lease (it stalled in a retry
+# wait, say) sends nothing more. It raises to stop the request.
+send_guard: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "send_guard", default=None
+)
 
 # Statuses that mean "not now" rather than "no".
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -122,6 +131,9 @@ async def send(
     attempt = 0
     while True:
         attempt += 1
+        guard = send_guard.get()
+        if guard is not None:
+            await guard()
         request = request_factory()
         what = f"{request.method} {request.url.path}"
         try:

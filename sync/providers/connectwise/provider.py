@@ -169,6 +169,17 @@ class ConnectWiseProvider:
 
     # -- writes (two-way sync) ----------------------------------------------------------------
 
+    async def read_for_write(
+        self, kind: AssetKind, records: Sequence[tuple[int, int | None]]
+    ) -> list[PsaRecord]:
+        """Companies, contacts and configurations by ``id in (…)`` (``fetch``: batches kept
+        within the URL length); sites through their companies, one list per company."""
+        if kind is not AssetKind.LOCATION:
+            return await self.fetch(kind, [psa_id for psa_id, _parent in records])
+        wanted = {psa_id for psa_id, _parent in records}
+        sites = await self._sites_of(parent for _psa_id, parent in records)
+        return sorted((s for s in sites if s.psa_id in wanted), key=_by_id)
+
     async def create_record(self, kind: AssetKind, change: PsaChange) -> PsaRecord:
         """POST the record (a site under its company; contacts and configurations name their
         company); returns it as ConnectWise stored it. A company without a short name gets an

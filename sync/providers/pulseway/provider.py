@@ -78,6 +78,9 @@ class PulsewayProvider:
         self._scoped_accounts: (
             tuple[tuple[frozenset[int], frozenset[int]], frozenset[int]] | None
         ) = None
+        # Hardware assets as ``read_for_write`` last read them, for the PUT that follows
+        # (Pulseway has no asset PATCH: the whole DTO goes back). Replaced at each read.
+        self._read_assets: dict[int, Record] = {}
 
     async def check_connection(self) -> None:
         await self.client.check_connection()
@@ -277,9 +280,11 @@ class PulsewayProvider:
                     found.add(ident)
         return found
 
-    async def _get_many(self, kind: AssetKind, psa_ids: Sequence[int]) -> list[PsaRecord]:
+    async def _get_many(
+        self, kind: AssetKind, psa_ids: Sequence[int], keep: dict[int, Record] | None = None
+    ) -> list[PsaRecord]:
         """Each id read by id, ``FETCH_CONCURRENCY`` at a time; ids Pulseway answers 404 for
-        are left out. Ascending by id."""
+        are left out. Ascending by id. ``keep``: where to keep each DTO read, by id."""
         getters: dict[AssetKind, Callable[[int], Awaitable[Record]]] = {
             AssetKind.ORGANIZATION: self.client.get_account,
             AssetKind.CONTACT: self.client.get_contact,
@@ -299,11 +304,30 @@ class PulsewayProvider:
                     raise
             record = table.to_record(raw)
             found[record.psa_id] = record
+            if keep is not None:
+                keep[record.psa_id] = raw
 
         await gather_all(*(one(i) for i in psa_ids))
         return sorted(found.values(), key=_by_id)
 
     # -- writes (two-way sync) --------------------------------------------------------------------
+
+    async def read_for_write(
+        self, kind: AssetKind, records: Sequence[tuple[int, int | None]]
+    ) -> list[PsaRecord]:
+        """One get per record (Pulseway filters no list by id), ``FETCH_CONCURRENCY`` at a
+        time; locations through their accounts. Assets are kept for the PUT that follows."""
+        wanted = sorted({psa_id for psa_id, _parent in records})
+        if kind is AssetKind.LOCATION:
+            found: list[PsaRecord] = []
+            for account in sorted({p for _i, p in records if p is not None}):
+                async for page in self.locations(account):
+                    found.extend(r for r in page if r.psa_id in wanted)
+            return sorted(found, key=_by_id)
+        if kind is AssetKind.CONFIGURATION:
+            self._read_assets = {}
+            return await self._get_many(kind, wanted, keep=self._read_assets)
+        return await self._get_many(kind, wanted)
 
     async def create_record(self, kind: AssetKind, change: PsaChange) -> PsaRecord:
         """Create the record; returns it as Pulseway stored it (re-read when the answer is
@@ -363,7 +387,9 @@ class PulsewayProvider:
             return await self._update_contact(psa_id, parent_psa_id, change)
         props = writes.values(kind, change)
         _check_writable(props)
-        current = await self.client.get_hardware_asset(psa_id)
+        current = self._read_assets.pop(psa_id, None) or await self.client.get_hardware_asset(
+            psa_id
+        )
         location = None
         moved = change.parent_psa_id is not None and change.parent_psa_id != mapping.psa_id(
             mapping.get(current, mapping.CONFIGURATION.parent or "")
