@@ -42,8 +42,13 @@ class SyncRun(Model):
     orphaned = fields.IntField(default=0)
     skipped = fields.IntField(default=0)
     failed = fields.IntField(default=0)
-    # Seconds spent waiting for the PSA's call budget (Pulseway: calls per hour per endpoint).
+    # Seconds spent waiting for the PSA's call budget (Pulseway: calls per hour per endpoint),
+    # and the same per endpoint; both over all the run's attempts.
     budget_wait_seconds = fields.FloatField(default=0)
+    budget_waits: Any = fields.JSONField(default=dict)
+    # Seconds the run's attempts spent running, all together (not queued, not paused): the
+    # time its budget waits are a share of.
+    active_seconds = fields.FloatField(default=0)
     checkpoint: Any = fields.JSONField(default=dict)
     error = fields.TextField(null=True)
     attempts = fields.IntField(default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -495,6 +496,26 @@ async def test_no_hour_holds_more_calls_than_the_budget(fake_time: FakeTime) -> 
     assert all(sum(1 for t in times if start <= t < start + 3600) <= 120 for start in times)
     assert budget.calls["GET /v2/crm/contacts/summary"] == 400
     assert budget.wait_seconds == pytest.approx(times[-1] - times[0])
+
+
+async def test_calls_waiting_at_the_same_time_count_that_time_once() -> None:
+    # After a burst of 3,000, about 50 calls a second: waits of some 20 ms, in real time.
+    budget = EndpointBudget(180_000)
+    for endpoint in ("POST /v2/crm/accounts", "GET /v2/crm/accounts/{id}"):
+        for _ in range(3_000):
+            await budget.acquire(endpoint)
+
+    started = time.monotonic()
+    await asyncio.gather(
+        *(budget.acquire("POST /v2/crm/accounts") for _ in range(12)),
+        *(budget.acquire("GET /v2/crm/accounts/{id}") for _ in range(6)),
+    )
+    elapsed = time.monotonic() - started
+
+    assert budget.wait_seconds > 0
+    assert budget.wait_seconds <= elapsed  # never more waiting than time went by
+    assert sum(budget.waits.values()) == pytest.approx(budget.wait_seconds)
+    assert set(budget.waits) == {"POST /v2/crm/accounts", "GET /v2/crm/accounts/{id}"}
 
 
 async def test_endpoints_have_separate_budgets(fake_time: FakeTime) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from harness import ALL_SCOPE, Psa, sync_now
+from harness import ALL_SCOPE, FAST_RETRY, Psa, sync_now
 
 from models import (
     Configuration,
@@ -24,6 +24,10 @@ from models import (
     SyncRunIssue,
     SyncState,
 )
+from models.vault import Vault
+from sync import integrations
+from sync.connections import provider_factory
+from sync.providers.base import PsaProvider
 from sync.runner import Worker
 
 Connect = Callable[..., Awaitable[Integration]]
@@ -93,6 +97,45 @@ async def test_first_full_sync_brings_in_scope_records_linked_to_their_psa_recor
     assert run.created == total + len(in_scope_configurations(psa))
     assert run.total is not None
     assert run.processed == run.total  # progress reaches its announced total
+
+
+class PausingAtContacts:
+    """The real provider; the user pauses the integration as the sync reaches contacts."""
+
+    def __init__(self, inner: PsaProvider, integration: Integration) -> None:
+        self.inner = inner
+        self.integration = integration
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def contacts(self, *, after: int | None = None):  # type: ignore[no-untyped-def]
+        await integrations.pause(self.integration)
+        async for page in self.inner.contacts(after=after):
+            yield page
+
+
+async def test_a_paused_and_resumed_sync_ends_at_the_total_it_announced(
+    psa: Psa, connect: Connect, vault: Vault
+) -> None:
+    integration = await connect()
+    real = provider_factory(vault, retry=FAST_RETRY)
+
+    async def pausing(found: Integration) -> PsaProvider:
+        return PausingAtContacts(await real(found), integration)  # type: ignore[return-value]
+
+    await Worker(pausing, schedule=False).run_until_idle()
+    run = await SyncRun.get(integration_id=integration.id)
+    assert run.status == RunStatus.QUEUED
+    assert run.phase == "contacts"  # the sites are read and counted already
+    await integrations.resume(integration)
+    await Worker(real, schedule=False).run_until_idle()
+
+    run = await SyncRun.get(id=run.id)
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.attempts == 2
+    assert run.created == await RecordLink.filter(integration_id=integration.id).count()
+    assert run.processed == run.total  # the sites the first attempt read still count
 
 
 async def test_fields_follow_the_connectwise_mapping_table(

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from harness import Psa, sync_now
+from harness import FAST_RETRY, Psa, sync_now
 from pulseway_contract import Recorder
 from pulseway_sync_helpers import (
     CUSTOMER,
@@ -66,7 +67,8 @@ from models.vault import Vault
 from simulators.pulseway import DatasetSpec
 from simulators.pulseway import reference as ref
 from sync import directions as direction_settings
-from sync import jobs, local_edits, push_all, sync_settings
+from sync import integrations, jobs, local_edits, push_all, sync_settings
+from sync.connections import provider_factory
 from sync.push_all import Scope
 from sync.runner import Worker
 from sync.sync_settings import SettingsChange
@@ -753,7 +755,8 @@ async def test_a_small_call_budget_paces_the_sync_and_says_so(
     assert run.status == RunStatus.SUCCEEDED, run.error
     await assert_fully_synced(tiny, integration)
     assert run.budget_wait_seconds > 0
-    assert virtual.offset >= run.budget_wait_seconds  # the waits really went through sleep
+    # The waits really went through sleep (measured on the clock: real time adds a little).
+    assert run.budget_wait_seconds == pytest.approx(virtual.offset, abs=1.0)
     [issue] = await SyncRunIssue.filter(run_id=run.id, code="psa_call_budget")
     assert "call budget set the pace" in issue.message
     endpoints = issue.detail["endpoints"]
@@ -761,6 +764,46 @@ async def test_a_small_call_budget_paces_the_sync_and_says_so(
     assert all(k.startswith(("GET ", "POST ")) for k in endpoints)
     assert any(k in issue.message for k in endpoints)
     assert tiny.simulator.traffic.over_budget == 0  # paced under the limit, never refused
+
+
+async def test_a_paused_and_resumed_sync_is_judged_paced_over_its_whole_time(
+    tiny: Pulseway, account: Account, vault: Vault
+) -> None:
+    virtual = VirtualTime()
+    integration = await connect_pulseway(tiny, account, vault)
+    paused: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        await virtual.sleep(delay)
+        if not paused:  # the sync waits for the budget: the user pauses it there
+            paused.append(delay)
+            await integrations.pause(integration)
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(virtual.clock(), UTC)
+
+    options = {"retry": FAST_RETRY, "calls_per_hour": 120, "clock": virtual.clock}
+    paced = Worker(
+        provider_factory(vault, sleep=sleep, **options),  # type: ignore[arg-type]
+        schedule=False,
+        retry_delay=timedelta(0),
+        clock=now,
+    )
+    await paced.run_until_idle()
+    assert (await last_run(integration)).status == RunStatus.QUEUED
+    await integrations.resume(integration)
+    await paced.run_until_idle()
+
+    run = await last_run(integration)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempts == 2
+    [issue] = await SyncRunIssue.filter(run_id=run.id, code="psa_call_budget")
+    waited, elapsed = issue.detail["waited_seconds"], issue.detail["elapsed_seconds"]
+    assert waited == pytest.approx(run.budget_wait_seconds, abs=0.01)  # both attempts'
+    assert elapsed == pytest.approx(run.active_seconds, abs=0.01)
+    assert 0 < waited <= elapsed
+    assert sum(issue.detail["endpoints"].values()) == pytest.approx(waited, abs=0.01)
+    assert f"{waited:.0f} s of {elapsed:.0f} s were spent waiting" in issue.message
 
 
 async def test_a_429_with_retry_after_is_retried_and_the_sync_succeeds(

@@ -8,7 +8,8 @@ budget in the worst hour.
 
 The bucket reads an injected clock and the waiting is done with an injected ``sleep``, so tests
 drive time by hand. Every wait is recorded: a run can then tell "the budget, not the work, set
-the pace".
+the pace". Waits are recorded as time that went by, not summed per call: eight creates waiting
+together for 30 s waited 30 s, not 240 s.
 """
 
 from __future__ import annotations
@@ -64,6 +65,37 @@ class _ClockedLimiter(AsyncLimiter):
         return delay
 
 
+class _WaitLedger:
+    """Time during which calls waited, per endpoint. A second in which several calls wait
+    counts once, shared among the endpoints waiting then: the endpoints' seconds add up to
+    the time anything waited, never to more than the time that went by."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._waiting: dict[str, int] = {}  # endpoint -> calls waiting now
+        self._since = 0.0
+        self.seconds: dict[str, float] = {}
+
+    def settle(self) -> None:
+        now = self._clock()
+        if self._waiting:
+            # A wall clock may step back: that is no time spent waiting.
+            share = max(now - self._since, 0.0) / len(self._waiting)
+            for endpoint in self._waiting:
+                self.seconds[endpoint] = self.seconds.get(endpoint, 0.0) + share
+        self._since = now
+
+    def begin(self, endpoint: str) -> None:
+        self.settle()
+        self._waiting[endpoint] = self._waiting.get(endpoint, 0) + 1
+
+    def end(self, endpoint: str) -> None:
+        self.settle()
+        left = self._waiting.pop(endpoint) - 1
+        if left:
+            self._waiting[endpoint] = left
+
+
 class EndpointBudget:
     """Spreads calls so that no endpoint exceeds ``per_hour`` calls in any hour."""
 
@@ -79,37 +111,43 @@ class EndpointBudget:
         self._clock = clock
         self._sleep = sleep
         self._limiters: dict[str, _ClockedLimiter] = {}
-        self._waits: dict[str, float] = {}
+        self._ledger = _WaitLedger(clock)
         self._calls: dict[str, int] = {}
-        self._wait_total = 0.0
 
     async def acquire(self, endpoint: str) -> float:
-        """Wait until ``endpoint`` may be called, count the call; return the seconds waited."""
+        """Wait until ``endpoint`` may be called, count the call; return the seconds this
+        call waited."""
         limiter = self._limiters.get(endpoint)
         if limiter is None:
             limiter = _ClockedLimiter(self._burst, self._period, self._clock)
             self._limiters[endpoint] = limiter
         waited = 0.0
-        while (delay := limiter.seconds_until_capacity()) > 0:
-            await self._sleep(delay)
-            waited += delay
+        delay = limiter.seconds_until_capacity()
+        if delay > 0:
+            self._ledger.begin(endpoint)
+            try:
+                while delay > 0:
+                    await self._sleep(delay)
+                    waited += delay
+                    delay = limiter.seconds_until_capacity()
+            finally:
+                self._ledger.end(endpoint)
         # Capacity is there and nothing awaits in between: this returns without suspending.
         await limiter.acquire()
         self._calls[endpoint] = self._calls.get(endpoint, 0) + 1
-        if waited:
-            self._waits[endpoint] = self._waits.get(endpoint, 0.0) + waited
-            self._wait_total += waited
         return waited
 
     @property
     def wait_seconds(self) -> float:
-        """Seconds spent waiting for the budget, all endpoints together."""
-        return self._wait_total
+        """Seconds during which calls waited for the budget (overlapping waits once)."""
+        return sum(self.waits.values())
 
     @property
     def waits(self) -> Mapping[str, float]:
-        """Seconds spent waiting, per endpoint key (endpoints that never waited are absent)."""
-        return MappingProxyType(self._waits)
+        """Seconds spent waiting, per endpoint key, adding up to ``wait_seconds`` (endpoints
+        that never waited are absent)."""
+        self._ledger.settle()
+        return MappingProxyType({k: v for k, v in self._ledger.seconds.items() if v > 0})
 
     @property
     def calls(self) -> Mapping[str, int]:
