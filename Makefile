@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit postgres-tests bench schema clean
+.PHONY: run test lint typecheck unit postgres-tests bench soak schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/graphql_page.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/webhook_receiver.py
+
+# The two-way model check run long: many random interleavings of edits, faults, notices,
+# polls and workers (make test runs a fixed few). PSASYNC_TEST_BACKEND=postgres for PostgreSQL.
+soak: $(STAMP)
+	PSASYNC_MODEL_EXAMPLES=$${PSASYNC_MODEL_EXAMPLES:-1000} \
+	PSASYNC_MODEL_STEPS=$${PSASYNC_MODEL_STEPS:-60} \
+	$(BIN)/pytest -q -p no:cacheprovider tests/sync/test_two_way_model.py
 
 # Regenerate schema.graphql after changing the GraphQL types (a test fails until you do).
 schema: $(STAMP)
