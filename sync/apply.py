@@ -132,16 +132,16 @@ async def resolve(
 
 @dataclass
 class Pushed:
-    """What a push wrote to one PSA record, for applying the PSA's answer (``Page.pushed``).
+    """What a push wrote to one PSA record, for applying the PSA's answer (``Page.pushed``;
+    empty when nothing was sent and what was read is applied).
 
     ``sent``: the columns written, as encoded local values: the answer's value of each is
     agreed (a PSA that stored another form of it, e.g. trimmed, gives that form to the local
-    record). ``conflicts``: those the push's read settled in our favour (the pushed value
-    won); the others are found again when the answer is merged.
+    record). Conflicts the push settled in our favour were recorded before it was sent; the
+    others are found again when the answer is merged.
     """
 
     sent: dict[str, Any] = field(default_factory=dict)
-    conflicts: list[SyncConflict] = field(default_factory=list)
 
 
 @dataclass
@@ -585,7 +585,6 @@ def _plan_merged(
     plan.settled.extend(opened[f] for f in merged.settled)
     plan.history.extend(merged.history)
     if pushed is not None:
-        plan.conflicts.extend(pushed.conflicts)
         plan.history.extend(
             history.change(
                 context.account_id,

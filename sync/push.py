@@ -17,7 +17,8 @@ first (a record created here needs its organization in the PSA):
               the base is written over only when its policy says so (LOCAL_WINS,
               NEWEST_WINS by the stamps); MANUAL parks both sides
       mark    on the link, what is about to be sent (``RecordLink.sending``): a notice or a
-              poll that shows it is psasync's own write, whichever arrives first
+              poll that shows it is psasync's own write, whichever arrives first; and the
+              conflicts the values sent won (on record whatever becomes of the answer)
       send    one write per record of the fields to push (any number of edits make one
               write; an edit undone sends nothing), under the rate limit; every request
               checks the fence first
@@ -361,7 +362,9 @@ def _decide(
 
 
 async def _mark(fence: Fence, writes: list[_Write]) -> None:
-    """Record on each link what is about to be sent, before sending it."""
+    """Record on each link what is about to be sent, and the conflicts whose winner is being
+    sent, before sending: whatever becomes of the answer (lost, or the worker dies), the
+    next read sees our own value, and the conflict it settled is on record."""
     if not writes:
         return
     rows = []
@@ -375,9 +378,29 @@ async def _mark(fence: Fence, writes: list[_Write]) -> None:
                 marked[column].append(value)
         write.link["sending"] = marked
         rows.append({"id": write.link["id"], "sending": marked})
+    conflicts = await _unrecorded([c for write in writes for c in write.conflicts])
     async with in_transaction():
         await fence.hold()
         await update_rows(RecordLink, ["sending"], rows)
+        if conflicts:
+            await SyncConflict.bulk_create(conflicts)
+
+
+async def _unrecorded(conflicts: list[SyncConflict]) -> list[SyncConflict]:
+    """Leave out the conflicts an earlier attempt of the same write recorded already."""
+    if not conflicts:
+        return []
+    known = {
+        (str(local_id), name, local_value, psa_value)
+        for local_id, name, local_value, psa_value in await SyncConflict.filter(
+            integration_id__in=list({c.integration_id for c in conflicts}),  # type: ignore[attr-defined]
+            local_id__in=[c.local_id for c in conflicts],
+            outcome=ConflictOutcome.LOCAL,
+        ).values_list("local_id", "field", "local_value", "psa_value")
+    }
+    return [
+        c for c in conflicts if (str(c.local_id), c.field, c.local_value, c.psa_value) not in known
+    ]
 
 
 async def _send(
@@ -436,7 +459,7 @@ async def _settle(
             entries.unmarked.append(link["id"])  # the read, merged, supersedes earlier marks
         elif write.answer is not None:
             records.append(write.answer)
-            pushed[write.psa_id] = Pushed(write.sent, write.conflicts)
+            pushed[write.psa_id] = Pushed(write.sent)
             entries.delivered.extend(group.entry_ids)
             entries.settled.append(link["id"])
             entries.unmarked.append(link["id"])
