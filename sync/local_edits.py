@@ -187,8 +187,13 @@ async def update(
         setattr(asset, key, value)
     _derive(asset)
     asset.version += 1
+    # Only the columns this edit changed (and what derives from them): a pull or a push's
+    # answer that wrote other fields since this record was read keeps them.
+    derived = ["match_key", "version", "updated_at"]
+    if isinstance(asset, Contact):
+        derived.append("primary_email")
     async with in_transaction():
-        await asset.save()
+        await asset.save(update_fields=[*changed, *derived])
         await FieldChange.bulk_create(
             [
                 FieldChange(
