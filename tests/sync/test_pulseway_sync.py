@@ -477,6 +477,41 @@ async def test_local_edits_are_pushed_to_pulseway_with_its_own_write_methods(
     assert pulseway.writes() == writes
 
 
+async def test_a_push_reads_what_pulseway_holds_first_and_reads_an_asset_once(
+    pulseway: Pulseway, account: Account, vault: Vault, worker: Worker
+) -> None:
+    integration = await synced(pulseway, account, vault, worker)
+    store = pulseway.store
+    account_id = pulseway.in_scope_accounts()[0]
+    asset_id = pulseway.in_scope_assets()[0]
+    org = await link_for(integration, ORG, account_id)
+    config = await link_for(integration, CONFIG, asset_id)
+    await local_edits.update(ORG, account.id, org.local_id, {"name": "Ours Ltd"})
+    await local_edits.update(CONFIG, account.id, config.local_id, {"serial_number": "SN-OURS"})
+    # Meanwhile a Pulseway user renames the account and describes the asset.
+    store.update("accounts", account_id, accountName="Theirs Ltd")
+    store.update("assets", asset_id, description="Described in Pulseway")
+    calls = pulseway.calls()
+
+    await worker.deliverer.run_due()
+
+    made = diff(calls, pulseway.calls())
+    # Each record read once (an asset's read is the one its PUT needs), then written once:
+    # the account not at all, since Pulseway's rename wins by default.
+    assert made.get("GET /v2/servicedesk/hardwareasset/{assetId}") == 1
+    assert made.get(PUT_ASSET) == 1
+    assert PATCH_ACCOUNT not in made
+    assert store.accounts[account_id]["accountName"] == "Theirs Ltd"
+    assert (await Organization.get(id=org.local_id)).name == "Theirs Ltd"
+    [conflict] = await SyncConflict.filter(local_id=org.local_id)
+    assert (conflict.field, conflict.outcome) == ("name", ConflictOutcome.PSA)
+    asset = store.assets[asset_id]
+    assert (asset["serialNumber"], asset["description"]) == ("SN-OURS", "Described in Pulseway")
+    local = await Configuration.get(id=config.local_id)
+    assert (local.serial_number, local.notes) == ("SN-OURS", "Described in Pulseway")
+    assert not await OutboxEntry.filter(integration_id=integration.id).exists()
+
+
 async def test_records_from_before_two_way_are_pushed_only_once_edited(
     pulseway: Pulseway, account: Account, vault: Vault, worker: Worker
 ) -> None:
