@@ -776,6 +776,7 @@ async def _write(
             model, sorted({*plan.updates, *(item.link.local_id for item in plan.linked)}, key=str)
         )
         await lock_rows(RecordLink, [item.link.id for item in plan.linked])
+        await _drop_taken(ctx, model.kind, plan)
         await _plan_links(ctx, page, plan, now)
         rows = await _updated_rows(model, plan, now)
         if plan.creates:
@@ -808,6 +809,39 @@ async def _write(
         len(plan.creates) + len(rows) + len(plan.new_links) + len(plan.link_updates)
         + len(plan.orphans) + len(plan.merged_links) + len(plan.overlays)
     )  # fmt: skip
+
+
+async def _drop_taken(ctx: RunContext, kind: AssetKind, plan: _Plan) -> None:
+    """Leave out the new links whose PSA record or local record got linked since the page
+    was planned (a push that created that PSA record and had its answer, on another worker):
+    linking twice would break a link's uniqueness, and the record is in hand already."""
+    if not plan.new_links:
+        return
+    taken = (
+        await RecordLink.filter(integration_id=ctx.integration.id, kind=kind)
+        .filter(
+            Q(psa_id__in=[link["psa_id"] for link in plan.new_links])
+            | Q(local_id__in=[link["local_id"] for link in plan.new_links], psa_id__isnull=False)
+        )
+        .values_list("psa_id", "local_id")
+    )
+    if not taken:
+        return
+    psa_ids = {int(p) for p, _local in taken if p is not None}
+    local_ids = {as_uuid(local) for _p, local in taken}
+    dropped = {
+        link["local_id"]
+        for link in plan.new_links
+        if link["psa_id"] in psa_ids or as_uuid(link["local_id"]) in local_ids
+    }
+    created = {row["id"] for row in plan.creates}
+    plan.new_links = [link for link in plan.new_links if link["local_id"] not in dropped]
+    plan.creates = [row for row in plan.creates if row["id"] not in dropped]
+    for local_id in dropped:
+        plan.counts["created" if local_id in created else "linked"] -= 1
+        plan.counts["unchanged"] += 1
+        if local_id in plan.updates and plan.updates[local_id][1] is None:
+            del plan.updates[local_id]
 
 
 def _updated_columns(model: type[Asset], plan: _Plan) -> list[str]:

@@ -40,6 +40,7 @@ from models import (
     WebhookDelivery,
 )
 from models.vault import Vault
+from sync import apply as apply_module
 from sync import leases, local_edits
 from sync.connections import provider_factory
 from sync.context import utcnow
@@ -473,3 +474,43 @@ async def _a_new_configuration(integration: Integration, org_id: Any, name: str)
         assert mapping is not None
         values[f"{kind}_id"] = mapping.value_id  # type: ignore[attr-defined]
     return values
+
+
+async def test_a_pull_that_meets_a_link_made_meanwhile_by_a_push_keeps_it_and_goes_on(
+    psa: Psa,
+    connect: Connect,
+    worker: Worker,
+    account: Account,
+    vault: Vault,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    integration = await two_way_integration(connect, worker)
+    org, _psa_id = await a_synced_organization(psa, integration)
+    created = await local_edits.create(
+        CONFIG, account.id, await _a_new_configuration(integration, org.id, "Met Meanwhile")
+    )
+    psa.simulator.faults.drop_after_write_every = 1  # created in ConnectWise, answer lost
+    await worker.deliverer.run_due()
+    psa.simulator.faults.clear()
+    later = utcnow() + timedelta(hours=1)  # the retry waits: the run's catch-up skips it
+    await OutboxEntry.filter(local_id=created.id).update(next_attempt_at=later)
+    await Integration.filter(id=integration.id).update(push_not_before=later)
+    other = Worker(provider_factory(vault, retry=FAST_RETRY), schedule=False)
+    real = apply_module._candidates
+
+    async def and_meanwhile_the_other_worker_delivers(*args: Any) -> Any:
+        found = await real(*args)  # the pull has planned to link the new record…
+        if found:
+            await OutboxEntry.filter(local_id=created.id).update(next_attempt_at=None)
+            await Integration.filter(id=integration.id).update(push_not_before=None)
+            await other.deliverer.run_due()  # …and the retried create links it first
+        return found
+
+    monkeypatch.setattr(apply_module, "_candidates", and_meanwhile_the_other_worker_delivers)
+    run = await sync_now(worker, integration)
+
+    assert run.status == "SUCCEEDED", run.error
+    [record] = psa.store.find("configurations", 'name = "Met Meanwhile"')
+    link = await link_of(integration, created.id)
+    assert link.psa_id == record["id"]
+    assert await Configuration.filter(name="Met Meanwhile").count() == 1
