@@ -273,8 +273,6 @@ async def _update(
 ) -> None:
     limiter, per_second = options.limits.of(ctx.integration)
     chunk = max(1, min(CHUNK, options.concurrency, int(per_second)))
-    side = await our_side(ctx, kind, [w.group.local_id for w in writes], options.clock())
-    translator = await Translator.load(ctx.integration, side.rows.values())
     read_at = options.clock()
     for start in range(0, len(writes), chunk):
         part = writes[start : start + chunk]
@@ -282,6 +280,9 @@ async def _update(
             entries.wait([w.group for w in part])
             continue
         await _read(ctx, provider, kind, part, limiter, entries)
+        # Our side as it is now, after the PSA's answered (edits keep coming meanwhile).
+        side = await our_side(ctx, kind, [w.group.local_id for w in part], options.clock())
+        translator = await Translator.load(ctx.integration, side.rows.values())
         for write in part:
             if write.read is not None:
                 _decide(ctx, kind, write, side, translator)
