@@ -596,7 +596,20 @@ async def record_outcomes(
                 **stamps(record.updated_at, now),
             )
         )  # fmt: skip
-        if not made:
+        # Our record takes what the PSA filled in where it has nothing (a default location,
+        # a status…): pushing our blank back would clear it, or be refused (Pulseway requires
+        # an asset's location). A created record also takes the PSA's form of what it stored
+        # (a value it normalised): otherwise the next merge would push ours back.
+        adopted = {
+            c: (row.get(c), v)
+            for c, v in values.items()
+            if c in row
+            and encode(v) != encode(row.get(c))
+            and ((made and c in record.values) or (row.get(c) is None and v is not None))
+        }
+        if adopted:
+            created.normalised[kind][outcome.local_id] = adopted
+        if not made:  # matched: our values go to it next
             created.followups.append(
                 OutboxEntry(
                     integration_id=integration.id,
@@ -607,13 +620,6 @@ async def record_outcomes(
             )
             continue
         created.member = record.updated_by or created.member
-        adopted = {
-            c: (row.get(c), v)
-            for c, v in record.values.items()
-            if c in row and encode(v) != encode(row.get(c))
-        }
-        if adopted:
-            created.normalised[kind][outcome.local_id] = adopted
         for column in sorted(record.values):
             created.history.append(
                 history.change(

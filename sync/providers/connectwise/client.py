@@ -389,9 +389,10 @@ class ConnectWiseClient:
                 method, target, params=params, json=json, headers=all_headers
             )
 
-        # A POST or PATCH may have been applied before a timeout: only re-send when it surely
-        # was not (see sync.providers.http.send).
-        response = await self._send(build, idempotent=method not in ("POST", "PATCH"))
+        # A write may have been applied before a timeout: only re-send when it surely was not
+        # (see sync.providers.http.send). A PUT too: it carries the whole record as we read
+        # it, and sent again later it would undo a PSA user's change made in between.
+        response = await self._send(build, idempotent=method in ("GET", "DELETE"))
         self._raise_for_status(response, f"{method} {path}", scope)
         return response
 

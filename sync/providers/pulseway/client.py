@@ -595,9 +595,10 @@ class PulsewayClient:
                 method, url, params=query, json=json, headers=all_headers
             )
 
-        # A POST or PATCH may have been applied before a timeout: only re-send when it surely
-        # was not (see sync.providers.http.send).
-        return await self._send(build, idempotent=method not in ("POST", "PATCH"))
+        # A write may have been applied before a timeout: only re-send when it surely was not
+        # (see sync.providers.http.send). A PUT too: it carries the whole record as we read
+        # it, and sent again later it would undo a PSA user's change made in between.
+        return await self._send(build, idempotent=method in ("GET", "DELETE"))
 
     async def _send(
         self, build: Callable[[], httpx.Request], *, idempotent: bool
