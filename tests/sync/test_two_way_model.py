@@ -3,7 +3,8 @@ the network and the worker can do, against the real engine and the ConnectWise s
 process (``two_way_model.py`` says what is checked).
 
 ``make test`` runs a modest, fixed set of examples; ``make soak`` runs many random ones
-(``PSASYNC_MODEL_EXAMPLES``, ``PSASYNC_MODEL_STEPS``, ``PSASYNC_MODEL_SEED``).
+(``PSASYNC_MODEL_EXAMPLES``, ``PSASYNC_MODEL_STEPS``, ``PSASYNC_MODEL_SEED``), for each PSA:
+ConnectWise Manage and Pulseway PSA, their real providers against their simulators.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
@@ -25,13 +27,13 @@ INDEX = st.integers(min_value=0, max_value=50)
 FAULT = st.sampled_from(sorted(FAULTS))
 
 
-def machine(run: object, vault: Vault) -> type[RuleBasedStateMachine]:
+def machine(run: object, vault: Vault, psa: str) -> type[RuleBasedStateMachine]:
     execute = run  # (a callable running a coroutine on the test's loop)
 
     class TwoWay(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.world = World(vault)
+            self.world = World(vault, psa)
             self.run(self.world.start())
 
         def run(self, awaitable: object) -> None:
@@ -136,8 +138,9 @@ def machine(run: object, vault: Vault) -> type[RuleBasedStateMachine]:
     return TwoWay
 
 
+@pytest.mark.parametrize("psa", ["connectwise", "pulseway"])
 async def test_two_way_sync_keeps_every_change_and_writes_once_under_any_interleaving(
-    db: str, vault: Vault
+    db: str, vault: Vault, psa: str
 ) -> None:
     run = runner(asyncio.get_running_loop())
     options = settings(
@@ -153,7 +156,7 @@ async def test_two_way_sync_keeps_every_change_and_writes_once_under_any_interle
 
         seeded = seed(int(os.environ["PSASYNC_MODEL_SEED"]))
         await asyncio.to_thread(
-            lambda: seeded(run_state_machine_as_test)(machine(run, vault), settings=options)
+            lambda: seeded(run_state_machine_as_test)(machine(run, vault, psa), settings=options)
         )
         return
-    await asyncio.to_thread(run_state_machine_as_test, machine(run, vault), settings=options)
+    await asyncio.to_thread(run_state_machine_as_test, machine(run, vault, psa), settings=options)

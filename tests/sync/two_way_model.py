@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from harness import ALL_SCOPE, CREDENTIALS, FAST_RETRY
 from starlette.requests import Request
@@ -50,6 +50,7 @@ from models import (
     OutboxEntry,
     OutboxStatus,
     RecordLink,
+    ReferenceKind,
     ReferenceMapping,
     ReferenceValue,
     RunKind,
@@ -60,29 +61,32 @@ from models import (
 from models.outbox import json_value
 from models.vault import Vault
 from simulators.connectwise import ConnectWiseSimulator, DatasetSpec, generate_dataset
+from simulators.pulseway import ApiCredentials as PulsewayLogin
+from simulators.pulseway import DatasetSpec as PulsewaySpec
+from simulators.pulseway import PulsewaySimulator
+from simulators.pulseway import generate_dataset as generate_pulseway
 from simulators.transport import InProcessTransport
 from sync import directions as direction_settings
 from sync import jobs, local_edits
-from sync.connections import connectwise_provider, provider_factory
+from sync.connections import Options, connectwise_provider, provider_factory, pulseway_provider
 from sync.deliverer import LEASE
-from sync.integrations import add_connectwise, pause, resume
+from sync.integrations import add_connectwise, add_pulseway, pause, resume
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.providers.pulseway.credentials import PulsewayCredentials
 from sync.runner import Worker
 from sync.sync_settings import SettingsChange, update
 
 T = TypeVar("T")
 SITE = "http://127.0.0.1:9"  # never dialled: the transport serves the simulator in process
+PULSEWAY_LOGIN = PulsewayLogin(tenant="model", username="psasync.api", password="api-password")
 
-# The fields the model edits: (kind, local column, ConnectWise property, policy).
+# The fields the model edits, by local column: (kind, column, policy).
 FIELDS = (
-    (AssetKind.ORGANIZATION, "name", "name", "PSA_WINS"),
-    (AssetKind.CONFIGURATION, "serial_number", "serialNumber", "LOCAL_WINS"),
-    (AssetKind.CONFIGURATION, "notes", "notes", "MANUAL"),
+    (AssetKind.ORGANIZATION, "name", "PSA_WINS"),
+    (AssetKind.CONFIGURATION, "serial_number", "LOCAL_WINS"),
+    (AssetKind.CONFIGURATION, "notes", "MANUAL"),
 )
-COLLECTIONS = {AssetKind.ORGANIZATION: "companies", AssetKind.CONFIGURATION: "configurations"}
-KINDS = {"companies": AssetKind.ORGANIZATION, "configurations": AssetKind.CONFIGURATION}
-PROPERTIES = {(kind, column): prop for kind, column, prop, _policy in FIELDS}
-POLICIES = {(kind, column): policy for kind, column, _prop, policy in FIELDS}
+POLICIES = {(kind, column): policy for kind, column, policy in FIELDS}
 FAULTS = {
     "none": {},
     "429 every 3rd request": {"rate_limit_every": 3, "retry_after_seconds": 1},
@@ -132,9 +136,167 @@ class Event:
     stamp: int | None
 
 
+class ConnectWise:
+    """The ConnectWise side: its simulator, in process, and its names for the fields."""
+
+    name = "connectwise"
+    collections = {AssetKind.ORGANIZATION: "companies", AssetKind.CONFIGURATION: "configurations"}
+    properties = {
+        (AssetKind.ORGANIZATION, "name"): "name",
+        (AssetKind.CONFIGURATION, "serial_number"): "serialNumber",
+        (AssetKind.CONFIGURATION, "notes"): "notes",
+    }
+
+    def __init__(self, world: World) -> None:
+        store = generate_dataset(
+            DatasetSpec(companies=3, sites=3, contacts=0, configurations=8, seed=6)
+        )
+        store._clock = world.clock
+        store.listeners.append(self._heard)
+        self.world = world
+        self.store = store
+        self.simulator = ConnectWiseSimulator(store, credentials=CREDENTIALS)
+
+    async def connect(self, account: Account, vault: Vault) -> Integration:
+        credentials = ConnectWiseCredentials(
+            site_url=SITE,
+            company_id=CREDENTIALS.company_id,
+            public_key=CREDENTIALS.public_key,
+            private_key=CREDENTIALS.private_key,
+            client_id="psasync-model",
+        )
+        provider = connectwise_provider(
+            credentials, sandbox=True, transport=InProcessTransport(app=self.simulator.app)
+        )
+        try:
+            integration, _run = await add_connectwise(
+                account, credentials, vault, sandbox=True, enable=ALL_SCOPE, provider=provider
+            )
+        finally:
+            await provider.aclose()
+        return integration
+
+    def value(self, kind: AssetKind, psa_id: int, column: str) -> Any:
+        record = self.store.get(self.collections[kind], psa_id)
+        assert record is not None
+        return record.get(self.properties[(kind, column)])
+
+    def edit(self, kind: AssetKind, psa_id: int, column: str, value: Any) -> None:
+        prop = self.properties[(kind, column)]
+        self.store.update(self.collections[kind], psa_id, {prop: value})
+
+    def named(self, name: str) -> int:
+        return len(self.store.find("configurations", f'name = "{name}"'))
+
+    def target(self, request: Request) -> tuple[AssetKind | None, int]:
+        """What a write request is for (0: a create)."""
+        parts = request.url.path.rstrip("/").split("/")
+        psa_id = int(parts[-1]) if parts[-1].isdigit() else 0
+        collection = parts[-2] if psa_id else parts[-1]
+        kinds = {v: k for k, v in self.collections.items()}
+        return kinds.get(collection), psa_id
+
+    def _heard(self, collection: str, action: str, record_id: int, member: str) -> None:
+        kind = {v: k for k, v in self.collections.items()}.get(collection)
+        if kind is None:
+            return
+        record = self.store.get(collection, record_id)
+        stamp = None
+        if record is not None:
+            updated = (record.get("_info") or {}).get("lastUpdated")
+            stamp = int(datetime.fromisoformat(updated).timestamp()) if updated else None
+        self.world.events.append(Event(uuid.uuid4().hex, kind, record_id, action, member, stamp))
+
+
+class Pulseway:
+    """The Pulseway PSA side: its simulator, in process, and its names for the fields."""
+
+    name = "pulseway"
+    tables = {AssetKind.ORGANIZATION: "accounts", AssetKind.CONFIGURATION: "assets"}
+    properties = {
+        (AssetKind.ORGANIZATION, "name"): "accountName",
+        (AssetKind.CONFIGURATION, "serial_number"): "serialNumber",
+        (AssetKind.CONFIGURATION, "notes"): "description",
+    }
+    enable: ClassVar[dict[ReferenceKind, list[str]]] = {
+        ReferenceKind.ORGANIZATION_TYPE: ["Customer"],
+        ReferenceKind.ORGANIZATION_STATUS: ["Active"],
+        ReferenceKind.CONFIGURATION_TYPE: ["Workstation", "Laptop", "Server"],
+        ReferenceKind.CONFIGURATION_STATUS: ["In Use", "In Stock"],
+    }
+
+    def __init__(self, world: World) -> None:
+        store = generate_pulseway(PulsewaySpec(accounts=3, contacts=0, assets=12, seed=2))
+        store.clock = _WholeSeconds(world)
+        store.listeners.append(self._heard)
+        self.world = world
+        self.store = store
+        self.simulator = PulsewaySimulator(store, credentials=PULSEWAY_LOGIN, calls_per_hour=0)
+        self.simulator.webhooks.close()  # notices come from the model (``notify``)
+
+    async def connect(self, account: Account, vault: Vault) -> Integration:
+        credentials = PulsewayCredentials(
+            tenant=PULSEWAY_LOGIN.tenant,
+            user_name=PULSEWAY_LOGIN.username,
+            password=PULSEWAY_LOGIN.password,
+            host=SITE,
+        )
+        options = Options(transport=InProcessTransport(app=self.simulator.app), retry=FAST_RETRY)
+        provider = pulseway_provider(credentials, sandbox=True, options=options)
+        try:
+            integration, _run = await add_pulseway(
+                account, credentials, vault, sandbox=True, enable=self.enable, provider=provider
+            )
+        finally:
+            await provider.aclose()
+        return integration
+
+    def value(self, kind: AssetKind, psa_id: int, column: str) -> Any:
+        return self.store.get(self.tables[kind], psa_id).get(self.properties[(kind, column)])
+
+    def edit(self, kind: AssetKind, psa_id: int, column: str, value: Any) -> None:
+        self.store.update(self.tables[kind], psa_id, **{self.properties[(kind, column)]: value})
+
+    def named(self, name: str) -> int:
+        return sum(1 for asset in self.store.assets.values() if asset.get("name") == name)
+
+    def target(self, request: Request) -> tuple[AssetKind | None, int]:
+        parts = request.url.path.rstrip("/").split("/")
+        psa_id = int(parts[-1]) if parts[-1].isdigit() else 0
+        path = request.url.path
+        if "/crm/accounts" in path:
+            return AssetKind.ORGANIZATION, psa_id
+        if "/hardwareasset" in path:
+            return AssetKind.CONFIGURATION, psa_id
+        return None, psa_id
+
+    def _heard(self, change: Any) -> None:
+        kind = {v: k for k, v in self.tables.items()}.get(change.kind)
+        if kind is None:
+            return
+        stamp = int(change.at.timestamp())
+        self.world.events.append(
+            Event(uuid.uuid4().hex, kind, change.record_id, change.action, str(change.user), stamp)
+        )
+
+
+class _WholeSeconds:
+    """The Pulseway store's clock, on the model's time (Pulseway stamps whole seconds)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def now(self) -> datetime:
+        return self.world.now.replace(microsecond=0)
+
+
+PSAS = {"connectwise": ConnectWise, "pulseway": Pulseway}
+
+
 class World:
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, psa: str = "connectwise") -> None:
         self.vault = vault
+        self.psa_name = psa
         self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
         self.seq = itertools.count(1)
         self.values = itertools.count(1)
@@ -151,16 +313,13 @@ class World:
 
     async def start(self) -> None:
         await truncate_all_models()
-        store = generate_dataset(
-            DatasetSpec(companies=3, sites=3, contacts=0, configurations=8, seed=6)
-        )
-        store._clock = self.clock
-        self.simulator = ConnectWiseSimulator(store, credentials=CREDENTIALS)
-        self.store = store
-        store.listeners.append(self._heard)
+        self.psa: ConnectWise | Pulseway = PSAS[self.psa_name](self)
+        self.simulator = self.psa.simulator
         self.simulator.before_write.append(self._before_write)
         transport = InProcessTransport(app=self.simulator.app)
-        factory = provider_factory(self.vault, transport=transport, retry=FAST_RETRY)
+        factory = provider_factory(
+            self.vault, transport=transport, retry=FAST_RETRY, calls_per_hour=10**9
+        )
         # Two workers, as two processes would have: each with its deliverer and inbox.
         self.workers = [
             Worker(factory, schedule=False, retry_delay=timedelta(0), clock=self.clock)
@@ -171,28 +330,13 @@ class World:
             worker.inbox.base_delay = 0
         self.worker = self.workers[0]
         self.account = await Account.create(name="Model MSP")
-        credentials = ConnectWiseCredentials(
-            site_url=SITE,
-            company_id=CREDENTIALS.company_id,
-            public_key=CREDENTIALS.public_key,
-            private_key=CREDENTIALS.private_key,
-            client_id="psasync-model",
-        )
-        provider = connectwise_provider(
-            credentials, sandbox=True, transport=InProcessTransport(app=self.simulator.app)
-        )
-        try:
-            integration, _run = await add_connectwise(
-                self.account, credentials, self.vault, sandbox=True, enable=ALL_SCOPE,
-                provider=provider,
-            )  # fmt: skip
-        finally:
-            await provider.aclose()
+        integration = await self.psa.connect(self.account, self.vault)
         await self.worker.run_until_idle()
         fields = {
             f"{kind.value}.{column}": {"direction": "TWO_WAY", "policy": policy}
-            for kind, column, _prop, policy in FIELDS
+            for kind, column, policy in FIELDS
         }
+        integration = await Integration.get(id=integration.id)
         integration.directions = direction_settings.validated(
             integration.provider, integration.directions or {}, {"fields": fields}
         )
@@ -201,15 +345,17 @@ class World:
         await self.worker.run_until_idle()
         self.integration_id = integration.id
         self.tracked: list[Tracked] = []
-        for kind, column, _prop, _policy in FIELDS:
+        for kind, column, _policy in FIELDS:
             links = await RecordLink.filter(
                 integration_id=integration.id, kind=kind, state=LinkState.SYNCED
             ).order_by("psa_id")
             for link in links[:2]:
                 assert link.psa_id is not None
-                initial = self._psa_value(kind, link.psa_id, column)
+                initial = self.psa.value(kind, link.psa_id, column)
                 self.tracked.append(Tracked(kind, link.local_id, link.psa_id, column, initial))
         self.organizations = [t for t in self.tracked if t.kind is AssetKind.ORGANIZATION]
+        assert self.organizations
+        assert len(self.tracked) > len(self.organizations)
         self.events.clear()
 
     async def integration(self) -> Integration:
@@ -225,13 +371,8 @@ class World:
         row = await model.get(id=tracked.local_id)
         return getattr(row, tracked.column)
 
-    def _psa_value(self, kind: AssetKind, psa_id: int, column: str) -> Any:
-        record = self.store.get(COLLECTIONS[kind], psa_id)
-        assert record is not None
-        return record.get(PROPERTIES[(kind, column)])
-
     def psa_value(self, tracked: Tracked) -> Any:
-        return self._psa_value(tracked.kind, tracked.psa_id, tracked.column)
+        return self.psa.value(tracked.kind, tracked.psa_id, tracked.column)
 
     async def local_edit(self, tracked: Tracked) -> None:
         value = self.value("local")
@@ -244,8 +385,7 @@ class World:
     def psa_edit(self, tracked: Tracked) -> None:
         value = self.value("psa")
         before = self.psa_value(tracked)
-        prop = PROPERTIES[(tracked.kind, tracked.column)]
-        self.store.update(COLLECTIONS[tracked.kind], tracked.psa_id, {prop: value})
+        self.psa.edit(tracked.kind, tracked.psa_id, tracked.column, value)
         tracked.writes.append(Write("psa", value, before, next(self.seq)))
 
     async def create_configuration(self, organization: Tracked) -> None:
@@ -288,14 +428,14 @@ class World:
     async def psa_user_races(self, request: Request, tracked: list[Tracked]) -> None:
         """A PSA user edits a field of the record being written that this write does not
         carry (the window on the written fields themselves is documented, not closed)."""
-        collection, psa_id = _target(request)
+        kind, psa_id = self.psa.target(request)
         operations = json.loads(await request.body())
         if not isinstance(operations, list):
-            return  # a create: no record to race on yet
+            return  # a create, or a whole record PUT: nothing to tell apart
         written = {str(op.get("path", "")).strip("/") for op in operations}
         for item in tracked:
-            same = COLLECTIONS.get(item.kind) == collection and item.psa_id == psa_id
-            if same and PROPERTIES[(item.kind, item.column)] not in written:
+            prop = self.psa.properties[(item.kind, item.column)]
+            if item.kind == kind and item.psa_id == psa_id and prop not in written:
                 self.psa_edit(item)
                 return
 
@@ -327,19 +467,8 @@ class World:
         race, self.race = self.race, None
         if race is not None:
             await race(request)  # (a worker that dies here sends nothing)
-        collection, psa_id = _target(request)
-        self.api_writes.append((collection, psa_id, (await request.body()).decode()))
-
-    def _heard(self, collection: str, action: str, record_id: int, member: str) -> None:
-        kind = KINDS.get(collection)
-        if kind is None:
-            return
-        record = self.store.get(collection, record_id)
-        stamp = None
-        if record is not None:
-            updated = (record.get("_info") or {}).get("lastUpdated")
-            stamp = int(datetime.fromisoformat(updated).timestamp()) if updated else None
-        self.events.append(Event(uuid.uuid4().hex, kind, record_id, action, member, stamp))
+        kind, psa_id = self.psa.target(request)
+        self.api_writes.append((str(kind), psa_id, (await request.body()).decode()))
 
     async def notify(self, order: list[int], duplicate: bool, drop: bool) -> None:
         """Store the notices heard so far as the receiver would, in ``order`` (indexes into
@@ -494,25 +623,17 @@ class World:
 
     async def _check_creates(self) -> None:
         for name in self.created:
-            in_psa = self.store.find("configurations", f'name = "{name}"')
-            assert len(in_psa) == 1, f"{name} is in the PSA {len(in_psa)} times"
+            in_psa = self.psa.named(name)
+            assert in_psa == 1, f"{name} is in the PSA {in_psa} times"
             assert await Configuration.filter(name=name).count() == 1, f"{name} came back twice"
 
     def _check_writes(self) -> None:
         previous: dict[tuple[str, int], str] = {}
-        for collection, psa_id, body in self.api_writes:
-            assert previous.get((collection, psa_id)) != body, (
-                f"the same write went to {collection} {psa_id} twice: {body}"
+        for kind, psa_id, body in self.api_writes:
+            assert previous.get((kind, psa_id)) != body, (
+                f"the same write went to {kind} {psa_id} twice: {body}"
             )
-            previous[(collection, psa_id)] = body
-
-
-def _target(request: Request) -> tuple[str, int]:
-    """The collection and record id a write request is for (0 for a create)."""
-    parts = request.url.path.rstrip("/").split("/")
-    if parts[-1].isdigit():
-        return parts[-2], int(parts[-1])
-    return parts[-1], 0
+            previous[(kind, psa_id)] = body
 
 
 def runner(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
