@@ -512,6 +512,41 @@ async def test_a_push_reads_what_pulseway_holds_first_and_reads_an_asset_once(
     assert not await OutboxEntry.filter(integration_id=integration.id).exists()
 
 
+async def test_an_asset_created_without_a_location_takes_the_one_pulseway_gives_it(
+    pulseway: Pulseway, account: Account, vault: Vault, worker: Worker
+) -> None:
+    integration = await synced(pulseway, account, vault, worker)
+    account_id = pulseway.in_scope_accounts()[0]
+    org = await link_for(integration, ORG, account_id)
+    created = await local_edits.create(
+        CONFIG,
+        account.id,
+        {
+            "organization_id": org.local_id,
+            "name": "Made Here Without A Site",
+            "configuration_type_id": await reference_id(
+                account, ReferenceKind.CONFIGURATION_TYPE, "Workstation"
+            ),
+            "configuration_status_id": await reference_id(
+                account, ReferenceKind.CONFIGURATION_STATUS, "In Use"
+            ),
+        },
+    )
+    await worker.run_until_idle()
+    [asset] = [a for a in pulseway.store.assets.values() if a["name"] == created.name]
+    main = await link_for(integration, LOC, asset["accountLocationId"])
+
+    # Pulseway put it at the account's main location: so does our record, and nothing tries
+    # to take the location away again (Pulseway would refuse: it requires one).
+    local = await Configuration.get(id=created.id)
+    assert local.location_id == main.local_id  # type: ignore[attr-defined]
+    writes = pulseway.writes()
+    await poll(worker, integration)
+    await worker.run_until_idle()
+    assert pulseway.writes() == writes
+    assert not await OutboxEntry.filter(integration_id=integration.id).exists()
+
+
 async def test_records_from_before_two_way_are_pushed_only_once_edited(
     pulseway: Pulseway, account: Account, vault: Vault, worker: Worker
 ) -> None:
