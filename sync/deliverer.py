@@ -19,6 +19,7 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from tortoise.expressions import Q, Subquery
 
@@ -28,8 +29,6 @@ from sync import leases, push
 from sync.columns import as_uuid
 from sync.connections import ProviderFactory
 from sync.context import utcnow
-from sync.errors import LeaseLost
-from sync.providers.base import PsaProvider
 
 log = logging.getLogger("psasync.push")
 
@@ -92,31 +91,22 @@ class Deliverer:
         if fence is None:
             return 0
         done = 0
-        provider: PsaProvider | None = None
-        try:
-            with fence.guarding():
-                while True:
-                    groups = await self.due(integration)
-                    if not groups:
-                        break
-                    if provider is None:
-                        provider = await self.open_provider(integration)
-                    report = await push.push_batch(
-                        integration,
-                        provider,
-                        groups,
-                        fence,
-                        push.Options(self.clock, self.concurrency, self._delay, self.limits),
-                    )
-                    done += report.settled
-                    if report.stop:
-                        break
-        except LeaseLost:
-            log.warning("pushes to %s stopped: the push lease was lost", integration.name)
-        finally:
-            if provider is not None:
-                await provider.aclose()
-            await fence.release()
+        opened = partial(self.open_provider, integration)
+        async with leases.holding(fence, opened, f"pushes to {integration.name}") as held:
+            while True:
+                groups = await self.due(integration)
+                if not groups:
+                    break
+                report = await push.push_batch(
+                    integration,
+                    await held.provider(),
+                    groups,
+                    fence,
+                    push.Options(self.clock, self.concurrency, self._delay, self.limits),
+                )
+                done += report.settled
+                if report.stop:
+                    break
         return done
 
     async def due(self, integration: Integration) -> list[push.Group]:

@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from tortoise.expressions import F, Q, Subquery
@@ -46,7 +47,7 @@ from sync import leases
 from sync.apply import LinkRow, apply, links_where
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
-from sync.errors import LeaseLost, RecordError, SyncError
+from sync.errors import RecordError, SyncError
 from sync.leases import Fence
 from sync.pages import page_of
 from sync.providers.base import PsaProvider
@@ -139,31 +140,21 @@ class InboxProcessor:
         if fence is None:
             return 0
         done = 0
-        provider: PsaProvider | None = None
-        try:
-            with fence.guarding():
-                while True:
-                    rows = await (
-                        WebhookDelivery.filter(
-                            self._due(self.clock()), integration_id=integration.id
-                        )
-                        .order_by("id")
-                        .limit(BATCH)
-                        .values(*DELIVERY_COLUMNS)
-                    )
-                    if not rows:
-                        break
-                    if provider is None:
-                        provider = await self.open_provider(integration)
-                    done += await self._batch(integration, provider, rows, fence)
-                    if len(rows) < BATCH:
-                        break
-        except LeaseLost:
-            log.warning("webhook deliveries of %s stopped: the lease was lost", integration.name)
-        finally:
-            if provider is not None:
-                await provider.aclose()
-            await fence.release()
+        opened = partial(self.open_provider, integration)
+        what = f"webhook deliveries of {integration.name}"
+        async with leases.holding(fence, opened, what) as held:
+            while True:
+                rows = await (
+                    WebhookDelivery.filter(self._due(self.clock()), integration_id=integration.id)
+                    .order_by("id")
+                    .limit(BATCH)
+                    .values(*DELIVERY_COLUMNS)
+                )
+                if not rows:
+                    break
+                done += await self._batch(integration, await held.provider(), rows, fence)
+                if len(rows) < BATCH:
+                    break
         return done
 
     async def _claim(self, integration: Integration) -> Fence | None:

@@ -20,10 +20,11 @@ the token in the database decides who holds.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +34,10 @@ from tortoise.queryset import QuerySet
 
 from models import Integration, IntegrationStatus
 from sync.errors import LeaseLost
+from sync.providers.base import PsaProvider
 from sync.providers.http import send_guard
+
+log = logging.getLogger("psasync.leases")
 
 # How often a holder that keeps sending confirms its token in the database (and so how soon
 # a pause stops its requests).
@@ -126,3 +130,39 @@ async def claim(
     if owned != 1:
         return None
     return Fence(integration_id, name, token, duration, clock, now + duration, now)
+
+
+class Held:
+    """What a claim's holder works with: its fence, and the integration's provider, opened
+    on first use (a holder with nothing to do opens none)."""
+
+    def __init__(self, fence: Fence, open_provider: Callable[[], Awaitable[PsaProvider]]) -> None:
+        self.fence = fence
+        self._open = open_provider
+        self._provider: PsaProvider | None = None
+
+    async def provider(self) -> PsaProvider:
+        if self._provider is None:
+            self._provider = await self._open()
+        return self._provider
+
+    async def close(self) -> None:
+        if self._provider is not None:
+            await self._provider.aclose()
+
+
+@asynccontextmanager
+async def holding(
+    fence: Fence, open_provider: Callable[[], Awaitable[PsaProvider]], what: str
+) -> AsyncIterator[Held]:
+    """Work under ``fence`` (its guard on every request), then close the provider and give
+    the lease back. A lost lease ends the block quietly: the new holder carries on."""
+    held = Held(fence, open_provider)
+    try:
+        with fence.guarding():
+            yield held
+    except LeaseLost:
+        log.warning("%s stopped: the lease was lost", what)
+    finally:
+        await held.close()
+        await fence.release()
