@@ -575,9 +575,19 @@ async def record_outcomes(
     acted = [o for o in outcomes if o.code in ("create", "link") and o.match is not None]
     reverse = await Reverse.load(integration, [o.match for o in acted if o.match is not None])
     # A NOT_PUSHED link gives way to the new state of the record.
-    created.replaced[kind].extend(o.local_id for o in outcomes)
+    created.replaced[kind].extend(o.local_id for o in outcomes if o.code != "linked_meanwhile")
     for outcome in outcomes:
         row = rows[outcome.local_id]
+        if outcome.code == "linked_meanwhile":  # its link is there: our values go as an update
+            created.followups.append(
+                OutboxEntry(
+                    integration_id=integration.id,
+                    kind=kind,
+                    local_id=outcome.local_id,
+                    operation=OutboxOperation.UPDATE,
+                )
+            )
+            continue
         if outcome.match is None or outcome.code not in ("create", "link"):
             created.not_pushed.append(
                 _new_link(integration, kind, outcome.local_id, now, state=LinkState.NOT_PUSHED,

@@ -338,4 +338,5 @@ def _message(code: str, kind: AssetKind, name: str) -> str:
         "would_create": f"{kind.value} would be created in {name}",
         "linked": f"{kind.value} linked to its match in {name}; our values are pushed to it",
         "would_link": f"{kind.value} would be linked to its match in {name}",
+        "linked_meanwhile": f"{kind.value} was linked to {name} while this run was under way",
     }.get(code, code)

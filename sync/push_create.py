@@ -109,8 +109,14 @@ async def plan(
     columns = columns_of(integration, kind)
     outcomes: list[Outcome] = []
     eligible: list[tuple[Mapping[str, Any], Outcome]] = []
+    linked = await _linked_meanwhile(integration, kind, rows)
     for row in rows:
         local_id = as_uuid(row["id"])
+        if local_id in linked:
+            # Linked since it was queued (a pull or a notice matched the PSA record an
+            # earlier attempt created): nothing to create; its values go as an update.
+            outcomes.append(Outcome(local_id, "linked_meanwhile", match=linked[local_id]))
+            continue
         reason = _out_of_scope(integration, kind, row, states, names, translator, display_name)
         if (
             reason is not None
@@ -208,6 +214,22 @@ def _out_of_scope(
     return None
 
 
+async def _linked_meanwhile(
+    integration: Integration, kind: AssetKind, rows: Sequence[Mapping[str, Any]]
+) -> dict[uuid.UUID, PsaRecord]:
+    """The rows that have a PSA record now (their link's PSA id, as a bare record)."""
+    found = await RecordLink.filter(
+        integration_id=integration.id,
+        kind=kind,
+        local_id__in=[row["id"] for row in rows],
+        psa_id__isnull=False,
+    ).values_list("local_id", "psa_id", "psa_parent_id")
+    return {
+        as_uuid(local_id): PsaRecord(int(psa_id), None, {}, parent_psa_id=parent)
+        for local_id, psa_id, parent in found
+    }
+
+
 def _type_methods(integration: Integration, change: PsaChange) -> None:
     """Directory contacts take the integration's contact attributes as their PSA types."""
     for column, kind in (
@@ -264,14 +286,16 @@ async def _match(
 ) -> None:
     probes = [_probe(kind, o.change or PsaChange(), row) for row, o in eligible]
     found = await provider.find_matches(kind, probes)
-    taken: set[int] = {
-        int(row[0])
-        for row in await RecordLink.filter(
+    # Read after the PSA answered: a notice or a pull may have linked one of these records
+    # meanwhile (the create of an earlier attempt whose answer was lost, say).
+    taken: dict[int, uuid.UUID] = {
+        int(psa_id): as_uuid(local_id)
+        for psa_id, local_id in await RecordLink.filter(
             integration_id=integration.id,
             kind=kind,
             psa_id__in=[r.psa_id for r in found],
             state__in=[LinkState.SYNCED, LinkState.ORPHANED],
-        ).values_list("psa_id")
+        ).values_list("psa_id", "local_id")
     }
     reverse = await Reverse.load(integration, found)
     by_key: dict[str, list[PsaRecord]] = {}
@@ -280,8 +304,15 @@ async def _match(
             continue
         values = reverse.local_values(kind, record)
         by_key.setdefault(match_keys.for_values(kind.value, values), []).append(record)
+    mine = {local_id: psa_id for psa_id, local_id in taken.items()}
+    records = {record.psa_id: record for record in found}
     claimed: dict[int, uuid.UUID] = {}
     for row, outcome in eligible:
+        linked = mine.get(outcome.local_id)
+        if linked is not None:  # linked to this very record already: nothing to create
+            outcome.code = "link"
+            outcome.match = records[linked]
+            continue
         candidates = by_key.get(str(row.get("match_key") or ""), [])
         if len(candidates) == 1 and candidates[0].psa_id not in claimed:
             outcome.code = "link"

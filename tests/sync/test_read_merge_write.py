@@ -514,3 +514,61 @@ async def test_a_pull_that_meets_a_link_made_meanwhile_by_a_push_keeps_it_and_go
     link = await link_of(integration, created.id)
     assert link.psa_id == record["id"]
     assert await Configuration.filter(name="Met Meanwhile").count() == 1
+
+
+class NoticeDuringMatch:
+    """A provider whose create-matching lookups wait while a notice is processed (it links
+    the record an earlier attempt created, between the deliverer's look at the links and
+    its lookup)."""
+
+    def __init__(self, provider: PsaProvider, notice: Callable[[], Awaitable[None]]) -> None:
+        self._provider = provider
+        self._notice = notice
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._provider, name)
+
+    async def find_matches(self, kind: AssetKind, probes: list[Any]) -> list[PsaRecord]:
+        await self._notice()
+        return await self._provider.find_matches(kind, probes)
+
+
+async def test_a_create_retried_while_a_notice_links_its_record_is_not_created_twice(
+    psa: Psa, connect: Connect, worker: Worker, account: Account, vault: Vault
+) -> None:
+    integration = await two_way_integration(connect, worker)
+    org, _psa_id = await a_synced_organization(psa, integration)
+    created = await local_edits.create(
+        CONFIG, account.id, await _a_new_configuration(integration, org.id, "Raced Create")
+    )
+    psa.simulator.faults.drop_after_write_every = 1  # created in ConnectWise, answer lost
+    await worker.deliverer.run_due()
+    psa.simulator.faults.clear()
+    [record] = psa.store.find("configurations", 'name = "Raced Create"')
+    await OutboxEntry.filter(local_id=created.id).update(next_attempt_at=None)
+    await Integration.filter(id=integration.id).update(push_not_before=None)
+    other = Worker(provider_factory(vault, retry=FAST_RETRY), schedule=False)
+
+    async def notice() -> None:
+        await WebhookDelivery.get_or_create(
+            integration_id=integration.id, dedupe_key=f"added-{record['id']}",
+            defaults={"received_at": utcnow(), "kind": CONFIG, "psa_id": record["id"],
+                      "action": "added", "member": "psasync", "stamp": None, "payload": "{}"},
+        )  # fmt: skip
+        await other.inbox.run_due()  # links the new record to ours, as a pull would
+
+    real = worker.open_provider
+
+    async def open_provider(integration: Integration) -> PsaProvider:
+        return NoticeDuringMatch(await real(integration), notice)  # type: ignore[return-value]
+
+    worker.deliverer.open_provider = open_provider
+    await worker.deliverer.run_due()
+    worker.deliverer.open_provider = real
+    await worker.run_until_idle()
+
+    assert len(psa.store.find("configurations", 'name = "Raced Create"')) == 1
+    link = await link_of(integration, created.id)
+    assert (link.psa_id, link.state) == (record["id"], "SYNCED")
+    assert await Configuration.filter(name="Raced Create").count() == 1
+    assert not await OutboxEntry.filter(integration_id=integration.id).exists()
