@@ -165,6 +165,7 @@ class ConnectWiseSimulator:
         self.callbacks.attach(asyncio.get_running_loop())
         traffic, faults = self.traffic, self.faults
         traffic.requests += 1
+        traffic.by_method[request.method] = traffic.by_method.get(request.method, 0) + 1
         number = traffic.requests
         client_id = request.headers.get("clientid")  # header names are case-insensitive
         if client_id:

@@ -7,7 +7,7 @@ Both objects belong to one simulator instance and may be changed while it runs, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -69,6 +69,7 @@ class Traffic:
     """Counters a test can assert on; updated by the server for every API request."""
 
     requests: int = 0  # API requests received, faulted ones included
+    by_method: dict[str, int] = field(default_factory=dict)  # `requests` per HTTP method
     served: int = 0  # API requests answered without an injected fault
     faults_injected: int = 0  # rate limits, server errors and dropped answers
     rate_limited: int = 0

@@ -563,6 +563,17 @@ async def test_every_nth_request_is_rate_limited(
     assert simulator.traffic.served == 4
 
 
+async def test_requests_are_counted_per_method_refused_ones_included(
+    api: httpx.AsyncClient, simulator: ConnectWiseSimulator
+) -> None:
+    simulator.faults.rate_limit_every = 2
+    for _ in range(3):
+        await api.get("system/info")
+    await api.post("company/configurations", json={})  # refused (400): still received
+    assert simulator.traffic.by_method == {"GET": 3, "POST": 1}
+    assert simulator.traffic.requests == 4
+
+
 async def test_every_mth_request_fails_with_the_configured_server_error(
     api: httpx.AsyncClient, simulator: ConnectWiseSimulator
 ) -> None:
