@@ -115,12 +115,16 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def table(title: str, rows: Sequence[tuple[str, str, str]]) -> None:
-    """Label, value (right-aligned), note."""
+def table(title: str, rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> None:
+    """Label, one or more values (each right-aligned in its column), note; ``header`` names
+    the value columns (for figures side by side)."""
+    values = len(rows[0]) - 2
+    named = [("", *header, "")] if header else []
     width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
+    widths = [max(len(r[1 + i]) for r in [*named, *rows]) for i in range(values)]
     print(title)
     print("-" * len(title))
-    for label, value, note in rows:
-        print(f"  {label:<{width}}  {value:>{value_width}}  {note}".rstrip())
+    for label, *cells, note in [*named, *rows]:
+        shown = "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))
+        print(f"  {label:<{width}}  {shown}  {note}".rstrip())
     print()
