@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
+from starlette.applications import Starlette
+
+from api.app import create_app
+from api.settings import Settings
 from models import Integration, ReferenceKind, SyncRun
-from simulators.connectwise import ApiCredentials, ConnectWiseSimulator
+from simulators.connectwise import (
+    ApiCredentials,
+    ConnectWiseSimulator,
+    DatasetSpec,
+    generate_dataset,
+)
+from simulators.connectwise.server import bind, serve_in_thread
 from simulators.pulseway import PulsewaySimulator
 from sync import jobs
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
@@ -87,3 +101,47 @@ def pulseway_login(simulator: PulsewaySimulator, base_url: str) -> PulsewayCrede
         password=accepted.password,
         host=base_url,
     )
+
+
+@asynccontextmanager
+async def live_connectwise(spec: DatasetSpec) -> AsyncIterator[Psa]:
+    """A ConnectWise simulator on its own thread and port, posting its callbacks for real
+    (they need its own lifespan), with ConnectWise's retry waits scaled down."""
+    simulator = ConnectWiseSimulator(generate_dataset(spec), credentials=CREDENTIALS)
+    simulator.callbacks.retry_scale = 0.01
+    async with serve_in_thread(simulator) as base_url:
+        yield Psa(simulator, base_url)
+
+
+@asynccontextmanager
+async def served_here(db: str, secret_key: str) -> AsyncIterator[tuple[Starlette, str]]:
+    """The psasync service on a loopback port, served in this event loop (it shares the
+    test's database connections), the test driving the worker; yields the app and its URL
+    (its public URL too: where a simulator posts callbacks)."""
+    sock = bind("127.0.0.1", 0)
+    host, port = sock.getsockname()[:2]
+    base_url = f"http://{host}:{port}"
+    settings = Settings(
+        database_url=db,
+        secret_keys=(secret_key,),
+        host="127.0.0.1",
+        port=0,
+        demo="off",
+        demo_port=0,
+        worker=False,
+        log_level="warning",
+        allow_sandbox=True,
+        public_url=base_url,
+    )
+    app = create_app(settings, manage_database=False)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+            assert not task.done(), "the service did not start"
+        yield app, base_url
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -16,14 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from harness import ALL_SCOPE, CREDENTIALS, FAST_RETRY, GraphQLClient, Psa
+from harness import (
+    ALL_SCOPE,
+    FAST_RETRY,
+    GraphQLClient,
+    Psa,
+    live_connectwise,
+    served_here,
+)
 from starlette.applications import Starlette
 
 from api import access
-from api.app import create_app
 from api.graphql.ids import to_global
-from api.settings import Settings
 from models import (
     Account,
     AssetKind,
@@ -39,8 +43,8 @@ from models import (
     WebhookSubscription,
 )
 from models.vault import Vault
-from simulators.connectwise import ConnectWiseSimulator, DatasetSpec, generate_dataset
-from simulators.connectwise.server import bind, serve_in_thread
+from simulators.connectwise import DatasetSpec
+from simulators.connectwise.server import bind
 from sync import integrations, jobs, local_edits
 from sync.connections import provider_factory
 from sync.integrations import DeleteMode, add_connectwise
@@ -60,48 +64,20 @@ class Service:
 @pytest.fixture
 async def live() -> AsyncIterator[Psa]:
     """The simulator served on its own (its callbacks need its own lifespan)."""
-    store = generate_dataset(DatasetSpec(companies=8, seed=5))
-    simulator = ConnectWiseSimulator(store, credentials=CREDENTIALS)
-    simulator.callbacks.retry_scale = 0.01
-    async with serve_in_thread(simulator) as base_url:
-        yield Psa(simulator, base_url)
-
-
-def _settings(db: str, secret_key: str, public_url: str) -> Settings:
-    return Settings(
-        database_url=db,
-        secret_keys=(secret_key,),
-        host="127.0.0.1",
-        port=0,
-        demo="off",
-        demo_port=0,
-        worker=False,  # the test drives the worker: one cycle at a time
-        log_level="warning",
-        allow_sandbox=True,
-        public_url=public_url,
-    )
+    async with live_connectwise(DatasetSpec(companies=8, seed=5)) as psa:
+        yield psa
 
 
 @pytest.fixture
 async def service(db: str, secret_key: str, account: Account) -> AsyncIterator[Service]:
-    """The service on a loopback port, served in this loop (it shares the test's database
-    connections), reachable by the simulator."""
-    sock = bind("127.0.0.1", 0)
-    host, port = sock.getsockname()[:2]
-    base_url = f"http://{host}:{port}"
-    app = create_app(_settings(db, secret_key, base_url), manage_database=False)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-        assert not task.done(), "the service did not start"
+    """The service on a loopback port, served in this loop, reachable by the simulator."""
     user = await access.create_user(account, "manager@msp.test", Role.MANAGER)
     _row, key = await access.issue_key(user)
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+    async with (
+        served_here(db, secret_key) as (app, base_url),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as http,
+    ):
         yield Service(app, base_url, GraphQLClient(http, key))
-    server.should_exit = True
-    await task
-    sock.close()
 
 
 @pytest.fixture
