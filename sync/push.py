@@ -48,7 +48,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,7 +60,6 @@ from tortoise.transactions import in_transaction
 from models import (
     ASSET_MODELS,
     AssetKind,
-    ChangeSource,
     ConflictOutcome,
     Integration,
     LinkState,
@@ -71,10 +70,10 @@ from models import (
     RecordLink,
     SyncConflict,
 )
-from models.bulk import insert_rows, lock_rows, update_rows
-from sync import history, push_create
+from models.bulk import update_rows
+from sync import push_create
 from sync.apply import LinkRow, LocalSide, Pushed, apply, local_terms, our_side
-from sync.columns import as_uuid, stamps
+from sync.columns import as_uuid
 from sync.concurrency import gather_all
 from sync.context import RunContext
 from sync.errors import FatalError, RecordError, RetriableError, SyncError
@@ -82,7 +81,7 @@ from sync.leases import Fence
 from sync.pages import page_of
 from sync.providers.base import PsaChange, PsaProvider, PsaRecord
 from sync.pull_merge import echo_base, merge_record
-from sync.push_values import TOGETHER, Reverse, Translator, columns_of, local_rows, snapshot_for
+from sync.push_values import TOGETHER, Translator, columns_of, local_rows
 from sync.reference import load_index
 from sync.snapshot import encode
 
@@ -504,23 +503,6 @@ def _link_row(ctx: RunContext, link: dict[str, Any]) -> LinkRow:
 # ------------------------------------------------------------------------------ creates
 
 
-@dataclass
-class Created:
-    """Links (and local values the PSA normalised) from create/link outcomes, written by
-    ``write_created``."""
-
-    new_links: list[dict[str, Any]] = field(default_factory=list)
-    not_pushed: list[dict[str, Any]] = field(default_factory=list)
-    replaced: dict[AssetKind, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
-    # kind → local id → column → (value sent, value the PSA stored)
-    normalised: dict[AssetKind, dict[uuid.UUID, dict[str, tuple[Any, Any]]]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-    followups: list[OutboxEntry] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    member: str | None = None
-
-
 async def _create(
     ctx: RunContext,
     provider: PsaProvider,
@@ -544,8 +526,8 @@ async def _create(
         entries.note_outage(exc)
         entries.wait(groups)
         return
-    created = Created()
-    await record_outcomes(integration, kind, outcomes, rows, created, ctx.clock())
+    created = push_create.Created()
+    await push_create.record_outcomes(integration, kind, outcomes, rows, created, ctx.clock())
     by_id = {g.local_id: g for g in groups}
     for outcome in outcomes:
         group = by_id[outcome.local_id]
@@ -555,193 +537,7 @@ async def _create(
         else:
             entries.delivered.extend(group.entry_ids)
     entries.member = created.member or entries.member
-    await write_created(integration, created, fence, ctx.clock())
-
-
-async def record_outcomes(
-    integration: Integration,
-    kind: AssetKind,
-    outcomes: Sequence[push_create.Outcome],
-    rows: dict[uuid.UUID, dict[str, Any]],
-    created: Created,
-    now: datetime,
-) -> None:
-    """Turn create/link/skip outcomes into link rows (written by ``write_created``).
-
-    A created record's base is what the PSA stored, and our record takes the PSA's form of
-    any value it normalised. A linked (matched) record's base is the PSA record as found, and
-    an UPDATE follows to push our values: the user asked for this record to be pushed.
-    """
-    acted = [o for o in outcomes if o.code in ("create", "link") and o.match is not None]
-    reverse = await Reverse.load(integration, [o.match for o in acted if o.match is not None])
-    # A NOT_PUSHED link gives way to the new state of the record.
-    created.replaced[kind].extend(o.local_id for o in outcomes if o.code != "linked_meanwhile")
-    for outcome in outcomes:
-        row = rows[outcome.local_id]
-        if outcome.code == "linked_meanwhile":  # its link is there: our values go as an update
-            created.followups.append(
-                OutboxEntry(
-                    integration_id=integration.id,
-                    kind=kind,
-                    local_id=outcome.local_id,
-                    operation=OutboxOperation.UPDATE,
-                )
-            )
-            continue
-        if outcome.match is None or outcome.code not in ("create", "link"):
-            created.not_pushed.append(
-                _new_link(integration, kind, outcome.local_id, now, state=LinkState.NOT_PUSHED,
-                          last_error=outcome.message or outcome.code)
-            )  # fmt: skip
-            continue
-        record = outcome.match
-        values = reverse.local_values(kind, record)
-        made = outcome.code == "create"
-        created.new_links.append(
-            _new_link(
-                integration, kind, outcome.local_id, now,
-                psa_id=record.psa_id, psa_parent_id=record.parent_psa_id,
-                snapshot=snapshot_for(kind, values, record), state=LinkState.SYNCED,
-                push_state=PushState.NONE if made else PushState.PENDING,
-                **stamps(record.updated_at, now),
-            )
-        )  # fmt: skip
-        # Our record takes what the PSA filled in where it has nothing (a default location,
-        # a status…): pushing our blank back would clear it, or be refused (Pulseway requires
-        # an asset's location). A created record also takes the PSA's form of what it stored
-        # (a value it normalised): otherwise the next merge would push ours back.
-        adopted = {
-            c: (row.get(c), v)
-            for c, v in values.items()
-            if c in row
-            and encode(v) != encode(row.get(c))
-            and ((made and c in record.values) or (row.get(c) is None and v is not None))
-        }
-        if adopted:
-            created.normalised[kind][outcome.local_id] = adopted
-        if not made:  # matched: our values go to it next
-            created.followups.append(
-                OutboxEntry(
-                    integration_id=integration.id,
-                    kind=kind,
-                    local_id=outcome.local_id,
-                    operation=OutboxOperation.UPDATE,
-                )
-            )
-            continue
-        created.member = record.updated_by or created.member
-        for column in sorted(record.values):
-            created.history.append(
-                history.change(
-                    integration.account_id,  # type: ignore[attr-defined]
-                    kind, outcome.local_id, column, None, encode(record.values[column]),
-                    ChangeSource.PUSH, now, actor=integration.name,
-                    integration_id=integration.id,
-                )
-            )  # fmt: skip
-
-
-async def write_created(
-    integration: Integration,
-    created: Created,
-    fence: Fence,
-    now: datetime,
-    also: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Write create/link outcomes in one transaction holding the fence (``also``: the
-    caller's own writes, e.g. a run's report and checkpoint)."""
-    async with in_transaction():
-        await fence.hold()
-        for kind, local_ids in created.replaced.items():
-            await RecordLink.filter(
-                integration_id=integration.id,
-                kind=kind,
-                local_id__in=local_ids,
-                psa_id__isnull=True,
-            ).delete()
-        new_links = await _unlinked(integration, created.new_links)
-        if new_links:
-            await insert_rows(RecordLink, new_links)
-        if created.not_pushed:
-            await insert_rows(RecordLink, created.not_pushed)
-        if created.followups:
-            await OutboxEntry.bulk_create(created.followups)
-        for kind, values in created.normalised.items():
-            await _adopt(kind, values, now)
-        if created.history:
-            await history.write(created.history)
-        if created.member and created.member != integration.psa_member:
-            await Integration.filter(id=integration.id).update(psa_member=created.member)
-            integration.psa_member = created.member
-        if also is not None:
-            await also()
-
-
-async def _unlinked(integration: Integration, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The new links whose record and PSA record are both still unlinked: a pull or a notice
-    may have linked the record just created (it matched) while its answer was on its way."""
-    if not rows:
-        return []
-    taken = await RecordLink.filter(
-        integration_id=integration.id,
-        kind__in=list({r["kind"] for r in rows}),
-        psa_id__isnull=False,
-    ).filter(
-        local_id__in=[r["local_id"] for r in rows]
-    ).values_list("kind", "local_id")  # fmt: skip
-    taken_local = {(str(k), str(i)) for k, i in taken}
-    taken_psa = {
-        (str(k), int(p))
-        for k, p in await RecordLink.filter(
-            integration_id=integration.id,
-            kind__in=list({r["kind"] for r in rows}),
-            psa_id__in=[r["psa_id"] for r in rows],
-        ).values_list("kind", "psa_id")
-    }
-    kept = []
-    for row in rows:
-        kind = str(AssetKind(row["kind"]).value)
-        if (kind, str(row["local_id"])) in taken_local or (kind, row["psa_id"]) in taken_psa:
-            log.info("%s %s was linked while its create was answered", kind, row["local_id"])
-            continue
-        kept.append(row)
-    return kept
-
-
-async def _adopt(
-    kind: AssetKind, values: dict[uuid.UUID, dict[str, tuple[Any, Any]]], now: datetime
-) -> None:
-    """Our records take the PSA's form of values it normalised on create, unless a user
-    changed them since (then their value is pushed next)."""
-    model = ASSET_MODELS[kind]
-    await lock_rows(model, list(values))
-    for asset in await model.filter(id__in=list(values)):
-        columns = [
-            c for c, (sent, _stored) in values[asset.id].items() if getattr(asset, c) == sent
-        ]
-        if not columns:
-            continue
-        for column in columns:
-            setattr(asset, column, values[asset.id][column][1])
-        asset.match_key = asset.compute_match_key()
-        asset.version += 1
-        asset.updated_at = now
-        await asset.save(update_fields=[*columns, "match_key", "version", "updated_at"])
-
-
-def _new_link(
-    integration: Integration, kind: AssetKind, local_id: uuid.UUID, now: datetime, **values: Any
-) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "integration_id": integration.id,
-        "kind": kind,
-        "local_id": local_id,
-        "settings_version": integration.settings_version,
-        "created_at": now,
-        "updated_at": now,
-        **values,
-    }
+    await push_create.write_created(integration, created, fence, ctx.clock())
 
 
 # ------------------------------------------------------------------------------ deletes

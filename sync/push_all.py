@@ -51,7 +51,7 @@ from sync.deliverer import LEASE
 from sync.errors import FatalError, RetriableError, RunPreempted
 from sync.leases import Fence
 from sync.providers.base import PsaProvider
-from sync.push import Created, record_outcomes, write_created
+from sync.push_create import Created, record_outcomes, write_created
 from sync.push_values import columns_of, local_rows
 
 PAGE = 500
