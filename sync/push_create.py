@@ -394,14 +394,7 @@ async def record_outcomes(
     for outcome in outcomes:
         row = rows[outcome.local_id]
         if outcome.code == "linked_meanwhile":  # its link is there: our values go as an update
-            created.followups.append(
-                OutboxEntry(
-                    integration_id=integration.id,
-                    kind=kind,
-                    local_id=outcome.local_id,
-                    operation=OutboxOperation.UPDATE,
-                )
-            )
+            created.followups.append(_update_next(integration, kind, outcome.local_id))
             continue
         if outcome.match is None or outcome.code not in ("create", "link"):
             created.not_pushed.append(
@@ -435,14 +428,7 @@ async def record_outcomes(
         if adopted:
             created.normalised[kind][outcome.local_id] = adopted
         if not made:  # matched: our values go to it next
-            created.followups.append(
-                OutboxEntry(
-                    integration_id=integration.id,
-                    kind=kind,
-                    local_id=outcome.local_id,
-                    operation=OutboxOperation.UPDATE,
-                )
-            )
+            created.followups.append(_update_next(integration, kind, outcome.local_id))
             continue
         created.member = record.updated_by or created.member
         for column in sorted(record.values):
@@ -542,6 +528,15 @@ async def _adopt(
         asset.version += 1
         asset.updated_at = now
         await asset.save(update_fields=[*columns, "match_key", "version", "updated_at"])
+
+
+def _update_next(integration: Integration, kind: AssetKind, local_id: uuid.UUID) -> OutboxEntry:
+    return OutboxEntry(
+        integration_id=integration.id,
+        kind=kind,
+        local_id=local_id,
+        operation=OutboxOperation.UPDATE,
+    )
 
 
 def _new_link(

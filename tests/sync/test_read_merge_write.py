@@ -19,6 +19,7 @@ from two_way_helpers import (
     a_synced_configuration,
     a_synced_organization,
     link_of,
+    new_configuration,
     psa_field,
     two_way_integration,
 )
@@ -34,9 +35,7 @@ from models import (
     Organization,
     OutboxEntry,
     RecordLink,
-    ReferenceMapping,
     SyncConflict,
-    SyncState,
     WebhookDelivery,
 )
 from models.vault import Vault
@@ -293,7 +292,7 @@ async def test_a_create_whose_answer_was_lost_is_linked_not_created_again(
     integration = await two_way_integration(connect, worker)
     org, psa_id = await a_synced_organization(psa, integration)
     created = await local_edits.create(
-        CONFIG, account.id, await _a_new_configuration(integration, org.id, "Lost Answer 1")
+        CONFIG, account.id, await new_configuration(integration, org.id, "Lost Answer 1")
     )
 
     psa.simulator.faults.drop_after_write_every = 1
@@ -329,7 +328,7 @@ async def test_two_deliverers_at_once_send_each_change_once(
         await local_edits.update(CONFIG, account.id, link.local_id, {"serial_number": f"SN-{n}"})
     for n in range(3):
         await local_edits.create(
-            CONFIG, account.id, await _a_new_configuration(integration, org.id, f"Twice {n}")
+            CONFIG, account.id, await new_configuration(integration, org.id, f"Twice {n}")
         )
     second = Worker(provider_factory(vault, retry=FAST_RETRY), schedule=False)
 
@@ -465,17 +464,6 @@ def _caller(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[Any]], Await
     return call
 
 
-async def _a_new_configuration(integration: Integration, org_id: Any, name: str) -> dict[str, Any]:
-    values: dict[str, Any] = {"organization_id": org_id, "name": name}
-    for kind in ("configuration_type", "configuration_status"):
-        mapping = await ReferenceMapping.filter(
-            integration_id=integration.id, kind=kind, sync_state=SyncState.ENABLED
-        ).first()
-        assert mapping is not None
-        values[f"{kind}_id"] = mapping.value_id  # type: ignore[attr-defined]
-    return values
-
-
 async def test_a_pull_that_meets_a_link_made_meanwhile_by_a_push_keeps_it_and_goes_on(
     psa: Psa,
     connect: Connect,
@@ -487,7 +475,7 @@ async def test_a_pull_that_meets_a_link_made_meanwhile_by_a_push_keeps_it_and_go
     integration = await two_way_integration(connect, worker)
     org, _psa_id = await a_synced_organization(psa, integration)
     created = await local_edits.create(
-        CONFIG, account.id, await _a_new_configuration(integration, org.id, "Met Meanwhile")
+        CONFIG, account.id, await new_configuration(integration, org.id, "Met Meanwhile")
     )
     psa.simulator.faults.drop_after_write_every = 1  # created in ConnectWise, answer lost
     await worker.deliverer.run_due()
@@ -539,7 +527,7 @@ async def test_a_create_retried_while_a_notice_links_its_record_is_not_created_t
     integration = await two_way_integration(connect, worker)
     org, _psa_id = await a_synced_organization(psa, integration)
     created = await local_edits.create(
-        CONFIG, account.id, await _a_new_configuration(integration, org.id, "Raced Create")
+        CONFIG, account.id, await new_configuration(integration, org.id, "Raced Create")
     )
     psa.simulator.faults.drop_after_write_every = 1  # created in ConnectWise, answer lost
     await worker.deliverer.run_due()

@@ -34,7 +34,7 @@ import pytest
 from harness import ALL_SCOPE, FAST_RETRY, Psa, live_connectwise, served_here
 from starlette.applications import Starlette
 from starlette.requests import Request
-from two_way_helpers import a_synced_organization, psa_field, two_way
+from two_way_helpers import a_synced_organization, new_configuration, psa_field, two_way
 
 from models import (
     Account,
@@ -47,12 +47,10 @@ from models import (
     Organization,
     OutboxEntry,
     RecordLink,
-    ReferenceMapping,
     RunKind,
     RunStatus,
     SyncConflict,
     SyncRun,
-    SyncState,
     WebhookDelivery,
 )
 from models.vault import Vault
@@ -175,18 +173,6 @@ async def settle(live: Psa, worker: Worker, integration: Integration) -> None:
     await jobs.enqueue(integration, kind=RunKind.INCREMENTAL)
     await quiet(live, worker)
     assert not await OutboxEntry.filter(integration_id=integration.id).exists()
-
-
-async def new_configuration(integration: Integration, org_id: Any, name: str) -> dict[str, Any]:
-    """A configuration psasync may create in ConnectWise: an enabled type and status."""
-    values: dict[str, Any] = {"organization_id": org_id, "name": name}
-    for kind in ("configuration_type", "configuration_status"):
-        mapping = await ReferenceMapping.filter(
-            integration_id=integration.id, kind=kind, sync_state=SyncState.ENABLED
-        ).first()
-        assert mapping is not None
-        values[f"{kind}_id"] = mapping.value_id  # type: ignore[attr-defined]
-    return values
 
 
 async def synced_configurations(integration: Integration, count: int) -> list[tuple[Any, int]]:

@@ -14,8 +14,10 @@ from models import (
     LinkState,
     Organization,
     RecordLink,
+    ReferenceMapping,
     RunStatus,
     SyncRun,
+    SyncState,
 )
 from sync import directions as direction_settings
 from sync.context import RunContext
@@ -108,3 +110,15 @@ def psa_field(psa: Psa, collection: str, psa_id: int, name: str) -> Any:
     record = psa.store.get(collection, psa_id)
     assert record is not None, f"{collection} {psa_id} is gone"
     return record.get(name)
+
+
+async def new_configuration(integration: Integration, org_id: Any, name: str) -> dict[str, Any]:
+    """A configuration psasync may create in the PSA: named, with an enabled type and status."""
+    values: dict[str, Any] = {"organization_id": org_id, "name": name}
+    for kind in ("configuration_type", "configuration_status"):
+        mapping = await ReferenceMapping.filter(
+            integration_id=integration.id, kind=kind, sync_state=SyncState.ENABLED
+        ).first()
+        assert mapping is not None
+        values[f"{kind}_id"] = mapping.value_id  # type: ignore[attr-defined]
+    return values
