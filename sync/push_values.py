@@ -1,4 +1,4 @@
-"""Local records in the form a push needs: encoded values, diffs, and ``PsaChange``s.
+"""Local records in the form a push needs: their values, and ``PsaChange``s.
 
 A push translates local ids into the PSA's: related records through this integration's
 links, types and statuses through its reference mappings. What cannot be translated (a
@@ -25,10 +25,8 @@ from models import (
 )
 from sync.columns import CODES, RELATIONS, as_uuid
 from sync.connections import field_map
-from sync.directions import pushes
-from sync.merge import Directions
 from sync.providers.base import PsaChange, PsaRecord
-from sync.snapshot import encode, snapshot_of
+from sync.snapshot import snapshot_of
 
 COLUMN_CODES: dict[str, ReferenceKind] = {column: kind for kind, column in CODES.items()}
 COLUMN_RELATIONS: dict[str, tuple[str, AssetKind]] = {
@@ -55,31 +53,6 @@ async def local_rows(
     }
     rows = await model.filter(id__in=list(local_ids)).values(*sorted(names))
     return {as_uuid(row["id"]): row for row in rows}
-
-
-def encoded(row: Mapping[str, Any], columns: Iterable[str]) -> dict[str, Any]:
-    return {c: encode(row.get(c)) for c in columns}
-
-
-def pushable(kind: AssetKind, directions: Directions, columns: Iterable[str]) -> frozenset[str]:
-    """The columns of ``kind`` whose local changes go to the PSA."""
-    return frozenset(c for c in columns if pushes(directions, kind, c))
-
-
-def diff(
-    kind: AssetKind,
-    local: Mapping[str, Any],
-    base: Mapping[str, Any],
-    columns: frozenset[str],
-    blocked: frozenset[str] = frozenset(),
-) -> set[str]:
-    """Which of the pushable ``columns`` differ locally from the base (what the PSA last
-    had), fields parked in a conflict aside."""
-    changed = {c for c in columns - blocked if encode(local.get(c)) != base.get(c)}
-    for group in TOGETHER.get(kind, ()):
-        if changed & group:
-            changed |= group & columns
-    return changed
 
 
 @dataclass
