@@ -2,8 +2,9 @@
 
 ``resolve`` settles an open conflict: LOCAL keeps our value and pushes it, PSA takes the
 PSA's, VALUE sets a third value and pushes it. The link's base for the field becomes the
-PSA's value as last seen, so the outbox's fresh diff pushes exactly what was chosen (and
-nothing when the PSA's value was chosen).
+PSA's value as last seen, so the push's merge sends exactly what was chosen (and nothing
+when the PSA's value was chosen); a PSA that changed the field again since is a new
+conflict, settled by the policy again.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ PSA outage or a crash loses nothing and the user never waits for the PSA.
 
 Which integrations hear of an edit:
 
-    linked record, a pushable field changed   → UPDATE (a fresh diff is pushed)
+    linked record, a pushable field changed   → UPDATE (merged with what the PSA holds
+                                                then, and pushed: ``sync.push``)
     record with no PSA record yet             → CREATE (match first, then create or link)
     linked record deleted, propagateDeletes   → DELETE (the PSA address travels with it)
 
