@@ -17,7 +17,7 @@ lost), pause and resume, and time passing. At the end it lets everything settle 
 - every conflict names values users wrote (no echo of psasync's own write is a conflict),
   and was settled by its field's policy;
 - every record created locally exists once in the PSA, and was not pulled back twice;
-- no write was sent twice in a row with the same body (no blind re-send).
+- no write was sent twice to a record with nothing in between (no blind re-send).
 
 Rules run in a worker thread (Hypothesis is synchronous); each one runs its coroutine on the
 test's event loop, where Tortoise's connections live.
@@ -301,7 +301,9 @@ class World:
         self.seq = itertools.count(1)
         self.values = itertools.count(1)
         self.events: list[Event] = []
-        self.api_writes: list[tuple[str, int, str]] = []  # (collection, id, body) applied
+        # Writes the PSA applied, (kind, PSA id, body), in order; a PSA user's edit as body
+        # None (after it, the same write again is a new decision, not a re-send).
+        self.api_writes: list[tuple[str, int, str | None]] = []
         self.created: list[str] = []  # names of configurations created locally
         self.paused = False
         self.race: Callable[[Request], Awaitable[None]] | None = None
@@ -386,6 +388,7 @@ class World:
         value = self.value("psa")
         before = self.psa_value(tracked)
         self.psa.edit(tracked.kind, tracked.psa_id, tracked.column, value)
+        self.api_writes.append((str(tracked.kind), tracked.psa_id, None))
         tracked.writes.append(Write("psa", value, before, next(self.seq)))
 
     async def create_configuration(self, organization: Tracked) -> None:
@@ -628,10 +631,10 @@ class World:
             assert await Configuration.filter(name=name).count() == 1, f"{name} came back twice"
 
     def _check_writes(self) -> None:
-        previous: dict[tuple[str, int], str] = {}
+        previous: dict[tuple[str, int], str | None] = {}
         for kind, psa_id, body in self.api_writes:
-            assert previous.get((kind, psa_id)) != body, (
-                f"the same write went to {kind} {psa_id} twice: {body}"
+            assert body is None or previous.get((kind, psa_id)) != body, (
+                f"the same write went to {kind} {psa_id} twice with nothing in between: {body}"
             )
             previous[(kind, psa_id)] = body
 
