@@ -120,6 +120,10 @@ class Callbacks:
         self.company_id = company_id
         self.api_member = api_member  # creator of callbacks `add`ed from Python
         self.signing_key = secrets.token_urlsafe(32)
+        # Recorded payloads carry these two 24-hex-digit ids (ConnectWise's partner and this
+        # site's product instance); fixed per site, like the real ones.
+        self.partner_id = secrets.token_hex(12)
+        self.product_instance_id = secrets.token_hex(12)
         self.retry_scale = 1.0  # multiplies RETRY_DELAYS; tests use e.g. 0.01
         self.enabled = True  # False: events are dropped, as missed callbacks
         self.base_url: str | None = None  # for store-level edits; set by every API request
@@ -260,6 +264,8 @@ class Callbacks:
             "Type": subscriber.type,
             "ID": record_id,
             "CallbackObjectRecId": subscriber.id,
+            "PartnerId": self.partner_id,
+            "ProductInstanceId": self.product_instance_id,
             "Entity": entity,
             "Metadata": {
                 # The double slash is ConnectWise's own (codebase slash + path slash).

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -34,6 +35,8 @@ PAYLOAD_KEYS = {
     "Type",
     "ID",
     "CallbackObjectRecId",
+    "PartnerId",
+    "ProductInstanceId",
     "Entity",
     "Metadata",
 }
@@ -297,6 +300,21 @@ def test_store_listeners_hear_every_write_but_not_purges(store: ConnectWiseStore
 
 
 # --------------------------------------------------------------------------- deliveries
+
+
+async def test_payloads_carry_the_sites_partner_and_product_instance_ids(site: Site) -> None:
+    await site.register("company")
+    company_id = first_id(site.store, "companies")
+    for name in ("First", "Second"):
+        patch = [{"op": "replace", "path": "name", "value": name}]
+        assert (await site.api.patch(f"company/companies/{company_id}", json=patch)).is_success
+
+    first, second = await site.drained()
+    for key in ("PartnerId", "ProductInstanceId"):
+        # Recorded payloads: 24 hex digits, the same on every message from one site.
+        assert re.fullmatch(r"[0-9a-f]{24}", first[key])
+        assert first[key] == second[key]
+    assert first["PartnerId"] != first["ProductInstanceId"]
 
 
 async def test_an_api_patch_posts_a_signed_updated_callback(site: Site) -> None:
