@@ -120,7 +120,6 @@ def create_app(
     )
     webhooks = create_webhooks_app(
         on_stored=lambda: _wake_inbox(app),
-        allow_sandbox=settings.allow_sandbox,
         vault=settings.vault,  # reads shared webhook secrets (Pulseway PSA)
     )
     app = Starlette(

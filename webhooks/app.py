@@ -50,7 +50,6 @@ _DUPLICATE: Final = b'{"status":"duplicate"}'
 def create_app(
     *,
     on_stored: Callable[[], None] | None = None,
-    allow_sandbox: bool = False,
     sources: Mapping[Provider, WebhookSource] | None = None,
     batch_size: int = 500,
     max_waiting: int = 10_000,
@@ -58,15 +57,13 @@ def create_app(
     vault: Vault | None = None,
 ) -> WebhookReceiver:
     """The receiver. ``on_stored`` is called (in the event loop) after each commit that
-    stored new deliveries, to wake the inbox processor; ``allow_sandbox`` lets sandbox
-    integrations fetch keys over plain http on loopback; ``sources`` replaces the registry's
+    stored new deliveries, to wake the inbox processor; ``sources`` replaces the registry's
     (tests); ``vault`` decrypts the shared webhook secret of PSAs that sign with one (without
     it, their deliveries are refused)."""
     opened = open_sources() if sources is None else dict(sources)
     return WebhookReceiver(
         sources=opened,
         targets=Targets(
-            allow_sandbox=allow_sandbox,
             vault=vault,
             signed_with_secret=signed_with_secret(opened),
             ttl=integration_ttl,

@@ -34,14 +34,12 @@ class Targets:
     def __init__(
         self,
         *,
-        allow_sandbox: bool,
         vault: Vault | None = None,
         signed_with_secret: Collection[Provider] = (),
         ttl: float = 5.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.allow_sandbox = allow_sandbox
         self._vault = vault
         self._signed_with_secret = frozenset(signed_with_secret)
         self.ttl = ttl
@@ -84,8 +82,10 @@ class Targets:
             integration_id=str(integration_id),
             provider=provider,
             site_url=str(site_url),
-            # A sandbox may use plain http on loopback only where the service allows them.
-            sandbox=bool(sandbox) and self.allow_sandbox,
+            # The stored flag is the trust: only the operator (CLI, demo) or, where
+            # PSASYNC_ALLOW_SANDBOX allows it, an API client can have set it, and it only ever
+            # lets a key come over plain http from loopback.
+            sandbox=bool(sandbox),
             secret=secret,
         )
 
