@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import hmac
 import json
 import re
 import uuid
@@ -42,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from simulators.bodies import same_secret
 from simulators.connectwise.callbacks import Callbacks
 from simulators.connectwise.errors import ApiError, EndpointNotFound, Unauthorized
 from simulators.connectwise.faults import Faults, Traffic
@@ -204,20 +203,25 @@ class ConnectWiseSimulator:
         return _respond(reply, version)
 
     def _authenticate(self, header: str) -> str:
-        """The API member behind ``Basic base64(companyId+publicKey:privateKey)``."""
+        """The API member behind ``Basic base64(companyId+publicKey:privateKey)``.
+
+        Anything else (another scheme, text outside base64's alphabet, bytes that are not
+        UTF-8, no colon) is the same 401 as a wrong key: the header is attacker input.
+        """
         scheme, _, encoded = header.partition(" ")
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII header text
             decoded = ""
-        user, _, private_key = decoded.partition(":")
+        user, colon, private_key = decoded.partition(":")
         company_id, _, public_key = user.partition("+")
         expected = self.credentials
         if not (
             scheme.lower() == "basic"
+            and colon
             and company_id.lower() == expected.company_id.lower()
-            and hmac.compare_digest(public_key, expected.public_key)
-            and hmac.compare_digest(private_key, expected.private_key)
+            and same_secret(public_key, expected.public_key)
+            and same_secret(private_key, expected.private_key)
         ):
             raise Unauthorized("The API credentials are missing or not valid for this company.")
         return expected.member

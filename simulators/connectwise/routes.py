@@ -7,12 +7,12 @@ store is in memory, and a 1000-row page renders in milliseconds.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
+from simulators.bodies import load_json
 from simulators.connectwise.errors import BadRequest, EndpointNotFound
 from simulators.connectwise.paging import forward_link, navigable_links, page_request
 from simulators.connectwise.query import Projection, build_query, parse_fields
@@ -43,9 +43,9 @@ class Reply:
 
 def parse_body(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
-    except ValueError:
-        raise BadRequest("The request body is not valid JSON.") from None
+        return load_json(raw)
+    except ValueError as error:
+        raise BadRequest(f"The request body is not valid JSON: {error}.") from None
 
 
 class ResourceHandlers:

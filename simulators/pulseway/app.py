@@ -20,7 +20,6 @@ the same envelope.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulators.bodies import load_json, same_secret
 from simulators.pulseway import fields as F
 from simulators.pulseway import reference as ref
 from simulators.pulseway import render
@@ -85,9 +85,9 @@ class Call:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body or b"null")
-        except ValueError:
-            raise invalid("body", "is not valid JSON") from None
+            return load_json(self.body or b"null")
+        except ValueError as error:
+            raise invalid("body", f"is not valid JSON ({error})") from None
 
 
 Handler = Callable[[Call], dict[str, Any]]
@@ -310,7 +310,7 @@ class PulsewaySimulator:
         if not (
             form["tenant"].lower() == expected.tenant.lower()
             and form["username"].lower() == expected.username.lower()
-            and hmac.compare_digest(form["password"], expected.password)
+            and same_secret(form["password"], expected.password)
         ):
             raise ApiError(401, "Invalid user name, password or tenant.")
         return self._issue(expected.user_id)
@@ -321,7 +321,7 @@ class PulsewaySimulator:
         if not access:
             raise invalid("accessToken")
         token = self._tokens.get(access)
-        if token is None or not hmac.compare_digest(token.refresh_token, refresh):
+        if token is None or not same_secret(token.refresh_token, refresh):
             raise ApiError(401, "Invalid access token or refresh token.")
         if self.store.clock.now() >= token.refresh_expires:
             raise ApiError(401, "The refresh token has expired.")

@@ -88,6 +88,8 @@ def parse_form(content_type: str, raw: bytes) -> dict[str, str]:
             name = part.get_param("name", header="content-disposition")
             payload = part.get_payload(decode=True)
             if isinstance(name, str) and isinstance(payload, bytes):
-                fields[name.lower()] = payload.decode()
+                # Bytes that are not UTF-8 become U+FFFD, as ASP.NET's form reader does.
+                fields[name.lower()] = payload.decode("utf-8", "replace")
         return fields
-    return {k.lower(): v for k, v in parse_qsl(raw.decode(), keep_blank_values=True)}
+    text = raw.decode("utf-8", "replace")
+    return {k.lower(): v for k, v in parse_qsl(text, keep_blank_values=True)}
