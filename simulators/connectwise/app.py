@@ -11,6 +11,8 @@ Layout of the URL space::
     GET|POST /__simulator/callbacks              callback delivery settings, counters, recent
                                                  deliveries (no auth)
 
+A doubled or trailing slash is served as the path without it (`TolerantPaths`), as ConnectWise does.
+
 Every API request passes one gate (`_serve`): count it and record its `clientId`, apply injected
 latency and faults, check the codebase and Basic credentials, call the `before_write` hooks for a
 write (`simulators/races.py`: a test edits the store there to race the client), then hand a `Call`
@@ -116,7 +118,7 @@ class ConnectWiseSimulator:
                 ),
                 Mount("/{codebase}/apis/3.0", routes=self._api_routes()),
             ],
-            middleware=[Middleware(CollapseSlashes)],
+            middleware=[Middleware(TolerantPaths)],
             exception_handlers={404: _endpoint_not_found, 405: _endpoint_not_found},
             lifespan=self._lifespan,
         )
@@ -350,13 +352,23 @@ def _respond(reply: Reply, version: str) -> Response:
     return Response(content, reply.status, headers, media_type=media_type)
 
 
-class CollapseSlashes:
-    """Treat ``v2025_1//apis/3.0`` like ``v2025_1/apis/3.0``: ConnectWise's own hrefs have it."""
+class TolerantPaths:
+    """Paths as ConnectWise tolerates them: ``v2025_1//apis/3.0`` (its own hrefs have it) and a
+    trailing slash (django-connectwise requests ``company/configurations/``).
+
+    The path is rewritten in place rather than redirected: a redirect would drop a POST body.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "//" in scope["path"]:
-            scope = {**scope, "path": re.sub("/{2,}", "/", scope["path"])}
+        if scope["type"] == "http":
+            path = scope["path"]
+            if "//" in path:
+                path = re.sub("/{2,}", "/", path)
+            if len(path) > 1 and path.endswith("/"):
+                path = path[:-1]
+            if path != scope["path"]:
+                scope = {**scope, "path": path}
         await self.app(scope, receive, send)
