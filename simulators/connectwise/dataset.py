@@ -121,8 +121,7 @@ class _Generator:
         until = spec.updated_until
         # Building stamps from shared pieces is much cheaper than formatting datetimes.
         self.days = [
-            (until - timedelta(days=d)).strftime("%Y-%m-%dT")
-            for d in range(1, spec.history_days + 366)
+            _day(until - timedelta(days=d)) + "T" for d in range(1, spec.history_days + 366)
         ]
         self.entered = [day + "09:00:00Z" for day in self.days]  # shared strings
         self.minutes = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
@@ -187,7 +186,7 @@ class _Generator:
         text = self.dates.get(days_from_anchor)
         if text is None:
             moment = self.spec.updated_until + timedelta(days=days_from_anchor)
-            text = self.dates[days_from_anchor] = moment.strftime("%Y-%m-%dT00:00:00Z")
+            text = self.dates[days_from_anchor] = _day(moment) + "T00:00:00Z"
         return text
 
     def address(self, city: tuple[str, str, str, str, int]) -> dict[str, Any]:
@@ -400,3 +399,8 @@ class _Generator:
         if roll < 0.8 and company.contact_refs:
             return self.pick(company.contact_refs)
         return None
+
+
+def _day(moment: datetime) -> str:
+    # Not strftime("%Y-%m-%d"): glibc writes year 999 as "999", which is not ISO 8601.
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"

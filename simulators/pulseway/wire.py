@@ -23,15 +23,27 @@ def camel(name: str) -> str:
 
 
 def stamp(moment: datetime) -> str:
-    """A timestamp on the wire: UTC, second precision, ``Z`` (an assumption; see README)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A timestamp on the wire: UTC, second precision, ``Z`` (an assumption; see README).
+
+    Years are always four digits (``0999-01-01T00:00:00Z``): glibc's ``strftime('%Y')`` would
+    write ``999``, which is not ISO 8601.
+    """
+    m = moment.astimezone(UTC)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO date or date-time from a filter or a body; no zone means UTC."""
+    """An ISO date or date-time from a filter or a body; no zone means UTC.
+
+    Raises ValueError when `text` is no date-time, or its UTC equivalent is outside years
+    1-9999.
+    """
     value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 class ApiError(Exception):
