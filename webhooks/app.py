@@ -5,12 +5,20 @@ the ConnectWise signing-key fetch inside ``verify``, cached):
 
     a. size: 413 when Content-Length or the streamed body exceeds 256 KiB (read incrementally)
     b. JSON content type (parameters allowed): 415 otherwise
-    c. a known integration of that provider: 404 otherwise (also for a malformed id)
-    d. ``source.verify`` over the raw body: 401 for a bad signature, counted on the
+    c. ``source.read``: 400 unless the body is UTF-8 JSON object within bounds (nesting depth,
+       number of members: ``webhooks.source``), before anything looks inside it — the
+       ConnectWise key URL included
+    d. a known integration of that provider: 404 otherwise (also for a malformed id)
+    e. ``source.verify`` over the raw body: 401 for a bad signature, counted on the
        integration (one atomic UPDATE), nothing stored
-    e. ``source.parse``: 400 when the body is not a notification
-    f. the delivery stored PENDING by the inbox's group commit (``webhooks.inbox``), then 200
-       ``{"status": "stored"}`` — or ``{"status": "duplicate"}`` for a notice already stored
+    f. ``source.parse``: 400 when the body is not a notification, or holds a field the
+       database could not store (an id outside BIGINT, a NUL, a lone surrogate)
+    g. the delivery stored PENDING by the inbox's group commit (``webhooks.inbox``), then 200
+       ``{"status": "stored"}`` — or ``{"status": "duplicate"}`` for a notice already stored;
+       400 for a row the database refuses anyway (only that one: the others are stored)
+
+A bad body is never a 5xx: an unexpected error while reading or parsing one is logged and
+answered 400 (401 while verifying: the delivery is unverified).
 
 Errors are JSON ``{"error": "…"}``. It is a plain ASGI app (no per-request framework objects:
 throughput matters, see ``bench/webhook_receiver.py``); ``api/app.py`` mounts it at ``/webhooks``
@@ -34,7 +42,7 @@ from models import Integration, Provider
 from models.vault import Vault
 from webhooks.inbox import Delivery, Inbox, InboxError, IntegrationGone
 from webhooks.registry import PATHS, open_sources, signed_with_secret
-from webhooks.source import BadSignature, Rejected, WebhookSource
+from webhooks.source import BadSignature, Rejected, WebhookSource, decode
 from webhooks.targets import Targets
 
 __all__ = ["MAX_BODY", "WebhookReceiver", "create_app"]
@@ -147,7 +155,17 @@ class WebhookReceiver:
         if raw is None:
             return 0, b""
 
-        # c. a known integration of that provider
+        # c. the body, within bounds, before anything looks inside it
+        try:
+            text = decode(raw)
+            message = source.read(text)
+        except Rejected as refused:
+            return _error(refused.status, refused.message)
+        except Exception:
+            log.exception("webhook: reading a %s body failed", provider.value)
+            return _error(400, "The body could not be read as a notification.")
+
+        # d. a known integration of that provider
         try:
             integration_id = uuid.UUID(parts[1])
         except ValueError:
@@ -160,22 +178,28 @@ class WebhookReceiver:
         if target is None:
             return _no_integration()
 
-        # d. the signature, e. the notice
+        # e. the signature
         try:
-            await source.verify(target, headers, raw)
-            notice = source.parse(raw)
-        except BadSignature as refused:
-            log.info("webhook refused for integration %s: %s", integration_id, refused.message)
-            await _count_rejection(integration_id)
-            return _error(refused.status, refused.message)
+            await source.verify(target, headers, raw, message)
         except Rejected as refused:
-            log.debug("webhook refused for integration %s: %s", integration_id, refused.message)
-            return _error(refused.status, refused.message)
+            return await _refused(integration_id, refused)
+        except Exception:
+            log.exception("webhook: verifying for integration %s failed", integration_id)
+            unchecked = BadSignature("The signature could not be checked: refused unverified.")
+            return await _refused(integration_id, unchecked)
 
-        # f. stored (group commit), then answered
-        delivery = Delivery(integration_id, notice, raw.decode("utf-8", "replace"))
+        # f. the notice
         try:
-            new = await self.inbox.put(delivery)
+            notice = source.parse(raw, message)
+        except Rejected as refused:
+            return await _refused(integration_id, refused)
+        except Exception:
+            log.exception("webhook: parsing for integration %s failed", integration_id)
+            return _error(400, "The body could not be read as a notification.")
+
+        # g. stored (group commit), then answered
+        try:
+            new = await self.inbox.put(Delivery(integration_id, notice, text))
         except IntegrationGone:
             return _no_integration()
         except InboxError as failed:
@@ -212,6 +236,16 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _refused(integration_id: uuid.UUID, refused: Rejected) -> tuple[int, bytes]:
+    """The answer for a refused delivery; a bad signature is counted on the integration."""
+    if isinstance(refused, BadSignature):
+        log.info("webhook refused for integration %s: %s", integration_id, refused.message)
+        await _count_rejection(integration_id)
+    else:
+        log.debug("webhook refused for integration %s: %s", integration_id, refused.message)
+    return _error(refused.status, refused.message)
 
 
 async def _count_rejection(integration_id: uuid.UUID) -> None:

@@ -8,8 +8,15 @@ a duplicate (same dedupe key for the integration, in the table or in the batch) 
 and answered as a duplicate. While one batch is being written the next one gathers, so the
 database sees a few large statements instead of one transaction per request.
 
+The sources refuse what the database could not store (``webhooks.source``). Should a batch
+fail anyway, its rows are written again one by one, so a bad row costs only its own request:
+a row the database refuses for its values (a data error, by class) is answered 400, the others
+are stored and answered as usual. An error that is not the row's (the database is down, the
+disk is full) answers the row 503.
+
     InboxError            the request's answer is ``status``
-      InboxUnavailable    503: the write failed (nothing of the batch stored), or shutting down
+      InboxUnavailable    503: the write failed (the row not stored), or shutting down
+      RowRefused          400: the database refuses this row's values (only this row)
       InboxBusy           429: too many rows waiting (ConnectWise retries a 429)
       IntegrationGone     404: the integration was deleted meanwhile (foreign key)
 
@@ -21,12 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import asyncpg  # type: ignore[import-untyped]
 from tortoise.exceptions import IntegrityError
 
 from models import DeliveryStatus, Integration, WebhookDelivery
@@ -39,6 +48,7 @@ __all__ = [
     "InboxError",
     "InboxUnavailable",
     "IntegrationGone",
+    "RowRefused",
 ]
 
 log = logging.getLogger("psasync.webhooks")
@@ -84,6 +94,24 @@ class IntegrationGone(InboxError):
     status = 404
 
 
+class RowRefused(InboxError):
+    status = 400
+
+
+# Errors that say a row's values cannot be stored (not that the database cannot store): a
+# driver refusing a parameter (an integer outside 64 bits, unencodable text) or PostgreSQL's
+# data exceptions (SQLSTATE class 22, e.g. a NUL in text). Decided by class, never by message.
+_ROW_FAULTS: Final = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    UnicodeError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    asyncpg.DataError,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What the receiver hands the inbox: a verified notice and its raw body."""
@@ -125,6 +153,7 @@ class Inbox:
         # Counters for tests and benchmarks.
         self.batches = 0
         self.stored = 0
+        self.split = 0  # failed batches written again one row at a time
 
     async def put(self, delivery: Delivery) -> bool:
         """Store ``delivery``; True once committed as new, False for a duplicate.
@@ -218,9 +247,50 @@ class Inbox:
             self._fail(batch, InboxUnavailable("The service is shutting down."))
             raise
         except Exception:
-            log.exception("webhook inbox: storing %d notifications failed", len(batch))
-            self._fail(batch, InboxUnavailable("The notification could not be stored; try again."))
+            log.warning(
+                "webhook inbox: storing %d notifications together failed; one by one",
+                len(batch),
+                exc_info=True,
+            )
+            await self._one_by_one(batch)
             return
+        self._answer(batch, inserted)
+
+    async def _one_by_one(self, batch: list[_Waiting]) -> None:
+        """Each row of a failed batch in its own statement: the innocent are stored, a row
+        the database refuses for its values hears 400, any other failure 503."""
+        self.split += 1
+        for waiting in batch:
+            delivery = waiting[0]
+            try:
+                inserted = await self._insert([delivery])
+            except asyncio.CancelledError:
+                self._fail(batch, InboxUnavailable("The service is shutting down."))
+                raise
+            except IntegrityError:
+                if self._on_gone is not None:
+                    self._on_gone(delivery.integration_id)
+                self._fail([waiting], IntegrationGone("No such integration (it was deleted)."))
+            except Exception as exc:
+                if _row_fault(exc):
+                    log.warning(
+                        "webhook inbox: integration %s's notification %r refused by the "
+                        "database: %s",
+                        delivery.integration_id,
+                        delivery.notice.dedupe_key,
+                        exc,
+                    )
+                    error: InboxError = RowRefused(
+                        "The notification holds a value that cannot be stored."
+                    )
+                else:
+                    log.exception("webhook inbox: storing a notification failed")
+                    error = InboxUnavailable("The notification could not be stored; try again.")
+                self._fail([waiting], error)
+            else:
+                self._answer([waiting], inserted)
+
+    def _answer(self, batch: list[_Waiting], inserted: set[tuple[str, str]]) -> None:
         self.batches += 1
         new_rows = len(inserted)
         self.stored += new_rows
@@ -308,3 +378,16 @@ class Inbox:
         for _delivery, future in waiting:
             if not future.done():
                 future.set_exception(error)
+
+
+def _row_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps: Tortoise re-raises driver errors) is about a row's
+    values rather than the database."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, _ROW_FAULTS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -62,52 +62,133 @@ class Notice:
 class WebhookSource(Protocol):
     provider: Provider
 
-    async def verify(self, target: WebhookTarget, headers: Mapping[str, str], body: bytes) -> None:
-        """Raise ``BadSignature`` unless the body is signed by the PSA (constant-time compare
-        over the raw bytes). May raise ``BadPayload`` when the body is too broken to tell."""
+    def read(self, text: str) -> dict[str, Any]:
+        """The decoded body as this PSA's JSON object, read within bounds (``json_object``);
+        ``BadPayload`` when it is not one. The receiver calls it before anything else."""
         ...
 
-    def parse(self, body: bytes) -> Notice:
-        """The notice in a verified body; ``BadPayload`` when it is not one."""
+    async def verify(
+        self,
+        target: WebhookTarget,
+        headers: Mapping[str, str],
+        body: bytes,
+        message: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Raise ``BadSignature`` unless the body is signed by the PSA (constant-time compare
+        over the raw bytes). ``message`` is ``read``'s answer (read here when None). May raise
+        ``BadPayload`` when the body is too broken to tell."""
+        ...
+
+    def parse(self, body: bytes, message: Mapping[str, Any] | None = None) -> Notice:
+        """The notice in a verified body; ``BadPayload`` when it is not one (every field the
+        notice takes is checked: what the inbox stores can always be stored)."""
         ...
 
 
 # -- reading a notice's fields (shared by the sources) ---------------------------------------------
+#
+# A body is unverified input until its signature is checked, and a stored notice goes into a
+# group commit with other PSAs' notices: anything the database could refuse (an id outside
+# BIGINT, a NUL or a lone surrogate in text) is refused here, as 400, so one bad delivery
+# cannot fail the others' INSERT.
 
 DEDUPE_MAX: Final = 128  # WebhookDelivery.dedupe_key
 MEMBER_MAX: Final = 254  # WebhookDelivery.member
+MAX_ID: Final = 2**63 - 1  # WebhookDelivery.psa_id is a signed 64-bit BIGINT
+MAX_DEPTH: Final = 32  # a notification is 2 levels deep, its ConnectWise Entity about 4
+MAX_MEMBERS: Final = 10_000  # object members and array items in one document
 
 
-def json_object(body: bytes, what: str) -> dict[str, Any]:
-    """The body as a JSON object; ``BadPayload`` naming ``what`` it should have been."""
-    try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadPayload("The body is not valid JSON.") from exc
+def json_object(text: str, what: str) -> dict[str, Any]:
+    """``text`` as a JSON object, read within bounds (``read_json``); ``BadPayload`` naming
+    ``what`` it should have been."""
+    message = read_json(text)
     if not isinstance(message, dict):
         raise BadPayload(f"Not a {what}: the body is not a JSON object.")
     return message
 
 
-def dedupe_key(message_id: object, body: bytes) -> str:
+def read_json(text: str) -> Any:
+    """JSON no deeper than ``MAX_DEPTH`` with at most ``MAX_MEMBERS`` members in all;
+    ``BadPayload`` otherwise (never a RecursionError: 100,000 ``[`` are a bad body, not a
+    crash)."""
+    if text[:1] == "\ufeff":  # a UTF-8 byte order mark, as json.loads(bytes) allowed
+        text = text[1:]
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise BadPayload(f"The JSON is nested deeper than {MAX_DEPTH} levels.") from None
+    except ValueError:
+        raise BadPayload("The body is not valid JSON.") from None
+    members = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadPayload(f"The JSON is nested deeper than {MAX_DEPTH} levels.")
+        items = node.values() if isinstance(node, dict) else node
+        members += len(items)
+        if members > MAX_MEMBERS:
+            raise BadPayload(f"The JSON has more than {MAX_MEMBERS} members.")
+        stack.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
+    return value
+
+
+def decode(body: bytes) -> str:
+    """The body as text: strict UTF-8, so what is stored is the text that was signed (no
+    replacement characters, no NULs from a UTF-16 body); ``BadPayload`` otherwise."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPayload("The body is not UTF-8 JSON.") from None
+
+
+def storable_text(value: str, name: str, what: str) -> str:
+    """``value`` when the database can store it as text: no NUL, no lone surrogate."""
+    if "\x00" in value:
+        raise BadPayload(f"Not a {what}: {name} contains a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadPayload(f"Not a {what}: {name} is not valid Unicode.") from None
+    return value
+
+
+def record_id(value: object, name: str, what: str) -> int:
+    """A PSA record id: a JSON integer, or a string of ASCII digits, from 1 to 2^63 - 1."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        digits = value.strip()
+        # isdigit alone takes "²" and "٣", which int() refuses or reads: ASCII only.
+        if 0 < len(digits) <= 19 and digits.isascii() and digits.isdigit():
+            number = int(digits)
+    if number is None or not 1 <= number <= MAX_ID:
+        raise BadPayload(f"Not a {what}: {name} must be an integer from 1 to 2^63 - 1.")
+    return number
+
+
+def dedupe_key(message_id: object, body: bytes, what: str = "notification") -> str:
     """The PSA's message id (hashed when too long for the column), or the body's SHA-256
     when it sends none: a redelivery is then stored once."""
     if isinstance(message_id, int | str) and not isinstance(message_id, bool):
-        text = str(message_id).strip()
-        if text:
-            if len(text) <= DEDUPE_MAX:
-                return text
-            return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        key = storable_text(str(message_id), "the message id", what).strip()
+        if key:
+            if len(key) <= DEDUPE_MAX:
+                return key
+            return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     return hashlib.sha256(body).hexdigest()
 
 
-def member(value: object) -> str | None:
-    """The PSA user a notice names (an id or a name), as text; None when absent."""
+def member(value: object, what: str = "notification") -> str | None:
+    """The PSA user a notice names (an id or a name), as text; None when absent or not an id
+    or a name (it is only a hint), ``BadPayload`` when it is text that cannot be stored."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | str):
-        text = str(value).strip()
-        return text[:MEMBER_MAX] or None
+        name = storable_text(str(value), "the member", what).strip()
+        return name[:MEMBER_MAX] or None
     return None
 
 
@@ -125,8 +206,11 @@ def epoch_seconds(value: object) -> int | None:
         text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(when.timestamp())
+    try:
+        return int(when.timestamp())
+    except (ValueError, OverflowError):
+        return None

@@ -37,10 +37,13 @@ from webhooks.source import (
     BadSignature,
     Notice,
     WebhookTarget,
+    decode,
     dedupe_key,
     epoch_seconds,
     json_object,
     member,
+    read_json,
+    record_id,
 )
 
 from .client import _CLOUD_API_HOSTS
@@ -50,6 +53,7 @@ __all__ = ["ConnectWiseCallbacks", "KeyUnavailable", "allowed_key_url", "expecte
 log = logging.getLogger("psasync.webhooks.connectwise")
 
 SIGNATURE_HEADER: Final = "x-content-signature"
+_WHAT: Final = "ConnectWise callback"
 ACTIONS: Final = frozenset({"added", "updated", "deleted"})
 # ConnectWise callback types psasync syncs; every other type is stored and later ignored.
 KINDS: Final[Mapping[str, AssetKind]] = {
@@ -136,13 +140,23 @@ class ConnectWiseCallbacks:
         self._keys: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._failures: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._fetching: dict[str, asyncio.Task[bytes]] = {}
-        self._last: tuple[bytes, dict[str, Any]] | None = None
         self._verdicts: OrderedDict[tuple[str, str, bool], tuple[bool, str]] = OrderedDict()
         self.fetches = 0  # key fetches started (tests and benchmarks)
 
-    async def verify(self, target: WebhookTarget, headers: Mapping[str, str], body: bytes) -> None:
+    def read(self, text: str) -> dict[str, Any]:
+        """The callback's JSON object, read within bounds."""
+        return json_object(text, _WHAT)
+
+    async def verify(
+        self,
+        target: WebhookTarget,
+        headers: Mapping[str, str],
+        body: bytes,
+        message: Mapping[str, Any] | None = None,
+    ) -> None:
         """Raise ``BadSignature`` unless ``body`` carries ConnectWise's signature for it."""
-        message = self._message(body)
+        if message is None:
+            message = self.read(decode(body))
         signature = headers.get(SIGNATURE_HEADER)
         if not signature or not signature.strip():
             raise BadSignature(f"The {SIGNATURE_HEADER} header is missing.")
@@ -165,9 +179,10 @@ class ConnectWiseCallbacks:
             f"The {SIGNATURE_HEADER} header does not match the body signed with the callback key."
         )
 
-    def parse(self, body: bytes) -> Notice:
+    def parse(self, body: bytes, message: Mapping[str, Any] | None = None) -> Notice:
         """The notice in a callback body; ``BadPayload`` when the body is not a callback."""
-        message = self._message(body)
+        if message is None:
+            message = self.read(decode(body))
         action = message.get("Action")
         kind_name = message.get("Type")
         if not isinstance(action, str) or action.lower() not in ACTIONS:
@@ -177,11 +192,11 @@ class ConnectWiseCallbacks:
         if not isinstance(kind_name, str) or not kind_name:
             raise BadPayload("Not a ConnectWise callback: Type is missing.")
         return Notice(
-            dedupe_key=dedupe_key(message.get("MessageId"), body),
+            dedupe_key=dedupe_key(message.get("MessageId"), body, _WHAT),
             action=action.lower(),
             kind=KINDS.get(kind_name.lower()),
-            psa_id=_record_id(message.get("ID")),
-            member=member(message.get("MemberId")),
+            psa_id=record_id(message.get("ID"), "ID", _WHAT),
+            member=member(message.get("MemberId"), _WHAT),
             stamp=_stamp(message.get("Entity")),
         )
 
@@ -193,17 +208,6 @@ class ConnectWiseCallbacks:
         if self._own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
-
-    def _message(self, body: bytes) -> dict[str, Any]:
-        # The receiver calls verify, then parse, with the same bytes object: decode it once.
-        # (Identity, not equality: bytes are immutable, and another request in between only
-        # costs a second decode.)
-        last = self._last
-        if last is not None and last[0] is body:
-            return last[1]
-        message = json_object(body, "ConnectWise callback")
-        self._last = (body, message)
-        return message
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -338,7 +342,7 @@ def _signing_key(data: bytes) -> str | None:
         value: Any = json.loads(data)
         if isinstance(value, str):
             value = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     key = value.get("signing_key") if isinstance(value, dict) else None
     return key if isinstance(key, str) and key else None
@@ -351,20 +355,12 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost" or host.endswith(".localhost")
 
 
-def _record_id(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise BadPayload("Not a ConnectWise callback: ID must be an integer.")
-
-
 def _stamp(entity: object) -> int | None:
     """``_info.lastUpdated`` of the entity, as epoch seconds; None when it cannot be read."""
     if isinstance(entity, str):
         try:
-            entity = json.loads(entity)
-        except ValueError:
+            entity = read_json(entity)  # bounded: it is as unverified as the body
+        except BadPayload:
             return None
     if not isinstance(entity, dict):
         return None

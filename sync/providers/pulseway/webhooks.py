@@ -33,15 +33,18 @@ from webhooks.source import (
     BadSignature,
     Notice,
     WebhookTarget,
+    decode,
     dedupe_key,
     epoch_seconds,
     json_object,
     member,
+    record_id,
 )
 
 __all__ = ["KINDS", "SIGNATURE_HEADER", "PulsewayWebhooks", "signature"]
 
 SIGNATURE_HEADER: Final = "x-signature"
+_WHAT: Final = "Pulseway PSA webhook"
 _PREFIX: Final = "sha256="
 # Pulseway entity types psasync syncs (lower-cased); every other type is stored and ignored.
 KINDS: Final[Mapping[str, AssetKind]] = {
@@ -70,7 +73,21 @@ class PulsewayWebhooks:
     # The receiver fills ``WebhookTarget.secret`` from the integration's credentials.
     signs_with_secret = True
 
-    async def verify(self, target: WebhookTarget, headers: Mapping[str, str], body: bytes) -> None:
+    def read(self, text: str) -> dict[str, Any]:
+        """The delivery's JSON object within bounds, keys lower-cased (the first spelling of
+        each wins: entityId, EntityId, entityID)."""
+        folded: dict[str, Any] = {}
+        for key, value in json_object(text, _WHAT).items():
+            folded.setdefault(key.lower(), value)
+        return folded
+
+    async def verify(
+        self,
+        target: WebhookTarget,
+        headers: Mapping[str, str],
+        body: bytes,
+        message: Mapping[str, Any] | None = None,
+    ) -> None:
         """Raise ``BadSignature`` unless ``X-Signature`` is the body's HMAC with the secret."""
         if not target.secret:
             raise BadSignature(
@@ -93,9 +110,10 @@ class PulsewayWebhooks:
                 "integration's webhook secret."
             )
 
-    def parse(self, body: bytes) -> Notice:
+    def parse(self, body: bytes, message: Mapping[str, Any] | None = None) -> Notice:
         """The notice in a delivery body; ``BadPayload`` when the body is not one."""
-        message = _json_object(body)
+        if message is None:
+            message = self.read(decode(body))
         event = message.get("eventtype")
         entity = message.get("entitytype")
         if not isinstance(event, str) or not event.strip():
@@ -108,11 +126,11 @@ class PulsewayWebhooks:
         if not isinstance(entity, str) or not entity.strip():
             raise BadPayload("Not a Pulseway PSA webhook: entityType is missing.")
         return Notice(
-            dedupe_key=dedupe_key(message.get("id"), body),
+            dedupe_key=dedupe_key(message.get("id"), body, _WHAT),
             action=action,
             kind=KINDS.get(entity.strip().lower()),
-            psa_id=_record_id(message.get("entityid")),
-            member=member(message.get("modifiedbyid")),
+            psa_id=record_id(message.get("entityid"), "entityId", _WHAT),
+            member=member(message.get("modifiedbyid"), _WHAT),
             stamp=epoch_seconds(message.get("timestamp")),
         )
 
@@ -138,25 +156,8 @@ def _sent_digest(header: str) -> bytes | None:
     return None
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    message = json_object(body, "Pulseway PSA webhook")
-    # Keys in any case (entityId, EntityId, entityID): the first spelling of each wins.
-    folded: dict[str, Any] = {}
-    for key, value in message.items():
-        folded.setdefault(key.lower(), value)
-    return folded
-
-
 def _action(event: str) -> str | None:
     for suffix, action in _ACTIONS:
         if event.endswith(suffix):
             return action
     return None
-
-
-def _record_id(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value.strip()) > 0:
-        return int(value.strip())
-    raise BadPayload("Not a Pulseway PSA webhook: entityId must be a positive integer.")
