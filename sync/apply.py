@@ -19,6 +19,7 @@ user made between the push's read and its write lands locally in the same transa
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -49,6 +50,7 @@ from models import (
     match_keys,
 )
 from models.bulk import insert_rows, lock_rows, update_instances
+from models.text import column_limits, first_unstorable
 from sync import history, outbox
 from sync.columns import CODES, RELATIONS, as_uuid, content_hash, stamps
 from sync.connections import field_map
@@ -259,7 +261,16 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
 
     related = await page.related(changed) if changed and page.related else {}
     pending: list[tuple[PsaRecord, dict[str, Any], dict[str, Any]]] = []
+    limits = _limits(model)
     for record in changed:
+        bad = first_unstorable(record.values, limits)
+        if bad is not None:
+            # Skipped as it is, never stored altered: its link (if any) keeps the last
+            # version stored, and the record is taken once the PSA holds a storable value.
+            plan.counts["failed"] += 1
+            plan.issues.extend(_unstorable(ctx, page.kind, record, *bad))
+            ctx.note(record.psa_id, f"not stored: its {bad[0]} {bad[1]}")
+            continue
         values = _local_values(ctx, page, related, record)
         pending.append((record, values, snapshot_of(values, record.refs)))
 
@@ -334,6 +345,10 @@ async def apply(ctx: RunContext, page: Page) -> Counter[str]:
     else:
         await _write(ctx, model, plan, page, now)
     return plan.counts
+
+
+# The text columns' lengths, once per model: the check runs for every changed record.
+_limits = functools.cache(column_limits)
 
 
 def _unchanged(link: LinkRow | None, record: PsaRecord, settings_version: int) -> bool:
@@ -704,6 +719,39 @@ def _primary_email(values: dict[str, Any]) -> str | None:
     return str(chosen["value"]).lower() if chosen and chosen.get("value") else None
 
 
+def _label(record: PsaRecord) -> str:
+    """How a record is named in an issue: repr-quoted (a NUL or a lone surrogate in it is
+    escaped, so the message itself can be stored) and cut short."""
+    values = record.values
+    label = values.get("name") or " ".join(
+        str(v) for v in (values.get("first_name"), values.get("last_name")) if v
+    )
+    text = repr(str(label))
+    return text if len(text) <= 80 else text[:77] + "...'"
+
+
+def _unstorable(
+    ctx: RunContext, kind: AssetKind, record: PsaRecord, path: str, reason: str
+) -> list[SyncRunIssue]:
+    """The run's issue for a record holding a value the database cannot store as it is."""
+    if ctx.run is None:
+        return []
+    return [
+        SyncRunIssue(
+            id=uuid.uuid4(),
+            run_id=ctx.run.id,
+            code="unstorable_value",
+            kind=kind,
+            psa_id=record.psa_id,
+            message=(
+                f"{kind.value} {_label(record)} (PSA id {record.psa_id}) was not synced: its "
+                f"{path} {reason}. Correct it in the PSA; the next sync takes it."
+            ),
+            detail={"field": path, "reason": reason},
+        )
+    ]
+
+
 def _ambiguous(
     ctx: RunContext, kind: AssetKind, record: PsaRecord, candidates: list[uuid.UUID]
 ) -> list[SyncRunIssue]:
@@ -712,10 +760,7 @@ def _ambiguous(
     if ctx.run is None:
         return []
     names = ", ".join(str(c) for c in candidates)
-    values = record.values
-    label = values.get("name") or " ".join(
-        str(v) for v in (values.get("first_name"), values.get("last_name")) if v
-    )
+    label = _label(record)
     return [
         SyncRunIssue(
             id=uuid.uuid4(),
@@ -724,7 +769,7 @@ def _ambiguous(
             kind=kind,
             psa_id=record.psa_id,
             message=(
-                f"{kind.value} {label!r} (PSA id {record.psa_id}) matches {len(candidates)} local "
+                f"{kind.value} {label} (PSA id {record.psa_id}) matches {len(candidates)} local "
                 f"records ({names}); "
                 "none was linked. Rename or remove the duplicates, then sync again."
             ),

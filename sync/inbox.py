@@ -62,7 +62,7 @@ MAX_DELAY = 3600.0
 LEASE = timedelta(seconds=120)
 DELIVERY_COLUMNS = ("id", "kind", "psa_id", "action", "member", "stamp", "attempts")
 # Outcomes of ``apply`` that leave a delivery IGNORED rather than PROCESSED.
-_IGNORED_PREFIXES = ("out of scope", "stale")
+_IGNORED_PREFIXES = ("out of scope", "stale", "not stored")
 
 
 @dataclass

@@ -71,6 +71,7 @@ from models import (
     SyncConflict,
 )
 from models.bulk import update_rows
+from models.text import column_limits, first_unstorable
 from sync import push_create
 from sync.apply import LinkRow, LocalSide, Pushed, apply, local_terms, our_side
 from sync.columns import as_uuid
@@ -311,12 +312,25 @@ async def _read(
         return
     found = {record.psa_id: record for record in current}
     terms = await local_terms(ctx, await page_of(ctx, kind, current, {}))
+    limits = column_limits(ASSET_MODELS[kind])
     for write in part:
         write.read = found.get(write.psa_id)
+        bad = first_unstorable(write.read.values, limits) if write.read else None
         if write.read is None:
             entries.delivered.extend(write.group.entry_ids)
             entries.orphaned.append(write.link["id"])
             entries.unmarked.append(write.link["id"])
+        elif bad is not None:
+            # Its merge could not be stored (a conflict's PSA value, the PSA's changes):
+            # the edit waits, visible, until the PSA's value is corrected.
+            message = (
+                f"The PSA's version of this record cannot be stored as it is (its {bad[0]} "
+                f"{bad[1]}); nothing was pushed. Correct it in the PSA, then retry the push."
+            )
+            for entry_id in write.group.entry_ids:
+                entries.failed[entry_id] = message
+            entries.link_errors[write.link["id"]] = message
+            write.read = None
         else:
             write.terms = terms[write.psa_id]
 

@@ -51,6 +51,7 @@ from models import (
     match_keys,
 )
 from models.bulk import insert_rows, lock_rows
+from models.text import column_limits, first_unstorable
 from sync import history
 from sync.columns import as_uuid, stamps
 from sync.concurrency import gather_all
@@ -351,6 +352,18 @@ async def _match(
                 f"{label(kind, row)} {what}; nothing was pushed. Remove the duplicates, "
                 "then save the record again."
             )
+    limits = column_limits(ASSET_MODELS[kind])
+    for row, outcome in eligible:
+        bad = first_unstorable(outcome.match.values, limits) if outcome.match else None
+        if outcome.code == "link" and outcome.match is not None and bad is not None:
+            # Linking would store its value altered or fail the write: leave it to the user.
+            outcome.code = "unstorable_match"
+            outcome.message = (
+                f"{label(kind, row)} matches {display_name} record {outcome.match.psa_id}, "
+                f"whose {bad[0]} {bad[1]}; nothing was pushed. Correct it in {display_name}, "
+                "then save the record again."
+            )
+            outcome.match = None
 
 
 # ------------------------------------------------------------------- recording outcomes

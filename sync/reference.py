@@ -7,6 +7,7 @@ the PSA renames the local value (the PSA owns these lists), unless the new name 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,13 @@ from dataclasses import dataclass, field
 from tortoise.transactions import in_transaction
 
 from models import Integration, ReferenceKind, ReferenceMapping, ReferenceValue, SyncState
+from models.text import column_limits, unstorable
 from sync.providers.base import ProviderScope, PsaReference
+
+log = logging.getLogger("psasync.sync")
+
+# A value's name, with room for the " (2)" that tells apart two values of one name.
+NAME_MAX = min(column_limits(ReferenceValue)["name"], column_limits(ReferenceMapping)["psa_name"])
 
 
 @dataclass
@@ -87,6 +94,13 @@ async def sync_reference_data(
             seen: set[int] = set()
             for ref in refs:
                 seen.add(ref.psa_id)
+                reason = unstorable(ref.name, NAME_MAX - len(" (99)"))
+                if reason is not None:  # left as it was: never stored altered
+                    log.warning(
+                        "%s: %s %d's name %s: not synced", integration.name, kind.value,
+                        ref.psa_id, reason,
+                    )  # fmt: skip
+                    continue
                 current = mappings.get((kind, ref.psa_id))
                 if current is None:
                     value = values.get((kind, ref.name.casefold()))

@@ -275,3 +275,21 @@ async def test_settled_deliveries_are_pruned_after_their_keeping_time(
 
     left = await WebhookDelivery.all().values_list("member", flat=True)
     assert sorted(left) == sorted(kept)
+
+
+async def test_a_notice_for_a_record_the_database_cannot_store_is_ignored_with_the_reason(
+    psa: Psa, connect: Connect, worker: Worker
+) -> None:
+    integration = await _synced(connect, worker)
+    link = await _organization_link(psa)
+    before = await Organization.get(id=link.local_id)
+    assert link.psa_id is not None
+    psa.store.update("companies", link.psa_id, {"name": "Nul\x00Co"})
+    bad = await _deliver(integration, AssetKind.ORGANIZATION, link.psa_id)
+
+    await worker.run_until_idle()
+
+    status, reason = await _status(bad)
+    assert status == DeliveryStatus.IGNORED
+    assert reason == "not stored: its name holds a NUL character"
+    assert (await Organization.get(id=link.local_id)).name == before.name
