@@ -41,7 +41,7 @@ from tortoise.expressions import F
 from models import Integration, Provider
 from models.vault import Vault
 from webhooks.inbox import Delivery, Inbox, InboxError, IntegrationGone
-from webhooks.registry import PATHS, open_sources, signed_with_secret
+from webhooks.registry import PATHS, open_sources, signed_with_secret, tenant_credentials
 from webhooks.source import BadSignature, Rejected, WebhookSource, decode
 from webhooks.targets import Targets
 
@@ -66,14 +66,15 @@ def create_app(
 ) -> WebhookReceiver:
     """The receiver. ``on_stored`` is called (in the event loop) after each commit that
     stored new deliveries, to wake the inbox processor; ``sources`` replaces the registry's
-    (tests); ``vault`` decrypts the shared webhook secret of PSAs that sign with one (without
-    it, their deliveries are refused)."""
+    (tests); ``vault`` decrypts the shared webhook secret of PSAs that sign with one and the
+    company ConnectWise signing keys must name (without it, their deliveries are refused)."""
     opened = open_sources() if sources is None else dict(sources)
     return WebhookReceiver(
         sources=opened,
         targets=Targets(
             vault=vault,
             signed_with_secret=signed_with_secret(opened),
+            tenant_credentials=tenant_credentials(opened),
             ttl=integration_ttl,
         ),
         batch_size=batch_size,

@@ -45,6 +45,9 @@ class WebhookTarget:
     sandbox: bool  # a loopback sandbox: plain http allowed
     # A shared webhook secret, for PSAs that sign with one (never in a repr).
     secret: str | None = field(repr=False)
+    # The integration's own company at the PSA (ConnectWise's company id), for sources that
+    # check that a signing key is this company's; None when unknown.
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

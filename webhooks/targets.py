@@ -8,7 +8,9 @@ costs one query each per ``ttl``, not one per request.
 
 For providers that sign with a shared secret (``signed_with_secret``), the target carries the
 integration's ``webhook_secret`` from its encrypted credentials, decrypted at lookup and kept
-in memory only as long as the cached target. It is never logged.
+in memory only as long as the cached target. It is never logged. For providers whose signing
+keys name a company (``tenant_credentials``: ConnectWise's ``company_id``), the target
+carries that credential as ``tenant``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from models import Integration, Provider
 from models.vault import Vault, VaultError
@@ -36,12 +39,14 @@ class Targets:
         *,
         vault: Vault | None = None,
         signed_with_secret: Collection[Provider] = (),
+        tenant_credentials: Mapping[Provider, str] | None = None,
         ttl: float = 5.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._vault = vault
         self._signed_with_secret = frozenset(signed_with_secret)
+        self._tenant_credentials = dict(tenant_credentials or {})
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
@@ -75,9 +80,14 @@ class Targets:
             return None
         provider, site_url, sandbox, token = rows[0]
         provider = Provider(provider)
-        secret = None
-        if provider in self._signed_with_secret:
-            secret = self._secret(integration_id, str(token))
+        secret = tenant = None
+        tenant_field = self._tenant_credentials.get(provider)
+        if provider in self._signed_with_secret or tenant_field is not None:
+            credentials = self._credentials(integration_id, str(token))
+            if provider in self._signed_with_secret:
+                secret = _text(credentials.get("webhook_secret"))
+            if tenant_field is not None:
+                tenant = _text(credentials.get(tenant_field))
         return WebhookTarget(
             integration_id=str(integration_id),
             provider=provider,
@@ -87,17 +97,21 @@ class Targets:
             # lets a key come over plain http from loopback.
             sandbox=bool(sandbox),
             secret=secret,
+            tenant=tenant,
         )
 
-    def _secret(self, integration_id: uuid.UUID, token: str) -> str | None:
-        """The integration's shared webhook secret; None (deliveries refused) when it has none
-        or its credentials cannot be read here."""
+    def _credentials(self, integration_id: uuid.UUID, token: str) -> dict[str, Any]:
+        """The integration's credentials (``Integration.credentials``); empty — deliveries
+        refused — when they cannot be read here."""
         if self._vault is None:
-            log.warning("webhook: no vault to read integration %s's webhook secret", integration_id)
-            return None
+            log.warning("webhook: no vault to read integration %s's credentials", integration_id)
+            return {}
         try:
-            secret = self._vault.decrypt(token).get("webhook_secret")  # Integration.credentials
+            return self._vault.decrypt(token)
         except VaultError as exc:
             log.warning("webhook: integration %s's credentials: %s", integration_id, exc)
-            return None
-        return secret if isinstance(secret, str) and secret else None
+            return {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

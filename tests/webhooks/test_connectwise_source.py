@@ -18,13 +18,14 @@ from webhooks.source import BadPayload, BadSignature, WebhookTarget
 KEY_PATH = "/v2025_1//system/callbackkey/index.rails?companyName=acme&id=1"
 
 
-def target(site_url: str, *, sandbox: bool = False) -> WebhookTarget:
+def target(site_url: str, *, sandbox: bool = False, tenant: str | None = "acme") -> WebhookTarget:
     return WebhookTarget(
         integration_id="0" * 32,
         provider=Provider.CONNECTWISE_MANAGE,
         site_url=site_url,
         sandbox=sandbox,
         secret=None,
+        tenant=tenant,
     )
 
 
@@ -63,6 +64,51 @@ def test_key_urls_on_the_integrations_own_host_are_allowed(site: str, key_host: 
 def test_other_key_urls_are_refused(site: str, key_url: str, sandbox: bool) -> None:
     with pytest.raises(BadSignature):
         allowed_key_url(key_url + KEY_PATH, target(site, sandbox=sandbox))
+
+
+@pytest.mark.parametrize(
+    "key_url",
+    [
+        "https://na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?companyName=ACME&id=1",
+        "https://na.myconnectwise.net/v2025_1/system/callbackkey/index.rails?companyname=acme&id=1",
+        "https://na.myconnectwise.net/v4_6_release/system/callbackkey/index.rails?id=x&companyName=acme",
+    ],
+)
+def test_a_key_url_naming_the_integrations_company_is_allowed(key_url: str) -> None:
+    assert allowed_key_url(key_url, target("https://na.myconnectwise.net")) == key_url
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        # Another tenant of the same cloud host: its own key would verify its forgeries.
+        ("/v2025_1//system/callbackkey/index.rails?companyName=rival&id=1", "another"),
+        ("/v2025_1//system/callbackkey/index.rails?companyName=acme-co&id=1", "another"),
+        ("/v2025_1//system/callbackkey/index.rails?id=1", "one company"),
+        ("/v2025_1//system/callbackkey/index.rails?companyName=acme&companyName=rival&id=1",
+         "one company"),
+        ("/v2025_1//system/callbackkey/index.rails?companyName=acme", "key id"),
+        ("/v2025_1//system/callbackkey/index.rails?companyName=acme&id=", "key id"),
+        # Any other address on the host, even one answering JSON with a signing_key in it.
+        ("/v2025_1/apis/3.0/company/companies?companyName=acme&id=1", "signing-key address"),
+        ("/uploads/x/system/callbackkey/index.rails.json?companyName=acme&id=1", "signing-key"),
+    ],
+)  # fmt: skip
+def test_a_key_url_not_naming_this_integrations_company_and_key_is_refused(
+    path: str, message: str
+) -> None:
+    with pytest.raises(BadSignature, match=message):
+        allowed_key_url(
+            "https://na.myconnectwise.net" + path, target("https://na.myconnectwise.net")
+        )
+
+
+def test_without_the_integrations_company_no_key_url_is_allowed() -> None:
+    with pytest.raises(BadSignature, match="company is unknown"):
+        allowed_key_url(
+            "https://na.myconnectwise.net" + KEY_PATH,
+            target("https://na.myconnectwise.net", tenant=None),
+        )
 
 
 def test_a_loopback_sandbox_may_serve_its_key_over_http() -> None:

@@ -136,6 +136,24 @@ async def test_a_key_url_on_a_foreign_host_is_refused_and_never_fetched(
     assert await rejected(integration) == 1
 
 
+async def test_another_companys_key_on_the_same_host_is_refused_and_never_fetched(
+    http: httpx.AsyncClient, connect: Connect, psa: Psa, keys: KeyServer
+) -> None:
+    """A shared cloud host serves every tenant's keys: a rival tenant signs a forgery with its
+    own callback key, served under its own company name. The host alone would let it verify."""
+    integration = await connect()
+    rival = key_url(psa.base_url).replace("companyName=", "companyName=rival")
+    raw, signature = signed(callback(psa.base_url, Metadata={"key_url": rival}))
+
+    answer = await post(http, integration, raw, signature)
+
+    assert answer.status_code == 401
+    assert "another ConnectWise company" in answer.json()["error"]
+    assert keys.key_requests == []
+    assert await WebhookDelivery.all().count() == 0
+    assert await rejected(integration) == 1
+
+
 async def test_a_plain_http_key_url_is_not_fetched_for_a_non_sandbox_integration(
     http: httpx.AsyncClient, connect: Connect, psa: Psa, keys: KeyServer
 ) -> None:

@@ -6,7 +6,11 @@ the ``Metadata.key_url`` the body names (psa-apis.md 2.2-2.3). That URL is attac
 input, so it is fetched only when it is https on the integration's own ConnectWise host (the
 site's host, or its cloud API host ``api-na`` <-> ``na``), on the same port; plain http only
 for a loopback sandbox. Anything else is refused unfetched: a forged callback cannot make
-psasync call an address of its choosing (server-side request forgery).
+psasync call an address of its choosing (server-side request forgery). The URL must also be a
+signing-key address (``…/system/callbackkey/index.rails``) naming the integration's own company
+(``companyName``, the integration's company id) and a key id: on a shared cloud host
+(na.myconnectwise.net) another tenant's key, served under its own company name, does not verify
+our callbacks. What remains is in ``docs/webhook-security.md``.
 
 Keys are cached per key URL (bounded LRU with a TTL). A signature that does not match a cached
 key triggers one refetch (the key may have rotated), at most once per ``refetch_interval`` per
@@ -64,6 +68,9 @@ KINDS: Final[Mapping[str, AssetKind]] = {
 KEY_TIMEOUT: Final = 10.0
 KEY_MAX_BYTES: Final = 64 * 1024
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
+# psa-apis.md 2.3: /{codebase}/system/callbackkey/index.rails?companyName=…&id=<uuid> (the
+# double slash after the codebase is ConnectWise's own).
+KEY_PATH: Final = "/system/callbackkey/index.rails"
 # Both ways: a site typed as na.myconnectwise.net serves keys on api-na, and the reverse.
 _SAME_INSTANCE: Final[Mapping[str, str]] = {
     **_CLOUD_API_HOSTS,
@@ -84,7 +91,8 @@ def allowed_key_url(key_url: str, target: WebhookTarget) -> str:
     """``key_url`` normalised, when it may be fetched for ``target``; ``BadSignature`` when not.
 
     Allowed: https (http only for a sandbox on loopback), no user info, the host of the
-    integration's site or its cloud API counterpart, the site's port.
+    integration's site or its cloud API counterpart, the site's port, the signing-key path, a
+    ``companyName`` that is the integration's company (``target.tenant``) and a key ``id``.
     """
     try:
         url = httpx.URL(key_url)
@@ -111,6 +119,24 @@ def allowed_key_url(key_url: str, target: WebhookTarget) -> str:
             "The callback key URL must use https; plain http is only allowed for a loopback "
             "sandbox: not fetched."
         )
+    path = "/" + "/".join(part for part in url.path.split("/") if part)
+    if not path.lower().endswith(KEY_PATH):
+        raise BadSignature("The callback key URL is not a ConnectWise signing-key address.")
+    params = [(name.lower(), value) for name, value in url.params.multi_items()]
+    companies = {value.strip().lower() for name, value in params if name == "companyname"}
+    if target.tenant is None:
+        raise BadSignature(
+            "This integration's ConnectWise company is unknown: its callbacks cannot be checked."
+        )
+    if len(companies) != 1:
+        raise BadSignature("The callback key URL must name one company: not fetched.")
+    if companies != {target.tenant.strip().lower()}:
+        raise BadSignature(
+            "The callback key URL names another ConnectWise company than this integration's: "
+            "not fetched."
+        )
+    if not any(name == "id" and value.strip() for name, value in params):
+        raise BadSignature("The callback key URL names no key id: not fetched.")
     return str(url.copy_with(fragment=None))
 
 
@@ -118,6 +144,9 @@ class ConnectWiseCallbacks:
     """The ConnectWise ``WebhookSource``: verifies callbacks and reads them as ``Notice``."""
 
     provider = Provider.CONNECTWISE_MANAGE
+    # The receiver fills ``WebhookTarget.tenant`` with this credential: the company key URLs
+    # must name.
+    tenant_credential = "company_id"
 
     def __init__(
         self,
@@ -140,7 +169,9 @@ class ConnectWiseCallbacks:
         self._keys: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._failures: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._fetching: dict[str, asyncio.Task[bytes]] = {}
-        self._verdicts: OrderedDict[tuple[str, str, bool], tuple[bool, str]] = OrderedDict()
+        self._verdicts: OrderedDict[tuple[str, str, bool, str | None], tuple[bool, str]] = (
+            OrderedDict()
+        )
         self.fetches = 0  # key fetches started (tests and benchmarks)
 
     def read(self, text: str) -> dict[str, Any]:
@@ -214,7 +245,7 @@ class ConnectWiseCallbacks:
     def _allowed(self, key_url: str, target: WebhookTarget) -> str:
         """``allowed_key_url``, remembered: URL parsing costs more than the rest of a request,
         and a tenant's callbacks all name the same key URL."""
-        check = (key_url, target.site_url, target.sandbox)
+        check = (key_url, target.site_url, target.sandbox, target.tenant)
         verdict = self._verdicts.get(check)
         if verdict is None:
             try:
