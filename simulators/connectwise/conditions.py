@@ -16,7 +16,8 @@ decimal point. `parse` builds a small tree; `compile_conditions` checks it again
 (unknown fields and mistyped values are 400s, with ConnectWise's own wording where we know it)
 and turns it into one predicate over stored rows. Evaluation follows SQL Server, which is what
 ConnectWise runs underneath: strings compare case-insensitively, and a comparison with a missing
-(NULL) value is false unless it is ``= null`` / ``!= null``.
+(NULL) value is false unless it is ``= null`` / ``!= null``. A custom field's ``value`` may hold
+any scalar; a literal only matches stored values of its own kind (`_scalar_test`).
 """
 
 from __future__ import annotations
@@ -372,6 +373,8 @@ def _value_test(node: Comparison, leaf: Kind) -> Callable[[Any], bool]:
     op, literal = node.operator, node.value
     if op in ("=", "!=") and literal is None:
         return (lambda v: v is None) if op == "=" else (lambda v: v is not None)
+    if leaf is Kind.SCALAR:
+        return _scalar_test(node)
     if op in ("contains", "like") and leaf is not Kind.STRING:
         raise ConditionError(f"'{op}' can only be used with string fields, not '{node.path}'")
 
@@ -401,6 +404,59 @@ def _value_test(node: Comparison, leaf: Kind) -> Callable[[Any], bool]:
     if fold:
         return lambda v: v is not None and compare(v.casefold(), target)
     return lambda v: v is not None and compare(v, target)
+
+
+def _scalar_key(value: Any) -> tuple[str, Any] | None:
+    """A custom field value (or literal) as (family, comparable): strings ignore case, and a
+    date is its canonical string, so only values of one family are ever compared."""
+    if isinstance(value, bool):
+        return ("boolean", value)
+    if isinstance(value, int | float):
+        return ("numeric", value)
+    if isinstance(value, DateTimeValue):
+        return ("string", value.text.casefold())
+    if isinstance(value, str):
+        return ("string", value.casefold())
+    return None
+
+
+def _scalar_test(node: Comparison) -> Callable[[Any], bool]:
+    """A test of a value that may hold any scalar (a custom field's `value`).
+
+    A literal of another kind than the stored value never matches (no error: the same field
+    holds text on one record and a number on another).
+    """
+    op, literal = node.operator, node.value
+    if op == "in":
+        assert isinstance(literal, tuple)
+        if None in literal:
+            raise ConditionError(f"null cannot be used in an 'in' list. {VALUE_RULES}")
+        options = frozenset(_scalar_key(v) for v in literal)
+        return _negatable(lambda v: _scalar_key(v) in options, node.negated)
+    assert not isinstance(literal, tuple)
+    if literal is None:
+        raise ConditionError(f"null can only be compared with = or !=. {VALUE_RULES}")
+    if op in ("contains", "like"):
+        if not isinstance(literal, str):
+            raise ConditionError(f"'{op}' needs a string value. {VALUE_RULES}")
+        if op == "contains":
+            folded = literal.casefold()
+            return _negatable(lambda v: isinstance(v, str) and folded in v.casefold(), node.negated)
+        pattern = like_pattern(literal)
+        return _negatable(
+            lambda v: isinstance(v, str) and pattern.fullmatch(v) is not None, node.negated
+        )
+    target = _scalar_key(literal)
+    assert target is not None
+    if target[0] == "boolean" and op not in ("=", "!="):
+        raise ConditionError(f"'{op}' cannot be used with a boolean value")
+    compare = _COMPARISONS[op]
+
+    def test(v: Any) -> bool:
+        key = _scalar_key(v)
+        return key is not None and key[0] == target[0] and compare(key[1], target[1])
+
+    return test
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {

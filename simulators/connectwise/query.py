@@ -1,7 +1,9 @@
-"""List query parameters other than paging: conditions, childConditions, orderBy and fields."""
+"""List query parameters other than paging: conditions, childConditions, customFieldConditions,
+orderBy and fields."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +11,14 @@ from typing import Any
 from simulators.connectwise.conditions import Predicate, compile_conditions
 from simulators.connectwise.errors import ConditionError
 from simulators.connectwise.paths import Path, reference_keys, resolve
-from simulators.connectwise.schema import Field, Kind, Resource, Row
+from simulators.connectwise.schema import (
+    CUSTOM_FIELD,
+    CUSTOM_FIELDS,
+    Field,
+    Kind,
+    Resource,
+    Row,
+)
 
 # {"id": None, "status": {"id": None}}: None selects the whole value.
 Projection = dict[str, "Projection | None"]
@@ -28,34 +37,74 @@ class ListQuery:
     test: Predicate | None
     mentions: frozenset[str]  # fields named by the conditions
     order: tuple[SortKey, ...]
-    cache_key: tuple[str, str, str]
+    cache_key: tuple[str, str, str, str]
 
 
 def build_query(
-    resource: Resource, conditions: str = "", child_conditions: str = "", order_by: str = ""
+    resource: Resource,
+    conditions: str = "",
+    child_conditions: str = "",
+    order_by: str = "",
+    custom_field_conditions: str = "",
 ) -> ListQuery:
     """Parse the selection parameters; raises ConditionError (400) when any is invalid."""
     tests: list[Predicate] = []
     mentions: set[str] = set()
     # childConditions use the same grammar over array paths (types/id, communicationItems/...);
-    # both must hold.
+    # all given parameters must hold.
     for text in (conditions, child_conditions):
         if text.strip():
             condition = compile_conditions(text, resource)
             tests.append(condition.test)
             mentions |= condition.fields
+    if custom_field_conditions.strip():
+        tests.append(_custom_field_test(resource, custom_field_conditions))
+        mentions.add(CUSTOM_FIELDS.name)
     test: Predicate | None = None
-    if len(tests) == 1:
-        test = tests[0]
-    elif tests:
-        first, second = tests
-        test = lambda row: first(row) and second(row)  # noqa: E731
+    if tests:
+        test = functools.reduce(_both, tests)
     return ListQuery(
         test=test,
         mentions=frozenset(mentions),
         order=parse_order_by(resource, order_by),
-        cache_key=(conditions.strip(), child_conditions.strip(), order_by.strip().lower()),
+        cache_key=(
+            conditions.strip(),
+            child_conditions.strip(),
+            order_by.strip().lower(),
+            custom_field_conditions.strip(),
+        ),
     )
+
+
+# The entries of `customFields` as a resource of their own, for customFieldConditions.
+_CUSTOM_FIELD_VALUE = Resource(
+    name="custom_field_values",
+    noun="customFieldValue",
+    title="Custom field",
+    path="",
+    href_key="",
+    fields=CUSTOM_FIELD,
+)
+_CUSTOM_FIELD_NAMES = tuple(f.name for f in CUSTOM_FIELD)
+
+
+def _custom_field_test(resource: Resource, text: str) -> Predicate:
+    """``caption="TomNumber" AND value != null`` (psa-apis.md §1.3): a record matches when one
+    of its custom field entries satisfies the whole expression, as a SQL join on the entries."""
+    slot = resource.index.get(CUSTOM_FIELDS.name)
+    if slot is None:
+        raise ConditionError(f"customFieldConditions cannot be used with {resource.noun}")
+    entry_test = compile_conditions(text, _CUSTOM_FIELD_VALUE).test
+    names = _CUSTOM_FIELD_NAMES
+
+    def test(row: Row) -> bool:
+        return any(entry_test([entry.get(name) for name in names]) for entry in row[slot] or ())
+
+    return test
+
+
+def _both(a: Predicate, b: Predicate) -> Predicate:
+    return lambda row: a(row) and b(row)
 
 
 def parse_order_by(resource: Resource, text: str) -> tuple[SortKey, ...]:

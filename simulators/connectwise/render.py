@@ -96,7 +96,8 @@ class Renderer:
             elif field.kind is Kind.REFERENCES:
                 value = [dict(ref) for ref in value]
             elif field.kind is Kind.ITEMS:  # every sub-field present, so patches can set any
-                value = [{f.name: _copy(item.get(f.name)) for f in field.items} for item in value]
+                items = value or ()  # None: an omitted empty list (`Field.omit_empty`)
+                value = [{f.name: _copy(item.get(f.name)) for f in field.items} for item in items]
             document[field.name] = value
         return document
 

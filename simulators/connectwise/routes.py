@@ -61,6 +61,7 @@ class ResourceHandlers:
             params.get("conditions", ""),
             params.get("childconditions", ""),
             params.get("orderby", ""),
+            params.get("customfieldconditions", ""),
         )
         paging = page_request(params, call.request.headers)
         projection = parse_fields(resource, params.get("fields", ""))
@@ -89,7 +90,10 @@ class ResourceHandlers:
     def count(self, call: Call, resource: Resource, parent_id: int | None) -> Reply:
         params = call.params
         query = build_query(
-            resource, params.get("conditions", ""), params.get("childconditions", "")
+            resource,
+            params.get("conditions", ""),
+            params.get("childconditions", ""),
+            custom_field_conditions=params.get("customfieldconditions", ""),
         )
         return Reply({"count": len(self.store.select(resource.name, query, parent_id))})
 

@@ -30,6 +30,7 @@ class Kind(enum.Enum):
     REFERENCE = "reference"  # a shared canonical {"id", "name"[, "identifier"]} dict
     REFERENCES = "references"  # a list of references (company and contact types)
     ITEMS = "items"  # a list of owned sub-objects (contact communication items)
+    SCALAR = "scalar"  # any JSON scalar (a custom field's value: text, number, flag or date)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Field:
     create_only: bool = False  # settable on POST only (ConnectWise rejects later changes)
     read_only: bool = False  # maintained by the server; ignored on writes
     info: bool = False  # rendered inside `_info`
+    omit_empty: bool = False  # an empty list is stored as None, hence not rendered
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,21 @@ def _address(state: Field) -> tuple[Field, ...]:
     )
 
 
+# One entry of a record's `customFields` (ConnectWise's CustomFieldValue). `id` names the
+# site's custom field definition, so it is kept as sent. `customFieldConditions` are evaluated
+# against these entries one at a time (`query.py`).
+CUSTOM_FIELD = (
+    Field("id", INT, required=True),
+    Field("caption", max_length=50),
+    Field("type"),
+    Field("entryMethod"),
+    Field("numberOfDecimals", INT),
+    Field("value", Kind.SCALAR),
+    Field("connectWiseId"),
+)
+# Records without custom fields leave the array out, as on a site that defines none.
+CUSTOM_FIELDS = Field("customFields", ITEMS, items=CUSTOM_FIELD, omit_empty=True)
+
 COMPANY = Resource(
     name="companies",
     noun="company",
@@ -145,6 +162,7 @@ COMPANY = Resource(
         Field("deletedFlag", BOOL, default=False, read_only=True),
         Field("dateDeleted", DATE, read_only=True),
         Field("deletedBy", read_only=True),
+        CUSTOM_FIELDS,
         *INFO,
     ),
 )
@@ -210,6 +228,7 @@ CONTACT = Resource(
         _flag("inactiveFlag"),
         _flag("defaultFlag"),
         _flag("unsubscribeFlag"),
+        CUSTOM_FIELDS,
         *INFO,
     ),
 )
@@ -248,6 +267,7 @@ CONFIGURATION = Resource(
         Field("notes"),
         _flag("activeFlag", default=True),
         _flag("billFlag"),
+        CUSTOM_FIELDS,
         *INFO,
     ),
 )

@@ -79,7 +79,7 @@ class Loader:
             name: tuple(
                 i
                 for i, f in enumerate(t.resource.fields)
-                if f.kind in (Kind.REFERENCES, Kind.ITEMS)
+                if f.kind in (Kind.REFERENCES, Kind.ITEMS) and not f.omit_empty
             )
             for name, t in self._tables.items()
         }

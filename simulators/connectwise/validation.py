@@ -115,6 +115,8 @@ def _default(field: Field, references: References) -> Any:
         if field.kind is Kind.REFERENCES:
             return [ref] if ref is not None else []
         return ref
+    if field.omit_empty:
+        return None
     return [] if field.kind in (Kind.REFERENCES, Kind.ITEMS) else field.default
 
 
@@ -141,6 +143,8 @@ def _coerce(
 ) -> Any:
     """`value` as stored for `field`, or None after recording an error."""
     kind = field.kind
+    if field.omit_empty and not value:
+        return None
     if value is None:
         return [] if kind in (Kind.REFERENCES, Kind.ITEMS) else None
     bad = _error(
@@ -163,6 +167,8 @@ def _coerce(
             errors.append(bad)
             return None
         return value
+    if kind is Kind.SCALAR:
+        return value if isinstance(value, str | int | float | bool) else _fail(errors, bad)
     if kind is Kind.DATETIME:
         try:
             return canonical_datetime(value) if isinstance(value, str) else _fail(errors, bad)
@@ -220,6 +226,8 @@ def _items(
     errors: list[FieldError],
 ) -> list[dict[str, Any]]:
     """Owned sub-objects: existing ids are kept, new items get fresh ids."""
+    if field.name == "customFields":
+        return _custom_fields(resource, field, values, references, errors)
     known_ids = {item["id"] for item in previous}
     items = []
     for value in values:
@@ -239,6 +247,27 @@ def _items(
             errors.append(_error(resource, f"{field.name}/type", "MissingRequiredField", message))
         else:
             _derive_communication(item, references.row_of("communication_types", kind["id"]))
+        items.append(item)
+    return items
+
+
+def _custom_fields(
+    resource: Resource,
+    field: Field,
+    values: list[dict[str, Any]],
+    references: References,
+    errors: list[FieldError],
+) -> list[dict[str, Any]]:
+    """Custom field values as sent: `id` names the site's definition, so it is required."""
+    items = []
+    for value in values:
+        item = {
+            sub.name: _coerce(resource, sub, value.get(sub.name), None, references, errors)
+            for sub in field.items
+        }
+        if item["id"] is None:
+            message = f"The {field.name} id field is required."
+            errors.append(_error(resource, f"{field.name}/id", "MissingRequiredField", message))
         items.append(item)
     return items
 
