@@ -15,6 +15,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types.unset import UNSET
+from tortoise.transactions import in_transaction
 
 from api.graphql.context import Info
 from api.graphql.errors import (
@@ -480,9 +481,12 @@ class TwoWayMutations:
             for person in contacts
         ]
         try:
-            result = await directory.import_contacts(
-                info.context.account_id, org_id, people, actor=info.context.actor
-            )
+            # All or nothing: a contact refused half-way (its text was checked before any
+            # write; a refusal of the edit rules comes as it is written) rolls back the rest.
+            async with in_transaction():
+                result = await directory.import_contacts(
+                    info.context.account_id, org_id, people, actor=info.context.actor
+                )
         except EditError as exc:
             return ImportDirectoryContactsPayload(errors=[asset_error(exc)])
         changed = [*result.created, *result.updated]
