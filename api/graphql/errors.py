@@ -1,7 +1,9 @@
 """Expected failures are data: each mutation domain has its own error type and codes.
 
 Every error names its ``code``, a ``message`` for people, and the input ``field`` it is
-about (camelCase, as in the input). A denied operation names the ``requiredRole``.
+about (camelCase, as in the input). A denied operation names the ``requiredRole``. Text a
+client sends is checked before any of this (``api.graphql.text``): every error type has
+INVALID_INPUT for it.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class AssetErrorCode(Enum):
     TOO_LONG = "TOO_LONG"
     TOO_MANY = "TOO_MANY"
     INVALID = "INVALID"
+    INVALID_INPUT = "INVALID_INPUT"
     WRONG_ORGANIZATION = "WRONG_ORGANIZATION"
 
 
@@ -114,6 +117,7 @@ class TwoWayErrorCode(Enum):
     INVALID_ID = "INVALID_ID"
     REQUIRED = "REQUIRED"
     INVALID = "INVALID"
+    INVALID_INPUT = "INVALID_INPUT"
     NOT_OPEN = "NOT_OPEN"
     NOTHING_TO_RETRY = "NOTHING_TO_RETRY"
 
@@ -129,6 +133,7 @@ class WebhookErrorCode(Enum):
     PERMISSION_DENIED = "PERMISSION_DENIED"
     NOT_FOUND = "NOT_FOUND"
     INVALID_ID = "INVALID_ID"
+    INVALID_INPUT = "INVALID_INPUT"
     NOT_FAILED = "NOT_FAILED"
 
 

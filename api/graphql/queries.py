@@ -28,6 +28,7 @@ from api.graphql.ids import (
 from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_page
 from api.graphql.permissions import PublicError, require
 from api.graphql.rows import fetch
+from api.graphql.text import SEARCH, checked, text_rules
 from api.graphql.types.assets import (
     ASSET_TYPES,
     Configuration,
@@ -85,9 +86,12 @@ class PsaRecordFilter:
     psa_id: int
 
 
+@text_rules(search=SEARCH)
 @strawberry.input
 class LinkFilter:
-    search: str | None = strawberry.field(default=None, description="Part of the name.")
+    search: str | None = strawberry.field(
+        default=None, description=f"Part of the name (at most {SEARCH.max_length} characters)."
+    )
     psa: PsaRecordFilter | None = None
     link_state: LinkStateEnum | None = strawberry.field(  # type: ignore[valid-type]
         default=None,
@@ -272,6 +276,7 @@ def node_fields(info: Info) -> set[str]:
     return found
 
 
+@checked
 @strawberry.type
 class Query:
     @strawberry.field(description="The caller: user, role and account.")

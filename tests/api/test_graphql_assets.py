@@ -312,7 +312,7 @@ async def test_locations_contacts_and_configurations_keep_to_their_organization(
              input: {name: $name}) { errors { code field } } }""",
         {"id": fw["id"], "name": "x" * 300},
     )
-    assert too_long["updateConfiguration"]["errors"] == [{"code": "TOO_LONG", "field": "name"}]
+    assert too_long["updateConfiguration"]["errors"] == [{"code": "INVALID_INPUT", "field": "name"}]
 
     gone = await admin.data(
         """mutation($id: ID!) { deleteConfiguration(id: $id) { deletedId errors { code } } }""",

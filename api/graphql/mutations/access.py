@@ -12,6 +12,7 @@ from api.graphql.context import Info
 from api.graphql.errors import AccessError, AccessErrorCode, RoleEnum
 from api.graphql.ids import InvalidId, from_global
 from api.graphql.permissions import denied
+from api.graphql.text import checked, text_rules
 from api.graphql.types.viewer import ApiKey, User
 from models import Account, Role
 from models import ApiKey as ApiKeyRow
@@ -54,6 +55,7 @@ async def _key_type(key_id: uuid.UUID) -> ApiKey:
     return ApiKey.from_row(rows[0])
 
 
+@text_rules(UserRow)
 @strawberry.input
 class CreateUserInput:
     email: str
@@ -67,6 +69,7 @@ class UserPayload:
     errors: list[AccessError] = strawberry.field(default_factory=list)
 
 
+@text_rules(ApiKeyRow)
 @strawberry.input
 class CreateApiKeyInput:
     user_id: strawberry.ID
@@ -100,6 +103,7 @@ async def _last_administrator(user: UserRow) -> bool:
     return user.role == Role.ADMINISTRATOR and others == 0
 
 
+@checked
 @strawberry.type
 class AccessMutations:
     @strawberry.mutation

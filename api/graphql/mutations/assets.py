@@ -20,8 +20,13 @@ from api.graphql.context import Info
 from api.graphql.errors import AssetError, AssetErrorCode, camel
 from api.graphql.ids import InvalidId, from_global
 from api.graphql.permissions import denied
+from api.graphql.text import Rule, checked, text_rules
 from api.graphql.types.assets import ASSET_TYPES, Configuration, Contact, Location, Organization
 from models import ASSET_MODELS, AssetKind, Role
+from models import Configuration as ConfigurationRow
+from models import Contact as ContactRow
+from models import Location as LocationRow
+from models import Organization as OrganizationRow
 from sync import local_edits
 from sync.local_edits import RELATION_COLUMNS, EditError
 
@@ -33,6 +38,8 @@ _ID_TYPES = {
 }
 
 
+# Type: as the PSA email and phone types an integration maps to (100 characters).
+@text_rules(value=Rule(254), type=Rule(100))
 @strawberry.input
 class EmailInput:
     value: str
@@ -40,6 +47,7 @@ class EmailInput:
     primary: bool = False
 
 
+@text_rules(value=Rule(50), type=Rule(100), extension=Rule(30))
 @strawberry.input
 class PhoneInput:
     value: str
@@ -52,6 +60,7 @@ def _opt(description: str | None = None) -> Any:
     return strawberry.field(default=UNSET, description=description)
 
 
+@text_rules(OrganizationRow)
 @strawberry.input
 class OrganizationFields:
     name: str | None = _opt()
@@ -63,6 +72,7 @@ class OrganizationFields:
     primary_location_id: strawberry.ID | None = _opt()
 
 
+@text_rules(LocationRow)
 @strawberry.input
 class LocationFields:
     organization_id: strawberry.ID | None = _opt()
@@ -78,6 +88,7 @@ class LocationFields:
     primary: bool | None = _opt()
 
 
+@text_rules(ContactRow)
 @strawberry.input
 class ContactFields:
     organization_id: strawberry.ID | None = _opt()
@@ -91,6 +102,7 @@ class ContactFields:
     important: bool | None = _opt()
 
 
+@text_rules(ConfigurationRow)
 @strawberry.input
 class ConfigurationFields:
     organization_id: strawberry.ID | None = _opt()
@@ -258,6 +270,7 @@ async def _deleted(kind: AssetKind, info: Info, record_id: strawberry.ID) -> Del
 Saver = Callable[..., Awaitable[Any]]
 
 
+@checked
 @strawberry.type
 class AssetMutations:
     @strawberry.mutation

@@ -16,6 +16,7 @@ from api.graphql.context import Info
 from api.graphql.errors import IntegrationError, IntegrationErrorCode
 from api.graphql.ids import InvalidId, from_global
 from api.graphql.permissions import denied
+from api.graphql.text import checked, text_rules
 from api.graphql.types.enums import ProviderEnum, SyncStateEnum
 from api.graphql.types.integration import Integration
 from api.graphql.types.sync_run import SyncRun
@@ -81,6 +82,7 @@ async def _run(run: SyncRunRow | None) -> SyncRun | None:
     return SyncRun.from_row(values[0])
 
 
+@text_rules(IntegrationRow)
 @strawberry.input(description="ConnectWise Manage API member keys (and the legacy login).")
 class ConnectWiseCredentialsInput:
     site_url: str = strawberry.field(description="e.g. https://na.myconnectwise.net")
@@ -92,6 +94,7 @@ class ConnectWiseCredentialsInput:
     integrator_password: str | None = None
 
 
+@text_rules(IntegrationRow)
 @strawberry.input(description="Only the fields given change; the result is tested first.")
 class ConnectWiseCredentialsUpdate:
     site_url: str | None = None
@@ -129,6 +132,7 @@ class PulsewayCredentialsUpdate:
     )
 
 
+@text_rules(IntegrationRow)
 @strawberry.input
 class CreateIntegrationInput:
     provider: ProviderEnum  # type: ignore[valid-type]
@@ -243,6 +247,7 @@ def _setup_error(exc: SetupError) -> IntegrationError:
     return IntegrationError(code=code, message=exc.message, field=exc.field)
 
 
+@checked
 @strawberry.type
 class IntegrationMutations:
     @strawberry.mutation(description="Connect a PSA. The connection is tested first.")

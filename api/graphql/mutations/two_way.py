@@ -38,6 +38,7 @@ from api.graphql.mutations.integrations import (
 )
 from api.graphql.permissions import denied
 from api.graphql.rows import fetch
+from api.graphql.text import Rule, checked, text_rules
 from api.graphql.types.assets import Contact, PsaLink
 from api.graphql.types.enums import (
     AssetKindEnum,
@@ -51,6 +52,7 @@ from api.graphql.types.sync_run import SyncRun
 from api.graphql.types.two_way import SyncConflict
 from models import ASSET_MODELS, AssetKind, IntegrationStatus, RecordLink, ReferenceKind, Role
 from models import Contact as ContactRow
+from models import Integration as IntegrationRow
 from models import ReferenceValue as ReferenceRow
 from models import SyncConflict as ConflictRow
 from models.vault import VaultError
@@ -85,6 +87,7 @@ class KindDirectionInput:
     clear: bool = False
 
 
+@text_rules(field=Rule(64))  # a column name, as a conflict records it
 @strawberry.input(description="The rule for one field.")
 class FieldDirectionInput:
     kind: AssetKindEnum  # type: ignore[valid-type]
@@ -95,6 +98,7 @@ class FieldDirectionInput:
     clear: bool = False
 
 
+@text_rules(IntegrationRow)
 @strawberry.input(description="Only what is given changes.")
 class UpdateTwoWaySettingsInput:
     integration_id: strawberry.ID
@@ -250,6 +254,7 @@ class ResolveConflictPayload:
     errors: list[TwoWayError] = strawberry.field(default_factory=list)
 
 
+@text_rules(ContactRow, email=Rule(254), phone=Rule(50))
 @strawberry.input(description="One person from a directory (Active Directory).")
 class DirectoryContactInput:
     first_name: str | None = None
@@ -301,6 +306,7 @@ async def _conflict(conflict_id: uuid.UUID) -> SyncConflict:
     return SyncConflict.from_row(rows[0])
 
 
+@checked
 @strawberry.type
 class TwoWayMutations:
     @strawberry.mutation(

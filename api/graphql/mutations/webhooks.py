@@ -13,6 +13,7 @@ from api.graphql.errors import WebhookError, WebhookErrorCode
 from api.graphql.ids import InvalidId, from_global_int
 from api.graphql.permissions import denied
 from api.graphql.rows import fetch
+from api.graphql.text import checked
 from api.graphql.types.webhooks import WebhookDelivery
 from models import DeliveryStatus, Role
 from models import WebhookDelivery as DeliveryRow
@@ -41,6 +42,7 @@ async def _delivery(info: Info, delivery_id: int) -> WebhookDelivery | None:
     return WebhookDelivery.from_row(rows[0]) if rows else None
 
 
+@checked
 @strawberry.type
 class WebhookMutations:
     @strawberry.mutation(

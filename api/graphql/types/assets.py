@@ -20,6 +20,7 @@ from api.graphql.context import Info
 from api.graphql.errors import camel, column_of
 from api.graphql.ids import to_global
 from api.graphql.permissions import PublicError
+from api.graphql.text import checked
 from api.graphql.types.enums import LinkStateEnum, ReferenceKindEnum, psa_name
 from api.graphql.types.node import Node
 from api.graphql.types.two_way import FieldChange
@@ -194,6 +195,7 @@ class PsaLink:
         return found
 
 
+@checked
 @strawberry.type
 class _Asset:
     """What every asset type shares: ids, stamps, and its PSA links."""

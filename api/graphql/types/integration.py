@@ -13,6 +13,7 @@ from api.graphql.errors import camel
 from api.graphql.ids import to_global
 from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_page
 from api.graphql.permissions import PublicError, require
+from api.graphql.text import checked
 from api.graphql.types.assets import ReferenceValue
 from api.graphql.types.enums import (
     AssetKindEnum,
@@ -156,6 +157,7 @@ def bookmarks_of(stored: Any) -> list[SyncBookmark]:
     return [SyncBookmark(kind=kind, stamp=found[kind]) for kind in AssetKind if kind in found]
 
 
+@checked
 @strawberry.type
 class Integration(Node):
     provider: ProviderEnum  # type: ignore[valid-type]

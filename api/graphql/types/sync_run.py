@@ -13,6 +13,7 @@ from tortoise.functions import Count
 from api.graphql.context import Info
 from api.graphql.ids import to_global
 from api.graphql.pagination import Connection, Ordering, SortDirection, keyset_page
+from api.graphql.text import checked
 from api.graphql.types.enums import AssetKindEnum, RunKindEnum, RunStatusEnum, RunTriggerEnum
 from api.graphql.types.node import Node
 from models import COUNT_FIELDS, AssetKind, RunKind, RunStatus, RunTrigger, SyncRunIssue
@@ -77,6 +78,7 @@ class RunIssue:
         )
 
 
+@checked
 @strawberry.type(description="A run's errors of one type.")
 class IssueGroup:
     code: str
