@@ -353,3 +353,26 @@ async def test_when_every_row_fails_for_the_database_they_are_answered_503(
     assert {a.status_code for a in answers} == {503}
     monkeypatch.undo()
     assert await stored() == 0
+
+
+async def test_a_nul_that_reached_postgresql_would_be_refused_alone(
+    http: httpx.AsyncClient, connect: Connect, psa: Psa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's text cannot hold a NUL (SQLite's can): with the check bypassed, the
+    database refuses that row, and only it."""
+    integration = await connect()
+    monkeypatch.setattr("webhooks.source.storable_text", lambda value, name, what: value)
+    innocent = [callback(psa.base_url, ID=i) for i in range(1, 31)]
+    poison = callback(psa.base_url, MemberId="j\x00doe")
+
+    answers = await asyncio.gather(
+        *(
+            post(http, integration, *signed(body))
+            for body in [*innocent[:15], poison, *innocent[15:]]
+        )
+    )
+
+    postgres = WebhookDelivery._meta.db.capabilities.dialect == "postgres"
+    assert answers[15].status_code == (400 if postgres else 200)
+    assert [a.status_code for a in answers[:15] + answers[16:]] == [200] * 30
+    assert await stored() == (30 if postgres else 31)
