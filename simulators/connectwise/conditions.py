@@ -178,7 +178,10 @@ def _read_number(text: str, start: int, tokens: list[Token]) -> int:
     if i < len(text) and (text[i] in _WORD_CHARS or text[i] in "\"'[."):
         raise ConditionError(f"Malformed number at position {start}. {VALUE_RULES}")
     raw = text[start:i]
-    value: Value = float(raw) if is_decimal else int(raw)
+    try:
+        value: Value = float(raw) if is_decimal else int(raw)
+    except ValueError:  # more digits than Python converts (and than any SQL column holds)
+        raise ConditionError(f"The number at position {start} is too long. {VALUE_RULES}") from None
     tokens.append(Token(TokenKind.NUMBER, raw, value, start))
     return i
 
