@@ -17,6 +17,7 @@ import click
 from tortoise import Tortoise
 
 from api import access
+from api.graphql.text import SINGLE_LINE, Rule, problem
 from api.settings import Settings, SettingsError, get_settings, redact_url
 from models import (
     Account,
@@ -58,9 +59,30 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from exc
 
 
+# Arguments stored in a column of that length; any other text is checked as single-line.
+_TEXT_RULES = {
+    **dict.fromkeys(("name", "account", "account_ref"), Rule(200)),  # an account may be created
+    "email": Rule(254),
+    "site": Rule(500),
+    "host": Rule(500),
+}
+
+
+def _check_text(kwargs: dict[str, Any]) -> None:
+    """Refuse what the GraphQL API refuses (api.graphql.text): a lone surrogate (argv bytes
+    that are not UTF-8), a control character, or more than the column holds, before a write
+    fails on one backend and not the other."""
+    for name, value in kwargs.items():
+        for item in value if isinstance(value, tuple) else (value,):
+            rule = _TEXT_RULES.get(name, SINGLE_LINE)
+            if isinstance(item, str) and (found := problem(item, rule)) is not None:
+                raise click.BadParameter(found, param_hint=name.replace("_", "-"))
+
+
 def run_async(func: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> T:
+        _check_text(kwargs)
         return asyncio.run(func(*args, **kwargs))
 
     return wrapper
