@@ -258,7 +258,8 @@ class Inbox:
 
     async def _one_by_one(self, batch: list[_Waiting]) -> None:
         """Each row of a failed batch in its own statement: the innocent are stored, a row
-        the database refuses for its values hears 400, any other failure 503."""
+        the database refuses for its values hears 400; any other failure is the database's,
+        and the rows not yet written hear 503."""
         self.split += 1
         for waiting in batch:
             delivery = waiting[0]
@@ -272,21 +273,23 @@ class Inbox:
                     self._on_gone(delivery.integration_id)
                 self._fail([waiting], IntegrationGone("No such integration (it was deleted)."))
             except Exception as exc:
-                if _row_fault(exc):
-                    log.warning(
-                        "webhook inbox: integration %s's notification %r refused by the "
-                        "database: %s",
-                        delivery.integration_id,
-                        delivery.notice.dedupe_key,
-                        exc,
-                    )
-                    error: InboxError = RowRefused(
-                        "The notification holds a value that cannot be stored."
-                    )
-                else:
+                if not _row_fault(exc):
+                    # The database is failing, not the row: the rest of the batch would fail
+                    # the same way, so don't hammer it one statement at a time.
                     log.exception("webhook inbox: storing a notification failed")
-                    error = InboxUnavailable("The notification could not be stored; try again.")
-                self._fail([waiting], error)
+                    self._fail(
+                        batch, InboxUnavailable("The notification could not be stored; try again.")
+                    )
+                    return
+                log.warning(
+                    "webhook inbox: integration %s's notification %r refused by the database: %s",
+                    delivery.integration_id,
+                    delivery.notice.dedupe_key,
+                    exc,
+                )
+                self._fail(
+                    [waiting], RowRefused("The notification holds a value that cannot be stored.")
+                )
             else:
                 self._answer([waiting], inserted)
 
