@@ -58,7 +58,8 @@ def service(db: str, secret_key: str) -> Starlette:
         demo_port=0,
         worker=False,
         log_level="info",
-        allow_sandbox=True,  # the simulator is plain http on loopback
+        # Off, as by default: sandbox integrations made here still post (issue 15, item 7).
+        allow_sandbox=False,
     )
     return create_app(settings, manage_database=False)
 
