@@ -40,6 +40,9 @@ def global_type(value: str) -> str:
     return _decoded(value)[0]
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 def from_global(value: str, *expected: str) -> uuid.UUID:
     """The local id of ``value``, which must name one of the ``expected`` types."""
     type_name, local_id = parse_global(value)
@@ -51,7 +54,9 @@ def from_global_int(value: str, *expected: str) -> int:
     """The integer key of ``value`` (a sequence-keyed type), which must name one of
     ``expected``."""
     type_name, raw = _decoded(value)
-    if not raw.isascii() or not raw.isdigit():
+    # Sequence keys are BIGINT: a larger number names nothing (and the database would refuse
+    # it as a parameter, failing the query instead of answering "not found").
+    if not raw.isascii() or not raw.isdigit() or int(raw) > BIGINT_MAX:
         raise InvalidId(f"{value!r} is not a psasync id")
     _check(value, type_name, expected)
     return int(raw)

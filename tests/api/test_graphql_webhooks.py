@@ -490,3 +490,20 @@ async def test_new_integrations_poll_every_15_minutes_by_default(admin: GraphQLC
 
     fields = {f["name"]: f["defaultValue"] for f in data["__type"]["inputFields"]}
     assert fields["syncIntervalSeconds"] == "900"
+
+
+async def test_a_delivery_id_beyond_64_bits_is_not_found_rather_than_an_error(
+    account: Account, admin: GraphQLClient
+) -> None:
+    huge = gid("WebhookDelivery", 2**63)
+
+    node = await admin.execute("query($id: ID!) { node(id: $id) { id } }", {"id": huge})
+    replayed = await admin.data(REPLAY, {"id": huge})
+
+    assert node.get("errors") is None or all(
+        e["extensions"]["code"] != "INTERNAL_SERVER_ERROR" for e in node["errors"]
+    )
+    assert node["data"]["node"] is None
+    (error,) = replayed["replayWebhookDelivery"]["errors"]
+    assert error["code"] in ("INVALID_ID", "NOT_FOUND")
+    assert error["field"] == "id"
