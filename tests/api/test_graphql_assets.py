@@ -41,9 +41,9 @@ async def test_organizations_with_their_configurations_and_psa_links(
     admin: GraphQLClient, synced: Integration
 ) -> None:
     data = await admin.data(
-        """{ organizations(first: 100) { totalCount edges { node {
+        """{ organizations(first: 50) { totalCount edges { node {
               id name organizationType { name } organizationStatus { name }
-              configurations(first: 100) { name organization { id } }
+              configurations(first: 30) { name organization { id } }
               psaLinks { psaId state lastSyncedAt readOnlyFields integration { name } }
         } } } }"""
     )
@@ -134,11 +134,11 @@ async def test_filters_by_organization_type_search_psa_id_and_link_state(
 
 
 UNLINKED = """query($integration: ID!) {
-  orgsOff: organizations(first: 500, filter: {integrationId: $integration, linked: false}) {
+  orgsOff: organizations(first: 200, filter: {integrationId: $integration, linked: false}) {
     nodes { name } }
-  orgsOn: organizations(first: 500, filter: {integrationId: $integration, linked: true}) {
+  orgsOn: organizations(first: 200, filter: {integrationId: $integration, linked: true}) {
     totalCount nodes { name } }
-  orgsNowhere: organizations(first: 500, filter: {linked: false}) { nodes { name } }
+  orgsNowhere: organizations(first: 200, filter: {linked: false}) { nodes { name } }
   locationsOff: locations(filter: {integrationId: $integration, linked: false}) {
     nodes { name } }
   contactsOff: contacts(filter: {integrationId: $integration, linked: false}) {

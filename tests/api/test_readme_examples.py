@@ -22,3 +22,19 @@ def test_every_graphql_example_in_the_readme_validates_against_the_schema() -> N
             assert not errors, f"{errors}\n{block}"
             checked += 1
     assert checked >= 10
+
+
+def test_every_graphql_example_in_the_readme_fits_the_cost_budget() -> None:
+    from api.graphql.cost import MAX_COST, cost_rule
+
+    blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
+    costs = []
+    for block in blocks:
+        for definition in parse(block).definitions:
+            # A limit of 0 makes the rule report every operation's cost.
+            errors = validate(
+                schema._schema, DocumentNode(definitions=(definition,)), [cost_rule(0, {}, None)]
+            )
+            costs.append(errors[0].extensions["cost"] if errors and errors[0].extensions else 0)
+    assert costs
+    assert max(costs) <= MAX_COST, costs
