@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -18,6 +19,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from api import demo
 from api.graphql.view import GraphQLApp
+from api.limits import BodyLimits, Limits
 from api.settings import Settings, get_settings
 from models import Integration
 from models.db import migrate, tortoise_config
@@ -59,9 +61,11 @@ def create_app(
     open_provider: ProviderFactory | None = None,
     migrate_on_start: bool = True,
     manage_database: bool = True,
+    limits: Limits | None = None,
 ) -> Starlette:
     """The service. ``manage_database=False`` leaves the database (and the demo) to the
-    caller, for tests that already hold a Tortoise connection."""
+    caller, for tests that already hold a Tortoise connection. ``limits``: request-body size
+    and deadline (api/limits.py), the defaults unless a test needs them short."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -130,6 +134,8 @@ def create_app(
             Mount("/webhooks", app=webhooks),
         ],
         lifespan=lifespan,
+        # Outermost: a body is bounded in size and time before any route reads it.
+        middleware=[Middleware(BodyLimits, limits=limits or Limits())],
     )
     app.state.settings = settings
     app.state.worker = None

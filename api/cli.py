@@ -112,6 +112,7 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.limits import MAX_BODY_BYTES, head_deadline_protocol
 
     settings = _settings()
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
@@ -120,7 +121,14 @@ def serve(host: str | None, port: int | None) -> None:
     click.echo(f"  GraphQL (GraphiQL in a browser): http://{settings.host}:{settings.port}/graphql")
     click.echo(f"  database: {redact_url(settings.database_url)}")
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # uvicorn has no header-read timeout: a client trickling its headers would hold the
+        # connection for ever (api/limits.py). The body's limits are the app's own.
+        http=head_deadline_protocol(),
+        ws_max_size=MAX_BODY_BYTES,  # a graphql-transport-ws message: the body's limit
     )
 
 
