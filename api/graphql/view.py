@@ -8,15 +8,24 @@
 - ``Accept: application/graphql-response+json`` gets that media type (GraphQL over HTTP),
   with 400 for a request that failed before execution; otherwise ``application/json``.
 - Every response carries ``X-Request-ID``; masked errors quote it.
+- One HTTP operation executes at a time (``gate``); the others wait their turn. Answers are
+  encoded outside the gate. Why: docs/architecture.md, "Limits" (webhook answers stay fast).
+- Request JSON (HTTP bodies, WebSocket messages) must be UTF-8, at most ``MAX_JSON_DEPTH``
+  levels deep and ``MAX_JSON_VALUES`` values: otherwise a 400 (WebSocket: close 4400).
+  The body's size is bounded before this (api/limits.py), the query text after
+  (api/graphql/schema.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -35,6 +44,10 @@ from models.vault import Vault
 from sync.connections import ProviderFactory
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+# Our inputs nest about six levels (variables > input > list > item > list > item); the
+# count bounds the work of coercing variables (500 contacts x a few fields each fits).
+MAX_JSON_DEPTH = 20
+MAX_JSON_VALUES = 50_000
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -72,6 +85,52 @@ def unauthorized(message: str, request_id: str) -> JSONResponse:
     )
 
 
+class UnacceptableJson(json.JSONDecodeError):
+    """Request JSON we refuse to use. A JSONDecodeError, so that Strawberry's WebSocket
+    handler closes the socket with 4400 as it does for malformed JSON."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "", 0)
+        self.reason = message
+
+
+def decode_request_json(data: str | bytes) -> object:
+    """``json.loads`` with the bounds above; UnacceptableJson instead of anything else."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise UnacceptableJson(f"The request body is not valid UTF-8 ({exc.reason}).") from exc
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:  # the C decoder nests on the stack
+        raise UnacceptableJson(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.") from exc
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # e.g. an integer over Python's 4,300-digit limit
+        raise UnacceptableJson(f"Unusable JSON: {exc}") from exc
+    _check_shape(value)
+    return value
+
+
+def _check_shape(value: object) -> None:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_JSON_VALUES:
+            raise UnacceptableJson(f"JSON with more than {MAX_JSON_VALUES:,} values.")
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= MAX_JSON_DEPTH and children:
+            raise UnacceptableJson(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+        stack.extend((child, depth + 1) for child in children)
+
+
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(
         self,
@@ -96,6 +155,9 @@ class GraphQLApp(GraphQL[Context, None]):
         self.open_provider = open_provider
         self.public_url = public_url
         self.wake_inbox = wake_inbox
+        # Two heavy queries executing at once doubled the time every webhook answer waited
+        # (bench/webhook_receiver.py --busy-api); one at a time, it is one query's time.
+        self.gate = asyncio.Semaphore(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -118,6 +180,21 @@ class GraphQLApp(GraphQL[Context, None]):
                     return
                 scope["state"]["viewer"] = viewer
         await super().__call__(scope, receive, send)
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.gate:
+            return await super().execute_operation(*args, **kwargs)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_request_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except UnacceptableJson as exc:
+            raise HTTPException(400, exc.reason) from exc
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         state = request.scope.get("state", {})
