@@ -5,6 +5,7 @@ endpoint on the same server stack.
     .venv/bin/python bench/webhook_receiver.py --seconds 20 --connections 64
     .venv/bin/python bench/webhook_receiver.py --postgres postgres://postgres@127.0.0.1:5432/psasync_bench
     .venv/bin/python bench/webhook_receiver.py --profile /tmp/prof  # cProfile of the service
+    .venv/bin/python bench/webhook_receiver.py --busy-api       # the same, under GraphQL load
 
 Processes, all on 127.0.0.1:
 
@@ -24,6 +25,13 @@ Processes, all on 127.0.0.1:
 Then the inbox is checked: every accepted delivery stored exactly once (rows = accepted,
 distinct dedupe keys = accepted). Targets (2 cores, SQLite): >= 4,000 accepted/s, p99 <= 25 ms,
 accepted/s >= 0.15 x the bare endpoint's, zero lost or duplicated. Not part of ``make test``.
+
+``--busy-api``: the same callbacks while ``--api-clients`` GraphQL clients (2) send, back to
+back, the most expensive query the cost budget allows (``heaviest_query``: aliases of a
+500-configuration page with every scalar and the single-object relations, which the node
+count does not charge for), with an API key of a seeded account (``bench/graphql_page.py``'s
+seeding). Target: callbacks answered within 1 s at p99 (ConnectWise gives up after 5 s); the
+query's cost, wall time and response size are reported. No bare-endpoint run in this mode.
 """
 
 from __future__ import annotations
@@ -62,6 +70,25 @@ START_TIMEOUT = 60.0
 TARGET_ACCEPTED_PER_S = 4_000
 TARGET_P99_MS = 25.0
 TARGET_RATIO = 0.15
+TARGET_BUSY_P99_MS = 1_000.0  # --busy-api: well inside ConnectWise's 5 s callback timeout
+BUSY_CONFIGURATIONS = 5_000  # seeded for --busy-api: full 500-row pages
+
+# Every scalar of a configuration and the single-object relations with theirs: the node count
+# charges 1 per configuration, so this is the most work one unit of cost can buy.
+_HEAVY_PAGE = """configurations(first: 500) { edges { cursor node {
+  id name hostname primaryIp defaultGateway macAddress serialNumber assetTag manufacturer
+  model operatingSystem installedBy installedAt purchasedAt warrantyExpiresAt notes version
+  createdAt updatedAt
+  configurationType { id name } configurationStatus { id name }
+  organization { id name shortName description version createdAt updatedAt }
+  location { id name } contact { id name firstName lastName primaryEmail title }
+} } pageInfo { hasNextPage endCursor } }"""
+
+
+def heaviest_query(max_cost: int) -> str:
+    """As many aliased 500-configuration pages as the budget allows (each costs 500)."""
+    pages = max(1, max_cost // 500)
+    return "{ " + " ".join(f"p{i}: {_HEAVY_PAGE}" for i in range(pages)) + " }"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,7 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", help="a PostgreSQL URL whose database name has 'bench'")
     parser.add_argument("--profile", help="write a cProfile of the service process here")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator")
-    parser.add_argument("--role", choices=["service", "bare", "load"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--busy-api", action="store_true", help="GraphQL clients send the costliest query"
+    )
+    parser.add_argument("--api-clients", type=int, default=2, help="GraphQL clients (--busy-api)")
+    parser.add_argument(
+        "--role", choices=["service", "bare", "load", "graphql"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--secret-key", help=argparse.SUPPRESS)
@@ -85,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "load":
         _install_uvloop()
         print(json.dumps(asyncio.run(_load(args))))
+        return 0
+    if args.role == "graphql":
+        _install_uvloop()
+        print(json.dumps(asyncio.run(_graphql_load(args))))
         return 0
     with common.machine_lock(SCRIPT, _say):
         return asyncio.run(_benchmark(args))
@@ -349,6 +387,55 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+async def _graphql_load(args: argparse.Namespace) -> dict[str, Any]:
+    """``--api-clients`` keep-alive connections sending the heaviest query back to back."""
+    from api.graphql.cost import MAX_COST
+
+    body = json.dumps({"query": heaviest_query(MAX_COST)}).encode()
+    request = (
+        f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{args.port}\r\n"
+        f"Authorization: Bearer {args.key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    clock = time.perf_counter
+    stop_at = clock() + args.seconds
+    walls: list[float] = []
+    sizes: list[int] = []
+    statuses: Counter[int] = Counter()
+    errors: list[str] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+        try:
+            while clock() < stop_at:
+                sent = clock()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                answer = await reader.readexactly(length)
+                walls.append(clock() - sent)
+                sizes.append(len(answer))
+                statuses[int(head[9:12])] += 1
+                if b'"errors"' in answer[:200] and len(errors) < 3:
+                    errors.append(answer[:300].decode(errors="replace"))
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(args.api_clients)))
+    walls.sort()
+    return {
+        "queries": len(walls),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "errors": errors,
+        "wall_p50_ms": _percentile(walls, 0.50) * 1000,
+        "wall_max_ms": (walls[-1] if walls else float("nan")) * 1000,
+        "bytes": max(sizes, default=0),
+    }
+
+
 async def _run_load(
     args: argparse.Namespace, server: Server, path: str, site: str
 ) -> dict[str, Any]:
@@ -561,6 +648,8 @@ async def _benchmark(args: argparse.Namespace) -> int:
         async with serve_in_thread(_key_app) as site:
             await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
             integration_id = await _integration(site, secret_key)
+
+            api_key = await _seed_api(args) if args.busy_api else None
             await Tortoise.close_connections()
 
             path = f"/webhooks/connectwise/{integration_id}"
@@ -568,6 +657,15 @@ async def _benchmark(args: argparse.Namespace) -> int:
             await service.ready("/healthz")
             _say(f"service: {args.connections} connections, {args.warmup:g} s warm-up, "
                  f"{args.seconds:g} s measured ...")  # fmt: skip
+            if api_key is not None:
+                _say(f"  ... while {args.api_clients} GraphQL clients send the heaviest query")
+                api = asyncio.create_task(_run_graphql(args, service, api_key))
+                await asyncio.sleep(1.0)  # the queries are under way before measuring
+                served = await _run_load(args, service, path, site)
+                busy = await api
+                service.stop()
+                load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+                return _report_busy(args, backend, sources, load, served, busy)
             served = await _run_load(args, service, path, site)
             service.stop()
             if args.profile:
@@ -593,6 +691,45 @@ async def _benchmark(args: argparse.Namespace) -> int:
                 await Tortoise.close_connections()
                 await common.drop_database(args.postgres)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _seed_api(args: argparse.Namespace) -> str:
+    """An account with configurations to page through; its API key."""
+    import graphql_page  # bench/graphql_page.py: its seeding
+
+    _say(f"seeding {BUSY_CONFIGURATIONS:,} configurations for the GraphQL clients ...")
+    seeded = await graphql_page._seed(
+        argparse.Namespace(seed=7, configurations=BUSY_CONFIGURATIONS)
+    )
+    return seeded.key
+
+
+async def _run_graphql(args: argparse.Namespace, server: Server, key: str) -> dict[str, Any]:
+    seconds = args.warmup + args.seconds + 3.0  # over the whole webhook run
+    command = [
+        sys.executable, str(SCRIPT), "--role", "graphql", "--port", str(server.port),
+        "--key", key, "--seconds", str(seconds), "--api-clients", str(args.api_clients),
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE)
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"the GraphQL clients failed ({process.returncode})")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def heaviest_cost() -> tuple[int, int]:
+    """The heaviest query's cost as the API counts it, and the budget."""
+    from graphql import parse, validate
+
+    from api.graphql.cost import MAX_COST, cost_rule
+    from api.graphql.schema import schema
+
+    errors = validate(schema._schema, parse(heaviest_query(MAX_COST)), [cost_rule(0, {}, None)])
+    extensions = errors[0].extensions if errors else None
+    if not extensions:
+        raise RuntimeError(f"the heaviest query was not priced: {errors}")
+    return int(extensions["cost"]), MAX_COST
 
 
 async def _integration(site: str, secret_key: str) -> uuid.UUID:
@@ -708,6 +845,53 @@ def _report(
         ],
     )  # fmt: skip
     return 0
+
+
+def _report_busy(
+    args: argparse.Namespace,
+    backend: str,
+    sources: str,
+    load: str,
+    served: dict[str, Any],
+    busy: dict[str, Any],
+) -> int:
+    import platform
+
+    cost, budget = heaviest_cost()
+    rate = served["measured_ok"] / served["measured_s"]
+    p99_ok = served["p99_ms"] <= TARGET_BUSY_P99_MS
+    print()
+    print(f"psasync webhook benchmark, busy API, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"  machine: {os.cpu_count()} CPUs ({_cpu_model()}), "
+          f"{platform.python_implementation()} {platform.python_version()}, {backend}")  # fmt: skip
+    print(f"  server: uvicorn, {_stack()}; load: {served['generator']} generator, "
+          f"{args.connections} connections, {args.warmup:g} s warm-up + {args.seconds:g} s; "
+          f"{args.api_clients} GraphQL clients")  # fmt: skip
+    print(f"  {sources}")
+    print(f"  load: {load} (1-min load average)")
+    print()
+    common.table(
+        "Signed ConnectWise callbacks while the API serves its costliest query",
+        [
+            ("accepted deliveries", f"{rate:,.0f}/s",
+             f"statuses {served['statuses']}, connection errors {served['errors']}"),
+            ("latency p50", f"{served['p50_ms']:.2f} ms", ""),
+            ("latency p99", f"{served['p99_ms']:.2f} ms",
+             f"target <= {TARGET_BUSY_P99_MS:,.0f} ms: {common.verdict(p99_ok)}"),
+            ("heaviest allowed query", f"cost {cost:,}", f"budget {budget:,} nodes"),
+            ("its wall time", f"{busy['wall_p50_ms']:,.0f} ms p50",
+             f"max {busy['wall_max_ms']:,.0f} ms; {busy['queries']} answered, "
+             f"statuses {busy['statuses']}"),
+            ("its response", f"{busy['bytes'] / 1e6:.1f} MB", ""),
+            ("service CPU", f"{served['server_cpu_s'] / served['wall_s']:.0%}",
+             f"of one core; load generator {served['load_cpu_s'] / served['wall_s']:.0%}; "
+             f"other processes {served['others_cpu_s'] / served['wall_s']:.0%}; "
+             f"steal {served['steal_s'] / served['wall_s']:.0%}"),
+        ],
+    )  # fmt: skip
+    for error in busy["errors"]:
+        print(f"  GraphQL error: {error}")
+    return 0 if p99_ok and not busy["errors"] else 1
 
 
 def _stack() -> str:
