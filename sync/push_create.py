@@ -466,6 +466,17 @@ async def write_created(
     caller's own writes, e.g. a run's report and checkpoint)."""
     async with in_transaction():
         await fence.hold()
+        # Records first, then links: the order a pull's write takes them in (``apply``), or
+        # a pull linking the same record meanwhile would deadlock with this on PostgreSQL.
+        touched: dict[AssetKind, set[uuid.UUID]] = defaultdict(set)
+        for row in (*created.new_links, *created.not_pushed):
+            touched[row["kind"]].add(row["local_id"])
+        for kind, local_ids in created.replaced.items():
+            touched[kind].update(local_ids)
+        for kind, values in created.normalised.items():
+            touched[kind].update(values)
+        for kind in sorted(touched, key=lambda k: k.value):
+            await lock_rows(ASSET_MODELS[kind], sorted(touched[kind], key=str))
         for kind, local_ids in created.replaced.items():
             await RecordLink.filter(
                 integration_id=integration.id,
