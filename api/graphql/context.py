@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = field(default=None)
+    # Held while a query executes (``OneQueryAtATime``); None: not gated.
+    query_gate: asyncio.Semaphore | None = None
     # How a resolver reaches an integration's PSA (None: the default, over real HTTP).
     provider_factory: ProviderFactory | None = None
 

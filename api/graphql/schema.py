@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import strawberry
 from graphql import GraphQLError, parse
@@ -15,6 +15,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.tools import merge_types
+from strawberry.types.graphql import OperationType
 
 from api.graphql.cost import MAX_COST, QueryCostLimiter
 from api.graphql.mutations.access import AccessMutations
@@ -95,6 +96,23 @@ class MaskUnexpected(MaskErrors):
         )
 
 
+class OneQueryAtATime(SchemaExtension):
+    """Queries execute one at a time per process: two of the heaviest the cost budget allows,
+    executing at once, doubled how long every webhook answer waited (their reads queue on
+    SQLite's one connection ahead of the receiver's insert; bench/webhook_receiver.py
+    --busy-api). Mutations are left out: some wait on a PSA (a connection check), and the API
+    must not stall behind a slow PSA."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        gate = getattr(context, "query_gate", None)
+        if gate is None or self.execution_context.operation_type != OperationType.QUERY:
+            yield
+            return
+        async with gate:
+            yield
+
+
 Mutation = merge_types(
     "Mutation",
     (IntegrationMutations, TwoWayMutations, WebhookMutations, AssetMutations, AccessMutations),
@@ -121,5 +139,6 @@ schema = strawberry.Schema(
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: QueryCostLimiter(max_cost=MAX_COST),
+        OneQueryAtATime,
     ],
 )

@@ -8,8 +8,9 @@
 - ``Accept: application/graphql-response+json`` gets that media type (GraphQL over HTTP),
   with 400 for a request that failed before execution; otherwise ``application/json``.
 - Every response carries ``X-Request-ID``; masked errors quote it.
-- One HTTP operation executes at a time (``gate``); the others wait their turn. Answers are
-  encoded outside the gate. Why: docs/architecture.md, "Limits" (webhook answers stay fast).
+- One query executes at a time per process (``gate``, held by ``OneQueryAtATime`` in the
+  schema); mutations, which may wait on a PSA, never hold it. Answers are encoded outside the
+  gate. Why: docs/architecture.md, "Limits" (webhook answers stay fast).
 - Request JSON (HTTP bodies, WebSocket messages) must be UTF-8, at most ``MAX_JSON_DEPTH``
   levels deep and ``MAX_JSON_VALUES`` values: otherwise a 400 (WebSocket: close 4400).
   The body's size is bounded before this (api/limits.py), the query text after
@@ -181,10 +182,6 @@ class GraphQLApp(GraphQL[Context, None]):
                 scope["state"]["viewer"] = viewer
         await super().__call__(scope, receive, send)
 
-    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
-        async with self.gate:
-            return await super().execute_operation(*args, **kwargs)
-
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
 
@@ -204,6 +201,7 @@ class GraphQLApp(GraphQL[Context, None]):
             token = bearer_token(request.headers.get("authorization"))
             viewer = await authenticate(token) if token else None
         return Context(
+            query_gate=self.gate,
             request_id=request_id,
             viewer=viewer,
             loaders=Loaders(viewer.account_id) if viewer else Loaders(uuid.UUID(int=0)),
