@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -145,3 +145,19 @@ async def served_here(db: str, secret_key: str) -> AsyncIterator[tuple[Starlette
         server.should_exit = True
         await task
         sock.close()
+
+
+T = TypeVar("T")
+
+
+def runner(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
+    """Run a coroutine on ``loop`` (the test's, where the database lives) from Hypothesis'
+    thread: Hypothesis' stateful and ``@given`` tests are synchronous."""
+
+    def run(awaitable: Awaitable[T]) -> T:
+        async def wrapped() -> T:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), loop).result()
+
+    return run

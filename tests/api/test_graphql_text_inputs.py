@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from graphql import (
@@ -23,7 +23,7 @@ from graphql import (
     GraphQLScalarType,
 )
 from graphql.pyutils import Undefined
-from harness import GraphQLClient
+from harness import GraphQLClient, runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tortoise import Tortoise
@@ -33,7 +33,6 @@ from api.graphql.schema import schema
 from api.graphql.text import TextCheck
 from models import Account, Contact, Organization
 
-T = TypeVar("T")
 TEXT_SCALARS = {"String", "ID", "JSON"}
 
 
@@ -188,18 +187,6 @@ async def row_counts() -> dict[str, int]:
         for name, model in app.items():
             counts[name] = await model.all().count()
     return counts
-
-
-def runner(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
-    """Run a coroutine on the test's loop from the Hypothesis thread."""
-
-    def run(awaitable: Awaitable[T]) -> T:
-        async def wrapped() -> T:
-            return await awaitable
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), loop).result()
-
-    return run
 
 
 OPTIONS = settings(

@@ -13,10 +13,11 @@ import asyncio
 import os
 
 import pytest
+from harness import runner
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
-from two_way_model import FAULTS, World, runner
+from two_way_model import FAULTS, World
 
 from models.vault import Vault
 

@@ -133,7 +133,8 @@ async def test_an_edit_waits_visible_while_the_psa_record_holds_an_unstorable_va
     assert (await Organization.get(id=org.id)).name == "Our Edit Holdings"
     entry = await OutboxEntry.get(integration_id=integration.id, local_id=org.id)
     assert entry.status == OutboxStatus.FAILED
-    assert entry.last_error is not None and "holds a NUL character" in entry.last_error
+    assert entry.last_error is not None
+    assert "holds a NUL character" in entry.last_error
     link = await link_of(integration, org.id)
     assert link.push_state == PushState.FAILED
 

@@ -637,15 +637,3 @@ class World:
                 f"the same write went to {kind} {psa_id} twice with nothing in between: {body}"
             )
             previous[(kind, psa_id)] = body
-
-
-def runner(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
-    """Run a coroutine on ``loop`` (the test's) from the Hypothesis thread."""
-
-    def run(awaitable: Awaitable[T]) -> T:
-        async def wrapped() -> T:
-            return await awaitable
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), loop).result()
-
-    return run

@@ -7,11 +7,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from harness import Psa
+from harness import Psa, runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pulseway_helpers import delivery, pulseway_integration
@@ -24,7 +24,6 @@ from models import Account, Integration, WebhookDelivery
 from models.vault import Vault
 
 Connect = Callable[..., Awaitable[Integration]]
-T = TypeVar("T")
 
 OPTIONS = settings(
     deadline=None,
@@ -32,18 +31,6 @@ OPTIONS = settings(
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-
-
-def runner(loop: asyncio.AbstractEventLoop) -> Callable[[Awaitable[T]], T]:
-    """Run a coroutine on the test's loop (where the database lives) from Hypothesis' thread."""
-
-    def run(awaitable: Awaitable[T]) -> T:
-        async def wrapped() -> T:
-            return await awaitable
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), loop).result()
-
-    return run
 
 
 async def stored() -> int:
