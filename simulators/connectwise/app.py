@@ -8,6 +8,8 @@ Layout of the URL space::
     GET  /{codebase}//system/callbackkey/index.rails?companyName=…&id=<connectWiseID>
                                                  a callback's signing key (no auth; 404 if unknown)
     GET|POST|DELETE /__simulator/faults          fault settings and request counters (no auth)
+    GET|POST /{codebase}/apis/{1.5|2.0}/{Name}Api.asmx
+                                                 the legacy SOAP API (`soap/`): ?wsdl, operations
     GET|POST /__simulator/callbacks              callback delivery settings, counters, recent
                                                  deliveries (no auth)
 
@@ -48,6 +50,9 @@ from simulators.connectwise.errors import ApiError, EndpointNotFound, Unauthoriz
 from simulators.connectwise.faults import Faults, Traffic
 from simulators.connectwise.routes import Call, Reply, ResourceHandlers, dispatch, parse_body
 from simulators.connectwise.schema import RESOURCES
+from simulators.connectwise.soap.endpoint import PATH as SOAP_PATH
+from simulators.connectwise.soap.endpoint import SoapEndpoint
+from simulators.connectwise.soap.service import IntegratorLogin
 from simulators.connectwise.store import ConnectWiseStore
 from simulators.races import WriteHook, before_write
 from simulators.transport import DroppedAnswer
@@ -89,6 +94,7 @@ class ConnectWiseSimulator:
         company_name: str = "Simulated MSP",
         faults: Faults | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        integrator: IntegratorLogin | None = None,
     ) -> None:
         self.store = store if store is not None else ConnectWiseStore()
         self.credentials = credentials or ApiCredentials()
@@ -96,7 +102,9 @@ class ConnectWiseSimulator:
         self.faults = faults or Faults()
         self.traffic = Traffic()
         self.before_write: list[WriteHook] = []
-        self._sleep = sleep
+        self.sleep = sleep
+        # The legacy SOAP API's login (with `credentials.company_id`); `soap/` serves it.
+        self.integrator = integrator or IntegratorLogin()
         self._handlers = ResourceHandlers(self.store)
         self.store.add_member(self.credentials.member, "API", "Member", "A")
         self.callbacks = Callbacks(
@@ -117,6 +125,9 @@ class ConnectWiseSimulator:
                     methods=["GET"],
                 ),
                 Mount("/{codebase}/apis/3.0", routes=self._api_routes()),
+                Route(
+                    SOAP_PATH, SoapEndpoint(self, self.integrator).serve, methods=["GET", "POST"]
+                ),
             ],
             middleware=[Middleware(TolerantPaths)],
             exception_handlers={404: _endpoint_not_found, 405: _endpoint_not_found},
@@ -174,7 +185,7 @@ class ConnectWiseSimulator:
             traffic.last_client_id = client_id
         version = _negotiate_version(request.headers.get("accept", ""))
         if faults.latency_ms:
-            await self._sleep(faults.latency_ms / 1000)
+            await self.sleep(faults.latency_ms / 1000)
         status = faults.fault_for(number)
         if status is not None:
             return _respond(self._fault(status), version)

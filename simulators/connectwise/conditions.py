@@ -305,8 +305,14 @@ class Condition:
 
 def compile_conditions(text: str, resource: Resource) -> Condition:
     """Parse `text` and bind it to `resource`; raises ConditionError (a 400) when invalid."""
+    return compile_node(parse(text), resource)
+
+
+def compile_node(node: Node, resource: Resource) -> Condition:
+    """Bind an already parsed (perhaps rewritten) tree to `resource`; the SOAP API renames
+    its field names to REST paths this way (`soap/queries.py`)."""
     fields: set[str] = set()
-    return Condition(_compile(parse(text), resource, fields), frozenset(fields))
+    return Condition(_compile(node, resource, fields), frozenset(fields))
 
 
 def _compile(node: Node, resource: Resource, fields: set[str]) -> Predicate:
