@@ -457,17 +457,18 @@ async def test_a_secret_never_appears_in_an_error_or_a_repr(
         assert PASSWORD not in text
 
 
-async def test_missing_integrator_login_is_a_credentials_error(
+async def test_a_missing_integrator_login_fails_before_any_request(
     make_soap: Callable[..., ConnectWiseSoapClient],
     httpx_mock: HTTPXMock,
     credentials: ConnectWiseCredentials,
     http: httpx.AsyncClient,
 ) -> None:
-    serve_wsdl(httpx_mock)
     client = ConnectWiseSoapClient(http, credentials, resolver=public_resolver)
 
     with pytest.raises(CredentialsError):
         await collect(client)
+
+    assert httpx_mock.get_requests() == []
 
 
 # -- paging --------------------------------------------------------------------------------------

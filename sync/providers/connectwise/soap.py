@@ -295,9 +295,10 @@ class ConnectWiseSoapClient:
         return _record(await self._call(spec, operation, **{spec.param: dict(record)}))
 
     async def _call(self, spec: _Entity, operation: str, **arguments: Any) -> Any:
+        credentials = self._credentials()  # before any request: nothing to send without them
         proxy = await self._proxy(spec.service)
         try:
-            return await proxy[operation](credentials=self._credentials(), **arguments)
+            return await proxy[operation](credentials=credentials, **arguments)
         except SyncError:
             raise
         except Fault as exc:
