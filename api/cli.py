@@ -652,6 +652,19 @@ def simulate() -> None:
 @click.option("--public-key", default=None)
 @click.option("--private-key", default=None)
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--integrator-login",
+    default="psasync-integrator",
+    show_default=True,
+    help="Legacy SOAP API integrator login id.",
+)
+@click.option(
+    "--integrator-password",
+    default="integrator-password",
+    show_default=True,
+    envvar="PSASYNC_SIM_INTEGRATOR_PASSWORD",
+    help="Legacy SOAP API integrator password.",
+)
 def simulate_connectwise(
     host: str,
     port: int,
@@ -660,11 +673,25 @@ def simulate_connectwise(
     public_key: str | None,
     private_key: str | None,
     seed: int,
+    integrator_login: str,
+    integrator_password: str,
 ) -> None:
-    """A ConnectWise Manage simulator with a seeded company set (credentials printed)."""
+    """A ConnectWise Manage simulator (REST and legacy SOAP) with a seeded company set
+    (credentials printed)."""
     from simulators.connectwise import run_standalone
+    from simulators.connectwise.soap import IntegratorLogin
 
-    run_standalone(host, port, companies, company_id, public_key, private_key, seed, click.echo)
+    run_standalone(
+        host,
+        port,
+        companies,
+        company_id,
+        public_key,
+        private_key,
+        seed,
+        click.echo,
+        integrator=IntegratorLogin(integrator_login, integrator_password),
+    )
 
 
 @simulate.command("pulseway")

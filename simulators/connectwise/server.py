@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from simulators.connectwise.app import CODEBASE, ApiCredentials, ConnectWiseSimulator
 from simulators.connectwise.dataset import DatasetSpec, generate_dataset
+from simulators.connectwise.soap.service import IntegratorLogin
 from simulators.connectwise.store import ConnectWiseStore
 from simulators.transport import quiet_dropped_answers
 
@@ -69,6 +70,7 @@ def run_standalone(
     private_key: str | None,
     seed: int,
     print_fn: Callable[[str], object] = print,
+    integrator: IntegratorLogin | None = None,
 ) -> None:
     """Generate a dataset, print how to connect, and serve until interrupted.
 
@@ -80,7 +82,8 @@ def run_standalone(
         private_key=private_key or secrets.token_hex(16),
     )
     store = generate_dataset(DatasetSpec(companies=companies, seed=seed))
-    simulator = ConnectWiseSimulator(store, credentials=credentials)
+    simulator = ConnectWiseSimulator(store, credentials=credentials, integrator=integrator)
+    login = simulator.integrator
     sock = bind(host, port)
     base_url = _base_url(sock)
     sizes = ", ".join(
@@ -93,6 +96,9 @@ def run_standalone(
     print_fn(f"  public key:  {credentials.public_key}")
     print_fn(f"  private key: {credentials.private_key}")
     print_fn("  client id:   any value (recorded, not checked)")
+    print_fn(f"  SOAP (legacy): {base_url}/v4_6_release/apis/1.5/CompanyApi.asmx?wsdl")
+    print_fn("               (also ContactApi, ConfigurationApi; /apis/2.0/ too)")
+    print_fn(f"  integrator:  {login.login_id} / {login.password}")
     print_fn(f"  faults:      {base_url}/__simulator/faults  (GET to read, POST JSON to change)")
     print_fn(f"  callbacks:   {base_url}/__simulator/callbacks  (deliveries; POST to change)")
     serve(simulator, sock)
