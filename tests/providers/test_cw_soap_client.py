@@ -209,6 +209,22 @@ async def test_the_wsdl_is_fetched_once_per_site(
     assert len(httpx_mock.get_requests(method="GET")) == 1
 
 
+async def test_another_site_gets_its_own_wsdl_and_address(
+    make_soap: Callable[..., ConnectWiseSoapClient], httpx_mock: HTTPXMock
+) -> None:
+    other = "https://cw.other-msp.example"
+    serve_wsdl(httpx_mock)
+    serve_wsdl(httpx_mock, site=other)
+    reply(httpx_mock, companies_page([1]))
+    reply(httpx_mock, companies_page([2]), url=f"{other}/v4_6_release/apis/2.0/CompanyApi.asmx")
+
+    await collect(make_soap())
+    pages = await collect(make_soap(other))
+
+    assert pages[0][0]["CompanyRecID"] == 2
+    assert len(httpx_mock.get_requests(method="GET")) == 2
+
+
 async def test_other_operations_send_their_elements_and_return_plain_dicts(
     make_soap: Callable[..., ConnectWiseSoapClient], httpx_mock: HTTPXMock
 ) -> None:
@@ -404,7 +420,9 @@ async def test_http_500_without_a_fault_is_retriable(
     )
 
     with pytest.raises(RetriableError):
-        await collect(make_soap(retry=RetryPolicy(max_attempts=2)))
+        await collect(make_soap(retry=RetryPolicy(max_attempts=6, server_error_retries=1)))
+
+    assert len(httpx_mock.get_requests(method="POST")) == 2
 
 
 async def test_a_timeout_is_retriable(

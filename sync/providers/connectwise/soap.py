@@ -420,7 +420,7 @@ class ConnectWiseSoapClient:
         operation = headers.get("SOAPAction", "").strip('"').rsplit("/", 1)[-1]
         idempotent = operation.startswith(_IDEMPOTENT_PREFIXES)
         policy = self._retry
-        attempt = 0
+        attempt = server_errors = 0
         while True:
             attempt += 1
             guard = send_guard.get()
@@ -445,7 +445,14 @@ class ConnectWiseSoapClient:
             if status == 500 and _is_fault(response.content):
                 return response
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if (idempotent or status in _UNAPPLIED_STATUSES) and attempt < policy.max_attempts:
+            # A bare 500 is usually a server bug: retried a little only, as REST does.
+            server_errors += status == 500
+            again = idempotent or status in _UNAPPLIED_STATUSES
+            if (
+                again
+                and attempt < policy.max_attempts
+                and server_errors <= policy.server_error_retries
+            ):
                 delay = (
                     min(retry_after, policy.max_retry_after)
                     if retry_after is not None
