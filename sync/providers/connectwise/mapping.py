@@ -2,15 +2,18 @@
 
 Each table row pairs a local field with a ConnectWise path (``a/b`` walks nested objects) and
 a converter, and for writes the ConnectWise property to write and a converter local → PSA (a
-row that cannot be written flows from ConnectWise only). This module and ``client.py`` are
-the only code that knows ConnectWise names.
+row that cannot be written flows from ConnectWise only). The legacy SOAP API's names sit at
+the end, mapped to the same local columns. This module, ``client.py`` and ``soap.py`` are the
+only code that knows ConnectWise names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -565,3 +568,254 @@ FIELD_MAP = FieldMap(
     },
     required_for_create=REQUIRED_FOR_CREATE,
 )
+
+
+# -- the legacy SOAP API (psa-apis.md §3): the same local columns, SOAP names --------------------
+#
+# Read-only for now. SOAP records are dicts in SOAP names (``soap.py`` serializes zeep's
+# objects). Where SOAP lacks what REST has, the column reads None (SOAP-only integrations know
+# no better): a company's parent company, a site's phone and fax, a contact's site, a
+# configuration's installer name (SOAP gives the member identifier, not the name). SOAP gives
+# one company type (REST: a list), a contact's single email, phone and fax (REST: every
+# communication item, with its type), and company types and statuses by name only.
+
+# Company types and statuses have no ids in SOAP: each name gets a stable id derived from it,
+# above any real ConnectWise id (``synthetic_id``).
+SYNTHETIC_ID_BASE = 1 << 40
+
+
+def synthetic_id(name: str) -> int:
+    """A reference value's id derived from its name: ``SYNTHETIC_ID_BASE`` plus 39 bits of the
+    SHA-256 of the case-folded, stripped name (ConnectWise compares names case-insensitively).
+    Stable across processes and versions, unlike Python's ``hash()``."""
+    digest = hashlib.sha256(name.strip().casefold().encode()).digest()
+    return SYNTHETIC_ID_BASE + (int.from_bytes(digest[:5], "big") >> 1)
+
+
+def soap_id(value: Any) -> int | None:
+    """A SOAP id element: ints, or a string in ``ConfigurationFindResult.CompanyId``; 0 and
+    blank mean none."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        found = int(str(value).strip())
+    except ValueError:
+        return None
+    return found if found > 0 else None
+
+
+def soap_id_code(value: Any) -> tuple[int, ...]:
+    found = soap_id(value)
+    return () if found is None else (found,)
+
+
+def soap_name_code(value: Any) -> tuple[int, ...]:
+    name = text(value)
+    return () if name is None else (synthetic_id(name),)
+
+
+def soap_list(value: Any) -> list[Any]:
+    """A SOAP ``ArrayOf…`` element as zeep serializes it: ``{"Item": [...]}``, a list, or None."""
+    if isinstance(value, dict):
+        value = next(iter(value.values()), None) if len(value) == 1 else None
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
+def street_line(index: int) -> Callable[[Any], str | None]:
+    def convert(lines: Any) -> str | None:
+        found = soap_list(lines)
+        return text(found[index]) if len(found) > index else None
+
+    return convert
+
+
+def soap_datetime(value: Any) -> datetime | None:
+    """zeep gives ``xs:dateTime`` as datetimes (naive: UTC), the simulator's text as ISO."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return parse_psa_datetime(value)
+
+
+def single_item(label: str, kind: str | None = None) -> Callable[[Any], list[dict[str, Any]]]:
+    """SOAP's one email (or phone, or fax) as the REST mapping's list of items."""
+
+    def convert(value: Any) -> list[dict[str, Any]]:
+        found = text(value)
+        if found is None:
+            return []
+        item: dict[str, Any] = {"type": label, "value": found, "primary": True}
+        if kind is not None:
+            item["kind"] = kind
+        return [item]
+
+    return convert
+
+
+def soap_phones(record: RawRecord) -> list[dict[str, Any]]:
+    return single_item("Direct", "phone")(record.get("Phone")) + single_item("Fax", "fax")(
+        record.get("Fax")
+    )
+
+
+@dataclass(frozen=True)
+class SoapRecordMap:
+    """How one SOAP record becomes a ``PsaRecord`` with the REST map's local names.
+
+    ``fields``: local column → (getter, converter); ``refs``: relation → getter of an id;
+    ``codes``: reference kind → getter and converter to PSA ids.
+    """
+
+    id: Getter
+    fields: Mapping[str, tuple[Getter, Callable[[Any], Any]]]
+    refs: Mapping[str, Getter] = dataclass_field(default_factory=dict)
+    codes: Mapping[ReferenceKind, tuple[Getter, Callable[[Any], tuple[int, ...]]]] = (
+        dataclass_field(default_factory=dict)
+    )
+    parent: Getter | None = None
+    updated_at: Getter | None = None
+    updated_by: Getter | None = None
+
+    def to_record(self, raw: RawRecord, *, parent_psa_id: int | None = None) -> PsaRecord:
+        psa_id = soap_id(self.id(raw))
+        if psa_id is None:
+            raise ValueError("a ConnectWise SOAP record without an id")
+        owner = soap_id(self.parent(raw)) if self.parent is not None else None
+        return PsaRecord(
+            psa_id,
+            soap_datetime(self.updated_at(raw)) if self.updated_at else None,
+            {local: convert(get(raw)) for local, (get, convert) in self.fields.items()},
+            {name: soap_id(get(raw)) for name, get in self.refs.items()},
+            {kind: convert(get(raw)) for kind, (get, convert) in self.codes.items()},
+            owner if owner is not None else parent_psa_id,
+            updated_by=text(self.updated_by(raw)) if self.updated_by else None,
+        )
+
+
+def _none(_record: RawRecord) -> None:
+    return None
+
+
+def _soap(spec: str, convert: Callable[[Any], Any] = text) -> tuple[Getter, Callable[[Any], Any]]:
+    return path(spec), convert
+
+
+def _absent() -> tuple[Getter, Callable[[Any], Any]]:
+    return _none, text
+
+
+# A full ``Company`` (``GetCompany``); company types and statuses are names.
+SOAP_COMPANY = SoapRecordMap(
+    id=path("Id"),
+    fields={"name": _soap("CompanyName"), "short_name": _soap("CompanyID")},
+    refs={"parent": _none, "primary_location": path("DefaultAddress/Id")},
+    codes={
+        ReferenceKind.ORGANIZATION_TYPE: _soap("Type", soap_name_code),
+        ReferenceKind.ORGANIZATION_STATUS: _soap("Status", soap_name_code),
+    },
+    updated_at=path("LastUpdate"),
+)
+
+# A ``CompanyAddress`` of a company's ``Addresses``: a site (same id as REST's site).
+SOAP_ADDRESS = SoapRecordMap(
+    id=path("Id"),
+    fields={
+        "name": _soap("SiteName"),
+        "address_1": _soap("StreetLines", street_line(0)),
+        "address_2": _soap("StreetLines", street_line(1)),
+        "city": _soap("City"),
+        "region": _soap("State"),
+        "postal_code": _soap("Zip"),
+        "country": _soap("Country"),
+        "phone": _absent(),
+        "fax": _absent(),
+        "primary": _soap("DefaultFlag", flag),
+    },
+    parent=path("CompanyRecid"),
+)
+
+# A ``ContactFindResult`` (it has the company's record id and the stamp; ``GetContact`` names
+# the company by its identifier only).
+SOAP_CONTACT = SoapRecordMap(
+    id=path("Id"),
+    fields={
+        "first_name": _soap("FirstName"),
+        "last_name": _soap("LastName"),
+        "title": _soap("Title"),
+        "emails": _soap("Email", single_item("Email")),
+        "phones": (lambda record: record, soap_phones),
+    },
+    refs={"location": _none},
+    codes={ReferenceKind.CONTACT_TYPE: _soap("Type", soap_name_code)},
+    parent=path("CompanyRecID"),
+    updated_at=path("LastUpdate"),
+    updated_by=path("UpdatedBy"),
+)
+
+# A full ``Configuration`` (``GetConfiguration``); its type and status carry their REST ids.
+SOAP_CONFIGURATION = SoapRecordMap(
+    id=path("Id"),
+    fields={
+        "name": _soap("ConfigurationName"),
+        "asset_tag": _soap("TagNumber"),
+        "default_gateway": _soap("DefaultGateway"),
+        "installed_at": _soap("InstallationDate", soap_datetime),
+        "installed_by": _absent(),
+        "manufacturer": _soap("Manufacturer"),
+        "model": _soap("ModelNumber"),
+        "notes": _soap("Notes"),
+        "operating_system": _soap("OSType"),
+        "primary_ip": _soap("IPAddress"),
+        "purchased_at": _soap("PurchaseDate", soap_datetime),
+        "serial_number": _soap("SerialNumber"),
+        "mac_address": _soap("MacAddress", mac_address),
+        "warranty_expires_at": _soap("WarrantyExpiration", soap_datetime),
+    },
+    refs={"location": path("AddressId"), "contact": path("ContactId")},
+    codes={
+        ReferenceKind.CONFIGURATION_TYPE: _soap("ConfigurationTypeId", soap_id_code),
+        ReferenceKind.CONFIGURATION_STATUS: _soap("StatusId", soap_id_code),
+    },
+    parent=path("CompanyId"),
+    updated_at=path("LastUpdate"),
+    updated_by=path("UpdatedBy"),
+)
+
+SOAP_RECORD_MAPS = {
+    AssetKind.ORGANIZATION: SOAP_COMPANY,
+    AssetKind.LOCATION: SOAP_ADDRESS,
+    AssetKind.CONTACT: SOAP_CONTACT,
+    AssetKind.CONFIGURATION: SOAP_CONFIGURATION,
+}
+
+# SOAP names the provider filters, orders and collects reference values by.
+SOAP_ID = "Id"
+SOAP_LAST_UPDATE = "LastUpdate"
+SOAP_COMPANY_STATUS = "Status"
+SOAP_ADDRESSES = "Addresses"
+# The id element of each entity's find results.
+SOAP_FIND_ID: dict[str, str] = {
+    "company": "CompanyRecID",
+    "contact": "Id",
+    "configuration": "Id",
+}
+# Skip paging is only stable under a stable order: by id, so pages also ascend.
+SOAP_ORDER: dict[str, str] = SOAP_FIND_ID
+SOAP_CONFIGURATION_FILTER = {
+    ReferenceKind.CONFIGURATION_TYPE: "ConfigurationTypeId",
+    ReferenceKind.CONFIGURATION_STATUS: "StatusId",
+}
+# Where reference values are collected from, per entity's find results: kind → (id element,
+# name element); no id element means the id is derived from the name (``synthetic_id``).
+SOAP_REFERENCE_SOURCES: dict[str, dict[ReferenceKind, tuple[str | None, str]]] = {
+    "company": {
+        ReferenceKind.ORGANIZATION_TYPE: (None, "Type"),
+        ReferenceKind.ORGANIZATION_STATUS: (None, "Status"),
+    },
+    "contact": {ReferenceKind.CONTACT_TYPE: (None, "Type")},
+    "configuration": {
+        ReferenceKind.CONFIGURATION_TYPE: ("ConfigurationTypeId", "ConfigurationType"),
+        ReferenceKind.CONFIGURATION_STATUS: ("StatusId", "Status"),
+    },
+}
