@@ -235,7 +235,7 @@ class Integration(Node):
         except VaultError:  # a key rotated away: show the URL, claim nothing else
             return CredentialsInfo(site_url=self.site_url, set_fields=[], public_key_hint=None)
         if self.provider == Provider.CONNECTWISE_MANAGE:
-            cw = ConnectWiseCredentials.from_dict(stored)
+            cw = ConnectWiseCredentials.from_stored(stored)
             return CredentialsInfo(
                 site_url=cw.site_url,
                 set_fields=[c for c in map(camel, cw.set_fields()) if c],

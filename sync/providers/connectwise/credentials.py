@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 __all__ = ["ConnectWiseCredentials"]
 
 _REQUIRED = ("site_url", "company_id", "public_key", "private_key", "client_id")
+_REST_KEYS = ("public_key", "private_key")
 _OPTIONAL = ("integrator_login_id", "integrator_password")
 
 
@@ -22,13 +23,15 @@ class ConnectWiseCredentials:
     """API-member keys (REST) plus the optional legacy integrator login (SOAP).
 
     Surrounding whitespace is stripped (keys are usually pasted); required fields must not be
-    empty. Optional fields are None when unset (an empty string becomes None).
+    empty. Optional fields are None when unset (an empty string becomes None). The REST keys
+    may only be left out (None) together, when the integrator login and password are set:
+    such credentials open the SOAP provider. Setup (``from_dict``) still requires the keys.
     """
 
     site_url: str
     company_id: str
-    public_key: str
-    private_key: str
+    public_key: str | None
+    private_key: str | None
     client_id: str
     integrator_login_id: str | None = None
     integrator_password: str | None = None
@@ -37,8 +40,11 @@ class ConnectWiseCredentials:
     secret_fields: ClassVar[tuple[str, ...]] = ("public_key", "private_key", "integrator_password")
 
     def __post_init__(self) -> None:
+        soap_only = self.public_key is None and self.private_key is None
         for name in _REQUIRED:
             value = getattr(self, name)
+            if soap_only and name in _REST_KEYS:
+                continue
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"ConnectWise credentials need a non-empty {name}")
             object.__setattr__(self, name, value.strip())
@@ -47,6 +53,16 @@ class ConnectWiseCredentials:
             if value is not None and not isinstance(value, str):
                 raise ValueError(f"ConnectWise credentials: {name} must be a string")
             object.__setattr__(self, name, (value or "").strip() or None)
+        if soap_only and not (self.integrator_login_id and self.integrator_password):
+            raise ValueError(
+                "ConnectWise credentials need a public_key and private_key, or an "
+                "integrator_login_id and integrator_password"
+            )
+
+    @property
+    def has_rest_keys(self) -> bool:
+        """Whether the REST API member keys are set (otherwise only the SOAP login is)."""
+        return self.public_key is not None and self.private_key is not None
 
     def __repr__(self) -> str:
         return (
@@ -59,8 +75,10 @@ class ConnectWiseCredentials:
     __str__ = __repr__
 
     @property
-    def public_key_hint(self) -> str:
+    def public_key_hint(self) -> str | None:
         """The public key's first 4 characters, enough to tell two keys apart in a UI."""
+        if self.public_key is None:
+            return None
         return f"{self.public_key[:4]}…" if len(self.public_key) > 8 else "***"
 
     def set_fields(self) -> tuple[str, ...]:
@@ -85,6 +103,26 @@ class ConnectWiseCredentials:
             company_id=data["company_id"],
             public_key=data["public_key"],
             private_key=data["private_key"],
+            client_id=data["client_id"],
+            integrator_login_id=data.get("integrator_login_id"),
+            integrator_password=data.get("integrator_password"),
+        )
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> ConnectWiseCredentials:
+        """Like ``from_dict``, for credentials already stored: the REST keys may be absent
+        when the integrator login is there (a SOAP-only integration). Setup keeps using
+        ``from_dict``, which requires them."""
+        if data.get("public_key") or data.get("private_key"):
+            return cls.from_dict(data)
+        missing = [n for n in _REQUIRED if n not in _REST_KEYS and not data.get(n)]
+        if missing:
+            raise ValueError(f"ConnectWise credentials are missing: {', '.join(missing)}")
+        return cls(
+            site_url=data["site_url"],
+            company_id=data["company_id"],
+            public_key=None,
+            private_key=None,
             client_id=data["client_id"],
             integrator_login_id=data.get("integrator_login_id"),
             integrator_password=data.get("integrator_password"),
