@@ -23,6 +23,8 @@ from sync.providers.connectwise import mapping as connectwise_mapping
 from sync.providers.connectwise.client import ConnectWiseClient
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.providers.connectwise.provider import ConnectWiseProvider
+from sync.providers.connectwise.soap import ConnectWiseSoapClient
+from sync.providers.connectwise.soap_provider import ConnectWiseSoapProvider
 from sync.providers.http import RetryPolicy, Sleep
 from sync.providers.pulseway import mapping as pulseway_mapping
 from sync.providers.pulseway.client import PulsewayClient
@@ -69,6 +71,7 @@ class Connector:
     provider: Provider
     display_name: str
     field_map: FieldMap
+    # Setup's parser (CLI, API): what a new integration must give.
     read_credentials: Callable[[Mapping[str, Any]], Credentials]
     open: OpenProvider
     # The receiver's path segment for its notifications: /webhooks/{webhook_path}/{id}.
@@ -80,6 +83,8 @@ class Connector:
     # What the Sync Settings screen suggests first, by reference list (names not present in
     # the PSA are ignored); every other value starts disabled.
     recommended: Mapping[ReferenceKind, Sequence[str]] = field(default_factory=dict)
+    # The parser of stored credentials when it accepts more than setup does (None: the same).
+    read_stored_credentials: Callable[[Mapping[str, Any]], Credentials] | None = None
 
 
 class _Owned:
@@ -98,6 +103,12 @@ class _OwnedConnectWise(_Owned, ConnectWiseProvider):
         _Owned.__init__(self, http)
 
 
+class _OwnedConnectWiseSoap(_Owned, ConnectWiseSoapProvider):
+    def __init__(self, client: ConnectWiseSoapClient, http: httpx.AsyncClient) -> None:
+        ConnectWiseSoapProvider.__init__(self, client)
+        _Owned.__init__(self, http)
+
+
 class _OwnedPulseway(_Owned, PulsewayProvider):
     def __init__(self, client: PulsewayClient, http: httpx.AsyncClient) -> None:
         PulsewayProvider.__init__(self, client)
@@ -111,7 +122,14 @@ def connectwise_provider(
     transport: httpx.AsyncBaseTransport | None = None,
     retry: RetryPolicy | None = None,
 ) -> PsaProvider:
+    """REST when the credentials hold the REST keys (with both sets too, as the seed asks);
+    the legacy SOAP API (read-only for now) with the integrator login alone."""
     http = build_http_client(transport=transport)
+    if not credentials.has_rest_keys:
+        soap = ConnectWiseSoapClient(
+            http, credentials, sandbox=sandbox, retry=retry or RetryPolicy()
+        )
+        return _OwnedConnectWiseSoap(soap, http)
     client = ConnectWiseClient(http, credentials, sandbox=sandbox, retry=retry or RetryPolicy())
     return _OwnedConnectWise(client, http)
 
@@ -165,6 +183,8 @@ CONNECTORS: Mapping[Provider, Connector] = {
         display_name=ConnectWiseProvider.display_name,
         field_map=connectwise_mapping.FIELD_MAP,
         read_credentials=ConnectWiseCredentials.from_dict,
+        # A stored integration may hold the integrator login alone (it then uses SOAP).
+        read_stored_credentials=ConnectWiseCredentials.from_stored,
         webhook_path="connectwise",
         open=lambda credentials, sandbox, options: connectwise_provider(
             credentials, sandbox=sandbox, transport=options.transport, retry=options.retry
@@ -225,7 +245,8 @@ def provider_factory(
 
     async def open_for(integration: Integration) -> PsaProvider:
         found = connector(integration.provider)
-        credentials = found.read_credentials(integration.credentials(vault))
+        read = found.read_stored_credentials or found.read_credentials
+        credentials = read(integration.credentials(vault))
         return found.open(credentials, integration.sandbox, options)
 
     return open_for
