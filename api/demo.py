@@ -3,6 +3,8 @@
 A ConnectWise simulator with a seeded company set runs on a loopback port inside the service;
 a demo account gets an administrator, a sandbox integration against the simulator (created
 once, then reused), and an API key printed with the GraphiQL URL and example queries.
+``connectwise-soap`` adds a second integration against the same simulator (its legacy SOAP
+face over the same records) holding only the integrator login, so it syncs through SOAP.
 
 The demo key is derived from the secret key (HMAC), so it is the same on every start without
 being stored anywhere but as the usual hash; a new secret key gives a new demo key.
@@ -30,6 +32,7 @@ from simulators.connectwise import (
     generate_dataset,
     serve_in_thread,
 )
+from simulators.connectwise.soap import IntegratorLogin
 from simulators.pulseway import ApiCredentials as PulsewayApiCredentials
 from simulators.pulseway import DatasetSpec as PulsewayDatasetSpec
 from simulators.pulseway import PulsewaySimulator
@@ -43,8 +46,9 @@ log = logging.getLogger("psasync.demo")
 
 DEMO_ACCOUNT = "Demo MSP"
 DEMO_INTEGRATION = "Demo ConnectWise (simulator)"
+DEMO_SOAP_INTEGRATION = "Demo ConnectWise SOAP (simulator)"
 DEMO_PULSEWAY_INTEGRATION = "Demo Pulseway PSA (simulator)"
-DEMO_INTEGRATIONS = (DEMO_INTEGRATION, DEMO_PULSEWAY_INTEGRATION)
+DEMO_INTEGRATIONS = (DEMO_INTEGRATION, DEMO_SOAP_INTEGRATION, DEMO_PULSEWAY_INTEGRATION)
 DEMO_COMPANIES = 50
 DEMO_PULSEWAY_ACCOUNTS = 12
 # Pulseway accounts renamed after ConnectWise companies: a partner's clients are in both PSAs
@@ -55,6 +59,7 @@ DEMO_ADMIN = "admin@demo.psasync.local"
 DEMO_CREDENTIALS = ApiCredentials(
     company_id="demo", public_key="demo-public", private_key="demo-private"
 )
+DEMO_INTEGRATOR = IntegratorLogin(login_id="psasync-demo", password="demo-integrator-password")  # noqa: S106
 DEMO_PULSEWAY_CREDENTIALS = PulsewayApiCredentials(
     tenant="demo",
     username="psasync.demo",
@@ -84,8 +89,13 @@ async def demo_psa(settings: Settings) -> AsyncIterator[Integration | None]:
     store = generate_dataset(DatasetSpec(companies=DEMO_COMPANIES, seed=7))
     integrations: list[Integration] = []
     async with contextlib.AsyncExitStack() as stack:
-        if "connectwise" in settings.demo_providers:
-            integrations.append(await stack.enter_async_context(_connectwise(settings, store)))
+        providers = settings.demo_providers
+        if {"connectwise", "connectwise-soap"} & set(providers):
+            base_url = await stack.enter_async_context(_connectwise_site(settings, store))
+            if "connectwise" in providers:
+                integrations.append(await _connectwise(settings, base_url))
+            if "connectwise-soap" in providers:
+                integrations.append(await _connectwise_soap(settings, base_url))
         if "pulseway" in settings.demo_providers:
             shared = _synced_clients(store)[:DEMO_SHARED_CLIENTS]
             integrations.append(await stack.enter_async_context(_pulseway(settings, shared)))
@@ -95,27 +105,61 @@ async def demo_psa(settings: Settings) -> AsyncIterator[Integration | None]:
 
 
 @asynccontextmanager
-async def _connectwise(settings: Settings, store: ConnectWiseStore) -> AsyncIterator[Integration]:
-    simulator = ConnectWiseSimulator(store, credentials=DEMO_CREDENTIALS, company_name="Demo MSP")
+async def _connectwise_site(settings: Settings, store: ConnectWiseStore) -> AsyncIterator[str]:
+    """One demo ConnectWise site serving REST and legacy SOAP over one store: the REST and
+    SOAP demo integrations read the same records, with the same ids."""
+    simulator = ConnectWiseSimulator(
+        store,
+        credentials=DEMO_CREDENTIALS,
+        company_name="Demo MSP",
+        integrator=DEMO_INTEGRATOR,
+    )
     async with serve_in_thread(simulator, "127.0.0.1", settings.demo_port) as base_url:
-        account = await Account.get(name=DEMO_ACCOUNT)
-        integration = await Integration.filter(name=DEMO_INTEGRATION).first()
-        if integration is None:
-            credentials = ConnectWiseCredentials(
-                site_url=base_url,
-                company_id=DEMO_CREDENTIALS.company_id,
-                public_key=DEMO_CREDENTIALS.public_key,
-                private_key=DEMO_CREDENTIALS.private_key,
-                client_id="psasync-demo",
-            )
-            integration, _run = await add_connectwise(
-                account, credentials, settings.vault, name=DEMO_INTEGRATION, sandbox=True
-            )
-            log.info("demo: created %s against the simulator at %s", DEMO_INTEGRATION, base_url)
-        else:
-            await _follow(integration, settings, "site_url", base_url)
         log.info("demo: ConnectWise simulator on %s (%d companies)", base_url, DEMO_COMPANIES)
-        yield integration
+        yield base_url
+
+
+async def _connectwise(settings: Settings, base_url: str) -> Integration:
+    """The REST demo integration (API-member keys)."""
+    credentials = ConnectWiseCredentials(
+        site_url=base_url,
+        company_id=DEMO_CREDENTIALS.company_id,
+        public_key=DEMO_CREDENTIALS.public_key,
+        private_key=DEMO_CREDENTIALS.private_key,
+        client_id="psasync-demo",
+    )
+    return await _connectwise_integration(settings, DEMO_INTEGRATION, credentials)
+
+
+async def _connectwise_soap(settings: Settings, base_url: str) -> Integration:
+    """The legacy SOAP demo integration: the integrator login only, no REST keys, so it
+    syncs through SOAP and polls (SOAP has no callbacks)."""
+    credentials = ConnectWiseCredentials(
+        site_url=base_url,
+        company_id=DEMO_CREDENTIALS.company_id,
+        public_key=None,
+        private_key=None,
+        client_id="psasync-demo",
+        integrator_login_id=DEMO_INTEGRATOR.login_id,
+        integrator_password=DEMO_INTEGRATOR.password,
+    )
+    return await _connectwise_integration(settings, DEMO_SOAP_INTEGRATION, credentials)
+
+
+async def _connectwise_integration(
+    settings: Settings, name: str, credentials: ConnectWiseCredentials
+) -> Integration:
+    """Create the named demo integration once; later starts point it at the simulator."""
+    integration = await Integration.filter(name=name).first()
+    if integration is not None:
+        await _follow(integration, settings, "site_url", credentials.site_url)
+        return integration
+    account = await Account.get(name=DEMO_ACCOUNT)
+    integration, _run = await add_connectwise(
+        account, credentials, settings.vault, name=name, sandbox=True
+    )
+    log.info("demo: created %s against the simulator at %s", name, credentials.site_url)
+    return integration
 
 
 @asynccontextmanager
@@ -243,7 +287,11 @@ def banner(settings: Settings, key: str) -> str:
         '  In GraphiQL, open Headers and add {"Authorization": "Bearer <API key>"}.\n'
         f"  curl:      curl -H 'Authorization: Bearer {key}' -H 'Content-Type: "
         'application/json\' -d \'{"query": "{ viewer { role } }"}\' ' + url + "\n"
-        "  Try:\n" + EXAMPLES + (SWITCH if "pulseway" in settings.demo_providers else "") + "\n"
+        "  Try:\n"
+        + EXAMPLES
+        + (SWITCH if "pulseway" in settings.demo_providers else "")
+        + (SOAP if "connectwise-soap" in settings.demo_providers else "")
+        + "\n"
     )
 
 
@@ -251,4 +299,10 @@ SWITCH = """
     Switching PSA (README: "Switching PSA"): plan, then push what Pulseway PSA lacks
     mutation { pushAllSyncableAssets(integrationId: "<Pulseway id>", dryRun: true) {
         run { id } } }
+"""
+
+
+SOAP = """
+    Legacy SOAP (README: "Legacy SOAP demo"): "Demo ConnectWise SOAP (simulator)" holds only
+    the integrator login, so it syncs through ConnectWise's SOAP API and polls (no callbacks).
 """

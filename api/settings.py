@@ -10,7 +10,7 @@
 | PSASYNC_DEMO             | auto: a demo PSA when none is configured  |
 | PSASYNC_DEMO_PORT        | 8081 (Pulseway PSA's demo: the next port) |
 | PSASYNC_DEMO_PROVIDERS   | connectwise: the demo PSAs, comma-separated |
-|                          | (connectwise, pulseway)                   |
+|                          | (connectwise, connectwise-soap, pulseway) |
 | PSASYNC_WORKER           | true: run the sync worker in this process |
 | PSASYNC_LOG_LEVEL        | info                                      |
 | PSASYNC_ALLOW_SANDBOX    | false: API clients may not connect a PSA  |
@@ -65,7 +65,7 @@ class Settings:
     public_url: str | None = None
     # Calls per hour per endpoint psasync spreads its Pulseway PSA calls under.
     pulseway_calls_per_hour: int = 1500
-    # Which PSAs the demo simulates (``connectwise``, ``pulseway``).
+    # Which PSAs the demo simulates (``connectwise``, ``connectwise-soap``, ``pulseway``).
     demo_providers: tuple[str, ...] = ("connectwise",)
 
     def __repr__(self) -> str:  # the keys must never reach a log
@@ -168,7 +168,7 @@ def _positive(value: str, name: str) -> int:
     return number
 
 
-DEMO_PROVIDERS = ("connectwise", "pulseway")
+DEMO_PROVIDERS = ("connectwise", "connectwise-soap", "pulseway")
 
 
 def _demo_providers(value: str) -> tuple[str, ...]:

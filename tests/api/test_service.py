@@ -307,6 +307,67 @@ async def test_the_demo_can_run_pulseway_psa_beside_connectwise(tmp_path: Path) 
     assert waiting
 
 
+SOAP_DEMO = """{ integrations { name statusLabel lastRun { status } }
+  organizations(first: 100) { totalCount edges { node { name
+    psaLinks { psaId state integration { name } } } } } }"""
+
+
+async def test_the_demo_syncs_a_soap_only_connectwise_integration_beside_rest(
+    tmp_path: Path,
+) -> None:
+    """``connectwise-soap``: an integration holding only the integrator login syncs the demo
+    simulator's records through its SOAP face (the same store as the REST demo), and a second
+    start reuses it."""
+    port, demo_port = free_port(), free_port()
+    env = cli_env(
+        tmp_path,
+        PSASYNC_PORT=str(port),
+        PSASYNC_DEMO_PORT=str(demo_port),
+        PSASYNC_DEMO_PROVIDERS="connectwise,connectwise-soap",
+    )
+    server, key = await start_service(env, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            auth = {"Authorization": f"Bearer {key}"}
+            for _ in range(600):
+                body = (await http.post("/graphql", json={"query": SOAP_DEMO},
+                                        headers=auth)).json()  # fmt: skip
+                states = {
+                    i["name"]: (i["statusLabel"], (i["lastRun"] or {}).get("status"))
+                    for i in body["data"]["integrations"]
+                }
+                if set(states.values()) == {("OK", "SUCCEEDED")}:
+                    break
+                await asyncio.sleep(0.25)
+    finally:
+        await stop_service(server)
+    assert states == {
+        "Demo ConnectWise (simulator)": ("OK", "SUCCEEDED"),
+        "Demo ConnectWise SOAP (simulator)": ("OK", "SUCCEEDED"),
+    }
+    organizations = body["data"]["organizations"]
+    assert organizations["totalCount"] > 0
+    links = {
+        edge["node"]["name"]: {
+            (link["integration"]["name"], link["psaId"])
+            for link in edge["node"]["psaLinks"]
+            if link["state"] == "SYNCED"
+        }
+        for edge in organizations["edges"]
+    }
+    through_soap = {name: ids for name, ids in links.items() if any("SOAP" in i for i, _ in ids)}
+    assert through_soap
+    # One store behind both faces: a company reached through SOAP has the same id via REST.
+    for ids in through_soap.values():
+        assert len({psa_id for _, psa_id in ids}) == 1, ids
+
+    server, _again = await start_service(env, port)
+    await stop_service(server)
+    code, out = await psasync(env, "status")
+    assert code == 0, out
+    assert out.count("Demo ConnectWise SOAP (simulator)") == 1
+
+
 async def test_cli_connects_pulseway_psa_with_two_way_on_and_names_wrong_options(
     tmp_path: Path, pulseway_contract: Recorder
 ) -> None:
