@@ -4,6 +4,13 @@
     .venv/bin/python bench/full_sync.py --postgres postgres://postgres@127.0.0.1:5432/psasync_bench
     .venv/bin/python bench/full_sync.py --companies 5000 --profile /tmp/psasync-profile
     .venv/bin/python bench/full_sync.py --provider pulseway --companies 2000
+    .venv/bin/python bench/full_sync.py --api soap --companies 300
+
+``--api soap`` (ConnectWise only) also syncs the same dataset through ConnectWise's legacy SOAP
+API, in the same run: after the REST report, a SOAP-only integration (the integrator login, no
+REST keys) makes a full sync into its own fresh database and a no-change resync, and a last
+table sets records/s and requests per 1,000 records (the simulator's request counter: every
+REST GET and SOAP POST) side by side for REST and SOAP. ``--api both`` is the same.
 
 ``--provider connectwise`` (the default) syncs the ConnectWise simulator; ``--provider
 pulseway`` the Pulseway PSA simulator (``--companies`` accounts, each with 1-3 locations;
@@ -134,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--api",
+        choices=("rest", "soap", "both"),
+        default="rest",
+        help="ConnectWise: soap (or both) adds a SOAP full sync beside REST's, same dataset",
+    )
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         help="run on PostgreSQL (the database is dropped and created fresh; "
@@ -151,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _child(args.role)
     if args.provider == "pulseway" and args.sites is not None:
         parser.error("--sites does not apply to Pulseway (1-3 locations per account)")
+    if args.provider == "pulseway" and args.api != "rest":
+        parser.error("--api applies to ConnectWise only (Pulseway PSA has one API)")
     # A plain `kill` should clean up too (the `finally` in _benchmark), not just Ctrl+C.
     signal.signal(signal.SIGTERM, _terminated)
     with common.machine_lock(SCRIPT, _say):
@@ -179,6 +194,9 @@ def _benchmark(args: argparse.Namespace) -> int:
         }
     else:
         creds = Credentials("benchmsp", secrets.token_hex(8), secrets.token_hex(16)).as_dict()
+        # The legacy SOAP integrator login, beside the REST keys (--api soap).
+        creds["integrator_login_id"] = "psasync-bench"
+        creds["integrator_password"] = secrets.token_hex(12)
         spec = {
             "companies": args.companies,
             "sites": args.sites,
@@ -195,10 +213,12 @@ def _benchmark(args: argparse.Namespace) -> int:
         if args.postgres:
             sync_db = args.postgres
             insert_db = _sibling_database(args.postgres, "_insert")
-            databases = [sync_db, insert_db]
+            soap_db = _sibling_database(args.postgres, "_soap")
+            databases = [sync_db, insert_db, soap_db]
         else:
             sync_db = f"sqlite:///{workdir / 'sync.db'}?{SQLITE_OPTIONS}"
             insert_db = f"sqlite:///{workdir / 'insert.db'}?{SQLITE_OPTIONS}"
+            soap_db = f"sqlite:///{workdir / 'soap.db'}?{SQLITE_OPTIONS}"
         backend = asyncio.run(common.describe_backend(sync_db))
         what = "accounts" if provider == "pulseway" else "companies"
         _say(f"starting the {provider} simulator ({args.companies} {what}, seed {args.seed}) ...")
@@ -234,12 +254,17 @@ def _benchmark(args: argparse.Namespace) -> int:
         _say(f"  {second['wall']:.1f} s; limits: raw fetch, then bulk_create ...")
         asyncio.run(common.fresh_database(insert_db))
         limits = _run_role("limits", {**shared, "db_url": insert_db}, workdir)
+        soap: tuple[dict[str, Any], dict[str, Any]] | None = None
+        if args.api != "rest":
+            soap = _soap_syncs({**shared, "api": "soap"}, soap_db, vault_key, workdir)
         _say("")
         load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (1-min load average)"
         engine = engine_before
         if common.sources_fingerprint(ENGINE_PACKAGES) != engine_before:
             engine += "; WARNING: the engine sources changed during the run"
         _report(args, backend, sim, first, second, limits, load, engine)
+        if soap is not None:
+            _report_apis((first, second), soap)
         for role, path in profiles.items():
             if path:
                 common.print_profile(role, path)
@@ -251,6 +276,20 @@ def _benchmark(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 asyncio.run(common.drop_database(url))
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _soap_syncs(
+    config: dict[str, Any], db_url: str, vault_key: str, workdir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same dataset through SOAP: a full sync into a fresh database, then a resync."""
+    asyncio.run(common.fresh_database(db_url))
+    _say("SOAP: full sync into a fresh database ...")
+    config = {**config, "db_url": db_url, "vault_key": vault_key, "profile": None}
+    first = _run_role("sync", config, workdir)
+    _say(f"  {first['wall']:.1f} s; SOAP no-change resync ...")
+    second = _run_role("resync", {**config, "integration_id": first["integration_id"]}, workdir)
+    _say(f"  {second['wall']:.1f} s")
+    return first, second
 
 
 def _say(text: str) -> None:
@@ -618,6 +657,41 @@ def _report(
     )
 
 
+def _report_apis(
+    rest: tuple[dict[str, Any], dict[str, Any]], soap: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """REST beside SOAP on the same dataset: rates and requests per 1,000 records."""
+
+    def rows(api: str, first: dict[str, Any], second: dict[str, Any]) -> list[tuple[str, ...]]:
+        created = first["counts"].get("created", 0)
+        examined = second["processed"]
+        sync_requests = first["requests"]["requests"]
+        resync_requests = second["requests"]["requests"]
+        return [
+            (
+                f"{api} full sync",
+                f"{created / first['wall']:,.0f} rec/s",
+                f"{created:,} created in {first['wall']:.1f} s; {sync_requests:,} requests "
+                f"({_join(first['requests']['by_method'])}), "
+                f"{1000 * sync_requests / max(created, 1):.1f} per 1,000 records; "
+                f"{first['status']}",
+            ),
+            (
+                f"{api} no-change resync",
+                f"{examined / second['wall']:,.0f} rec/s",
+                f"{examined:,} examined in {second['wall']:.1f} s, {second['rows_written']:,} "
+                f"rows written; {resync_requests:,} requests, "
+                f"{1000 * resync_requests / max(examined, 1):.1f} per 1,000 records; "
+                f"{second['status']}",
+            ),
+        ]
+
+    common.table(
+        "5. REST beside SOAP, same dataset (requests: the simulator's counter)",
+        [*rows("REST", *rest), *rows("SOAP", *soap)],
+    )
+
+
 # ---------------------------------------------------------------------------------- children
 
 
@@ -660,6 +734,7 @@ def _simulator(config: dict[str, Any]) -> None:
         generate_dataset,
     )
     from simulators.connectwise.server import bind, serve
+    from simulators.connectwise.soap import IntegratorLogin
 
     spec = DatasetSpec(**config["spec"])
     store = generate_dataset(spec)
@@ -667,8 +742,11 @@ def _simulator(config: dict[str, Any]) -> None:
     # while serving (its pauses would land, at random, in one measurement or another).
     gc.collect()
     gc.freeze()
-    creds = config["credentials"]
-    simulator = ConnectWiseSimulator(store, credentials=ApiCredentials(**creds))
+    creds = dict(config["credentials"])
+    integrator = IntegratorLogin(creds.pop("integrator_login_id"), creds.pop("integrator_password"))
+    simulator = ConnectWiseSimulator(
+        store, credentials=ApiCredentials(**creds), integrator=integrator
+    )
     sock = bind("127.0.0.1", 0)
     host, port = sock.getsockname()[:2]
     sizes = ", ".join(
@@ -719,6 +797,22 @@ def _pulseway_simulator(config: dict[str, Any]) -> None:
     serve(simulator.app, sock)
 
 
+async def _connectwise_traffic(base_url: str) -> dict[str, Any]:
+    """The ConnectWise simulator's request counters so far (REST and SOAP alike)."""
+    async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
+        response = await client.get(f"{base_url}/__simulator/faults")
+        response.raise_for_status()
+        traffic: dict[str, Any] = response.json()["traffic"]
+        return traffic
+
+
+def _traffic_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requests": after["requests"] - before["requests"],
+        "by_method": _calls_between(before["by_method"], after["by_method"]),
+    }
+
+
 async def _simulator_calls(base_url: str) -> dict[str, int]:
     """The Pulseway simulator's API requests so far, per endpoint ("GET /v2/...")."""
     async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
@@ -754,12 +848,19 @@ def _provider_factory(config: dict[str, Any], vault: Any) -> Any:
 
 
 async def _timed_counted(config: dict[str, Any], vault: Any) -> dict[str, Any]:
-    """``_timed_run``, plus (Pulseway) the simulator's calls per endpoint during the run."""
+    """``_timed_run``, plus the simulator's counters during the run (Pulseway: calls per
+    endpoint; ConnectWise: requests, per HTTP method)."""
     pulseway = config.get("provider") == "pulseway"
-    before = await _simulator_calls(config["base_url"]) if pulseway else {}
+    if pulseway:
+        before = await _simulator_calls(config["base_url"])
+    else:
+        traffic = await _connectwise_traffic(config["base_url"])
     result = await _timed_run(_provider_factory(config, vault), config.get("profile"))
     if pulseway:
         result["calls"] = _calls_between(before, await _simulator_calls(config["base_url"]))
+    else:
+        after = await _connectwise_traffic(config["base_url"])
+        result["requests"] = _traffic_between(traffic, after)
     return result
 
 
@@ -798,6 +899,16 @@ def _connectwise_credentials(config: dict[str, Any]) -> Any:
     from sync.providers.connectwise.credentials import ConnectWiseCredentials
 
     c = config["credentials"]
+    if config.get("api") == "soap":  # the integrator login alone: the SOAP API is used
+        return ConnectWiseCredentials(
+            site_url=config["base_url"],
+            company_id=c["company_id"],
+            public_key=None,
+            private_key=None,
+            client_id=CLIENT_ID,
+            integrator_login_id=c["integrator_login_id"],
+            integrator_password=c["integrator_password"],
+        )
     return ConnectWiseCredentials(
         site_url=config["base_url"],
         company_id=c["company_id"],
