@@ -67,6 +67,17 @@ OpenProvider = Callable[[Any, bool, Options], PsaProvider]
 
 
 @dataclass(frozen=True)
+class CredentialSet:
+    """Credentials that are tested on their own at setup. ``field``: the credential field an
+    error about them names (None: the credentials as a whole); ``fields``: what the set is
+    made of, to tell whether an update touched it."""
+
+    credentials: Any
+    field: str | None = None
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Connector:
     provider: Provider
     display_name: str
@@ -85,6 +96,14 @@ class Connector:
     recommended: Mapping[ReferenceKind, Sequence[str]] = field(default_factory=dict)
     # The parser of stored credentials when it accepts more than setup does (None: the same).
     read_stored_credentials: Callable[[Mapping[str, Any]], Credentials] | None = None
+    # The sets setup tests, the one the integration uses first (None: all in one set).
+    credential_sets: Callable[[Any], Sequence[CredentialSet]] | None = None
+
+    def sets(self, credentials: Credentials) -> Sequence[CredentialSet]:
+        """The credential sets to test, the one in use first."""
+        if self.credential_sets is None:
+            return (CredentialSet(credentials),)
+        return self.credential_sets(credentials)
 
 
 class _Owned:
@@ -151,6 +170,23 @@ def pulseway_provider(
     return _OwnedPulseway(client, http)
 
 
+def connectwise_sets(credentials: ConnectWiseCredentials) -> Sequence[CredentialSet]:
+    """REST first when its keys are given (it is then the API in use); the integrator login
+    is tested alone, through SOAP, so an error says which of the two sets is wrong."""
+    sets = []
+    if credentials.has_rest_keys:
+        sets.append(CredentialSet(credentials, "private_key", ("public_key", "private_key")))
+    if credentials.has_integrator_login:
+        sets.append(
+            CredentialSet(
+                credentials.soap_only(),
+                "integrator_password",
+                ("integrator_login_id", "integrator_password"),
+            )
+        )
+    return sets
+
+
 # What the Sync Settings screen suggests first (features.md §A2), in each PSA's words.
 _CONNECTWISE_RECOMMENDED: Mapping[ReferenceKind, Sequence[str]] = {
     ReferenceKind.ORGANIZATION_TYPE: ("Client",),
@@ -182,9 +218,10 @@ CONNECTORS: Mapping[Provider, Connector] = {
         provider=Provider.CONNECTWISE_MANAGE,
         display_name=ConnectWiseProvider.display_name,
         field_map=connectwise_mapping.FIELD_MAP,
-        read_credentials=ConnectWiseCredentials.from_dict,
-        # A stored integration may hold the integrator login alone (it then uses SOAP).
+        # REST keys, the integrator login, or both; a stored integration too.
+        read_credentials=ConnectWiseCredentials.from_input,
         read_stored_credentials=ConnectWiseCredentials.from_stored,
+        credential_sets=connectwise_sets,
         webhook_path="connectwise",
         open=lambda credentials, sandbox, options: connectwise_provider(
             credentials, sandbox=sandbox, transport=options.transport, retry=options.retry

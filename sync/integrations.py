@@ -4,6 +4,10 @@ Setting up tests the connection first: nothing is stored when the PSA cannot be 
 refuses the credentials, and the user gets an error naming what is wrong
 (``INVALID_CREDENTIALS``, ``UNREACHABLE``, ``INSECURE_URL``). New credentials are tested the
 same way before they replace the stored ones.
+
+A PSA may take more than one credential set (ConnectWise: REST keys and the legacy SOAP
+integrator login). Each set given is tested on its own, the one in use first, and an error
+names the set's field (``IntegrationError.credential``).
 """
 
 from __future__ import annotations
@@ -53,26 +57,69 @@ log = logging.getLogger("psasync.integrations")
 class IntegrationError(Exception):
     """An expected failure, with a stable ``code`` and the input ``field`` it is about."""
 
-    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, field: str | None = None, credential: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        # The credential field (as the credentials call it) the error is about, if any: the
+        # API and the CLI name it in their own words.
+        self.credential = credential
 
 
-async def try_connection(provider: PsaProvider) -> dict[ReferenceKind, list[PsaReference]]:
-    """Check the credentials and read the reference lists, mapping failures to setup codes."""
+async def try_connection(
+    provider: PsaProvider, *, credential: str | None = None, lists: bool = True
+) -> dict[ReferenceKind, list[PsaReference]]:
+    """Check the credentials and read the reference lists (unless ``lists`` is False), mapping
+    failures to setup codes about ``credential``."""
     try:
         await provider.check_connection()
-        return await provider.reference_data()
+        return await provider.reference_data() if lists else {}
     except CredentialsError as exc:
-        raise IntegrationError("INVALID_CREDENTIALS", exc.message) from exc
+        code, message = "INVALID_CREDENTIALS", exc.message
     except InsecureUrlError as exc:
-        raise IntegrationError("INSECURE_URL", exc.message) from exc
+        code, message = "INSECURE_URL", exc.message
     except UnreachableError as exc:
-        raise IntegrationError("UNREACHABLE", exc.message) from exc
+        code, message = "UNREACHABLE", exc.message
     except SyncError as exc:
-        raise IntegrationError("CONNECTION_FAILED", exc.message) from exc
+        code, message = "CONNECTION_FAILED", exc.message
+    raise IntegrationError(code, message, credential=credential)
+
+
+async def check_credentials(
+    provider_kind: Provider,
+    credentials: Credentials,
+    *,
+    sandbox: bool,
+    provider: PsaProvider | None = None,
+    touched: Sequence[str] | None = None,
+    extra: Any = None,
+) -> tuple[dict[ReferenceKind, list[PsaReference]], dict[str, str]]:
+    """Test each credential set, the one in use first (``provider``, when given, is opened on
+    it), and read the reference lists through it. Of the other sets, only those with a field
+    in ``touched`` are tested (None: all). Returns the lists and, if ``extra`` is a callable
+    taking the provider in use, what it returns."""
+    sets = connector(provider_kind).sets(credentials)
+    used, others = sets[0], sets[1:]
+    owned = provider is None
+    opened = provider or open_provider(provider_kind, used.credentials, sandbox=sandbox)
+    try:
+        lists = await try_connection(opened, credential=used.field)
+        extras = await extra(opened) if extra is not None else {}
+    finally:
+        if owned:
+            await opened.aclose()
+    for other in others:
+        if touched is not None and not set(other.fields) & set(touched):
+            continue
+        checked = open_provider(provider_kind, other.credentials, sandbox=sandbox)
+        try:
+            await try_connection(checked, credential=other.field, lists=False)
+        finally:
+            await checked.aclose()
+    return lists, extras
 
 
 async def add_integration(
@@ -98,15 +145,14 @@ async def add_integration(
     """
     found = connector(provider_kind)
     site_url = await _validated_url(credentials.site_url, sandbox, found.display_name, None)
-    owned = provider is None
-    provider = provider or open_provider(provider_kind, credentials, sandbox=sandbox)
-    try:
-        lists = await try_connection(provider)
-        two_way = found.two_way_default if two_way_enabled is None else two_way_enabled
-        attributes = await _default_attributes(provider) if two_way else {}
-    finally:
-        if owned:
-            await provider.aclose()
+    two_way = found.two_way_default if two_way_enabled is None else two_way_enabled
+    lists, attributes = await check_credentials(
+        provider_kind,
+        credentials,
+        sandbox=sandbox,
+        provider=provider,
+        extra=_default_attributes if two_way else None,
+    )
 
     wanted = found.recommended if enable is None else enable
     async with in_transaction():
@@ -206,17 +252,19 @@ async def update_credentials(
     try:
         credentials = found.read_credentials(merged)
     except ValueError as exc:
-        raise IntegrationError("INVALID_INPUT", str(exc)) from exc
+        raise IntegrationError(
+            "INVALID_INPUT", str(exc), credential=getattr(exc, "field", None)
+        ) from exc
     site_url = await _validated_url(
         credentials.site_url, integration.sandbox, found.display_name, "siteUrl"
     )
-    owned = provider is None
-    provider = provider or open_provider(provider_kind, credentials, sandbox=integration.sandbox)
-    try:
-        lists = await try_connection(provider)
-    finally:
-        if owned:
-            await provider.aclose()
+    lists, _ = await check_credentials(
+        provider_kind,
+        credentials,
+        sandbox=integration.sandbox,
+        provider=provider,
+        touched=list(given),
+    )
     integration.set_credentials(vault, dict(credentials.to_dict()))
     async with in_transaction():
         await Integration.filter(id=integration.id).update(

@@ -425,7 +425,7 @@ async def test_new_credentials_are_tested_before_they_replace_the_old(
         {"input": {"integrationId": integration_id, "connectwise": {"privateKey": "stale"}}},
     )
     assert refused["updateIntegrationCredentials"]["errors"] == [
-        {"code": "INVALID_CREDENTIALS", "field": None}
+        {"code": "INVALID_CREDENTIALS", "field": "connectwise.privateKey"}
     ]
     # The stored credentials still work.
     await admin.data(

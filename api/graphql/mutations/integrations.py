@@ -13,7 +13,7 @@ from typing import Any
 import strawberry
 
 from api.graphql.context import Info
-from api.graphql.errors import IntegrationError, IntegrationErrorCode
+from api.graphql.errors import IntegrationError, IntegrationErrorCode, camel
 from api.graphql.ids import InvalidId, from_global
 from api.graphql.permissions import denied
 from api.graphql.text import checked, text_rules
@@ -83,19 +83,28 @@ async def _run(run: SyncRunRow | None) -> SyncRun | None:
 
 
 @text_rules(IntegrationRow)
-@strawberry.input(description="ConnectWise Manage API member keys (and the legacy login).")
+@strawberry.input(
+    description="ConnectWise Manage: the REST API member keys, the legacy SOAP integrator "
+    "login, or both (each set complete, each tested). With both, REST is used and the login "
+    "is kept."
+)
 class ConnectWiseCredentialsInput:
     site_url: str = strawberry.field(description="e.g. https://na.myconnectwise.net")
     company_id: str
-    public_key: str
-    private_key: str
     client_id: str = strawberry.field(description="Your ConnectWise developer client id.")
-    integrator_login_id: str | None = None
+    public_key: str | None = strawberry.field(default=None, description="REST API member key.")
+    private_key: str | None = strawberry.field(default=None, description="REST API member key.")
+    integrator_login_id: str | None = strawberry.field(
+        default=None, description="Legacy SOAP API integrator login."
+    )
     integrator_password: str | None = None
 
 
 @text_rules(IntegrationRow)
-@strawberry.input(description="Only the fields given change; the result is tested first.")
+@strawberry.input(
+    description="Only the fields given change; the result is tested first. Adding REST keys "
+    "to a SOAP-only integration moves it to REST from its next run (the login is kept)."
+)
 class ConnectWiseCredentialsUpdate:
     site_url: str | None = None
     company_id: str | None = None
@@ -239,12 +248,22 @@ class DeleteIntegrationPayload:
     errors: list[IntegrationError] = strawberry.field(default_factory=list)
 
 
-def _setup_error(exc: SetupError) -> IntegrationError:
+def _credential_field(provider: Provider, credential: str | None) -> str:
+    """The input field a credential error is about: ``connectwise.integratorPassword``, or the
+    provider's whole input when no one field is."""
+    field = _CREDENTIALS_FIELD[provider]
+    return f"{field}.{camel(credential)}" if credential else field
+
+
+def _setup_error(exc: SetupError, provider: Provider | None = None) -> IntegrationError:
     try:
         code = IntegrationErrorCode(exc.code)
     except ValueError:
         code = IntegrationErrorCode.CONNECTION_FAILED
-    return IntegrationError(code=code, message=exc.message, field=exc.field)
+    field = exc.field
+    if field is None and exc.credential is not None and provider is not None:
+        field = _credential_field(provider, exc.credential)
+    return IntegrationError(code=code, message=exc.message, field=field)
 
 
 @checked
@@ -280,9 +299,8 @@ class IntegrationMutations:
         try:
             credentials = connector(provider).read_credentials(_given(given[1]))
         except ValueError as exc:
-            return CreateIntegrationPayload(
-                errors=[_error("INVALID_INPUT", str(exc), _CREDENTIALS_FIELD[provider])]
-            )
+            field = _credential_field(provider, getattr(exc, "field", None))
+            return CreateIntegrationPayload(errors=[_error("INVALID_INPUT", str(exc), field)])
         interval = input.sync_interval_seconds
         if interval != 0 and not (
             sync_settings.MIN_INTERVAL <= interval <= sync_settings.MAX_INTERVAL
@@ -304,7 +322,7 @@ class IntegrationMutations:
                 two_way_enabled=input.two_way_enabled,
             )
         except SetupError as exc:
-            return CreateIntegrationPayload(errors=[_setup_error(exc)])
+            return CreateIntegrationPayload(errors=[_setup_error(exc, provider)])
         info.context.wake_worker()
         return CreateIntegrationPayload(integration=await _integration(row), run=await _run(run))
 
@@ -325,7 +343,7 @@ class IntegrationMutations:
         try:
             row = await integrations.update_credentials(row, given[0], changes, info.context.vault)
         except SetupError as exc:
-            return IntegrationPayload(errors=[_setup_error(exc)])
+            return IntegrationPayload(errors=[_setup_error(exc, given[0])])
         return IntegrationPayload(integration=await _integration(row))
 
     @strawberry.mutation(description="Change what syncs; a change of scope queues a sync.")

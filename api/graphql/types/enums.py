@@ -23,6 +23,7 @@ from models import (
 )
 from sync.conflicts import Choice
 from sync.merge import Direction, Policy, Side
+from sync.providers.connectwise.credentials import ConnectWiseApi
 from sync.providers.connectwise.provider import ConnectWiseProvider
 
 AssetKindEnum = strawberry.enum(AssetKind, name="AssetKind")
@@ -36,6 +37,11 @@ RunTriggerEnum = strawberry.enum(RunTrigger, name="RunTrigger")
 SyncStateEnum = strawberry.enum(SyncState, name="SyncState")
 # Two-way sync.
 ChangeSourceEnum = strawberry.enum(ChangeSource, name="ChangeSource")
+ConnectWiseApiEnum = strawberry.enum(
+    ConnectWiseApi,
+    name="ConnectWiseApi",
+    description="REST (API member keys) or the legacy SOAP API (integrator login).",
+)
 ConflictChoiceEnum = strawberry.enum(Choice, name="ConflictChoice")
 ConflictOutcomeEnum = strawberry.enum(ConflictOutcome, name="ConflictOutcome")
 ConflictPolicyEnum = strawberry.enum(Policy, name="ConflictPolicy")

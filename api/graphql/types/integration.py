@@ -17,6 +17,7 @@ from api.graphql.text import checked
 from api.graphql.types.assets import ReferenceValue
 from api.graphql.types.enums import (
     AssetKindEnum,
+    ConnectWiseApiEnum,
     IntegrationStatusEnum,
     OutboxStatusEnum,
     ProviderEnum,
@@ -52,7 +53,11 @@ from models import SyncRun as SyncRunRow
 from models.vault import VaultError
 from sync import subscriptions
 from sync.errors import SyncError
-from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.providers.connectwise.credentials import (
+    SOAP_NOTICE,
+    ConnectWiseApi,
+    ConnectWiseCredentials,
+)
 
 SYNC_INTERVAL = "The reconciliation poll: an incremental sync every N seconds; 0: none."
 RECONCILE_INTERVAL = (
@@ -246,6 +251,31 @@ class Integration(Node):
             set_fields=sorted(c for k, v in stored.items() if v and (c := camel(k))),
             public_key_hint=None,
         )
+
+    async def _connectwise(self, info: Info) -> ConnectWiseCredentials | None:
+        if self.provider != Provider.CONNECTWISE_MANAGE:
+            return None
+        token = await info.context.loaders.credentials.load(self.local_id)
+        try:
+            return ConnectWiseCredentials.from_stored(info.context.vault.decrypt(token or ""))
+        except (VaultError, ValueError):  # unusable: claim no API rather than fail the query
+            return None
+
+    @strawberry.field(
+        description="ConnectWise Manage: the API this integration syncs through (REST whenever "
+        "its keys are stored; SOAP with the integrator login alone). Null for other PSAs."
+    )
+    async def api(self, info: Info) -> ConnectWiseApiEnum | None:  # type: ignore[valid-type]
+        found = await self._connectwise(info)
+        return found.api if found is not None else None
+
+    @strawberry.field(
+        description="What the user should know about the API in use: on ConnectWise's legacy "
+        "SOAP API, that it is legacy and REST keys should be added. Null when nothing."
+    )
+    async def api_notice(self, info: Info) -> str | None:
+        found = await self._connectwise(info)
+        return SOAP_NOTICE if found is not None and found.api == ConnectWiseApi.SOAP else None
 
     @strawberry.field
     async def settings(self, info: Info) -> IntegrationSettings:

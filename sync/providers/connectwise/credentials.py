@@ -3,19 +3,47 @@
 ``repr``/``str`` mask the keys, so a credentials object can end up in a log line or a traceback
 without leaking them. ``to_dict``/``from_dict`` are for storage (the caller encrypts the dict);
 ``set_fields`` lets the API say which fields hold a value without revealing any.
+``from_input`` is setup's parser: either credential set, or both (see ``ConnectWiseApi``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
 from typing import Any, ClassVar
 
-__all__ = ["ConnectWiseCredentials"]
+__all__ = ["SOAP_NOTICE", "ConnectWiseApi", "ConnectWiseCredentials", "MissingCredential"]
 
 _REQUIRED = ("site_url", "company_id", "public_key", "private_key", "client_id")
 _REST_KEYS = ("public_key", "private_key")
 _OPTIONAL = ("integrator_login_id", "integrator_password")
+_SOAP_LOGIN = ("integrator_login_id", "integrator_password")
+_ALWAYS = tuple(n for n in _REQUIRED if n not in _REST_KEYS)
+
+
+class ConnectWiseApi(StrEnum):
+    """Which of ConnectWise's APIs an integration uses: REST whenever its keys are stored."""
+
+    REST = "REST"
+    SOAP = "SOAP"
+
+
+# What an integration on the legacy API tells its user (GraphQL, CLI).
+SOAP_NOTICE = (
+    "This integration uses ConnectWise's legacy SOAP API (integrator login): it polls for "
+    "changes (no callbacks) and derives company types and statuses from the records it "
+    "reads. Add REST API keys (publicKey, privateKey): the next sync then uses REST."
+)
+
+
+class MissingCredential(ValueError):
+    """A credential field setup needs and did not get; ``field`` names it (None: a whole set
+    is missing). The message names fields, never values."""
+
+    def __init__(self, message: str, field: str | None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -25,7 +53,7 @@ class ConnectWiseCredentials:
     Surrounding whitespace is stripped (keys are usually pasted); required fields must not be
     empty. Optional fields are None when unset (an empty string becomes None). The REST keys
     may only be left out (None) together, when the integrator login and password are set:
-    such credentials open the SOAP provider. Setup (``from_dict``) still requires the keys.
+    such credentials open the SOAP provider. Setup parses with ``from_input``.
     """
 
     site_url: str
@@ -63,6 +91,21 @@ class ConnectWiseCredentials:
     def has_rest_keys(self) -> bool:
         """Whether the REST API member keys are set (otherwise only the SOAP login is)."""
         return self.public_key is not None and self.private_key is not None
+
+    @property
+    def has_integrator_login(self) -> bool:
+        """Whether the legacy SOAP integrator login and password are both set."""
+        return bool(self.integrator_login_id and self.integrator_password)
+
+    @property
+    def api(self) -> ConnectWiseApi:
+        """The API these credentials open: REST when its keys are set (the SOAP login is then
+        only kept), else the legacy SOAP API."""
+        return ConnectWiseApi.REST if self.has_rest_keys else ConnectWiseApi.SOAP
+
+    def soap_only(self) -> ConnectWiseCredentials:
+        """The same credentials without the REST keys: what testing the SOAP login opens."""
+        return replace(self, public_key=None, private_key=None)
 
     def __repr__(self) -> str:
         return (
@@ -109,10 +152,55 @@ class ConnectWiseCredentials:
         )
 
     @classmethod
+    def from_input(cls, data: Mapping[str, Any]) -> ConnectWiseCredentials:
+        """Setup's parser: the site, company and client id, plus the REST keys, the integrator
+        login, or both; each set complete. Raises ``MissingCredential`` naming the first
+        missing field (a set's other half), never showing a value."""
+
+        def given(name: str) -> bool:
+            value = data.get(name)
+            return isinstance(value, str) and bool(value.strip())
+
+        missing = [name for name in _ALWAYS if not given(name)]
+        if missing:
+            raise MissingCredential(
+                f"ConnectWise credentials are missing: {', '.join(missing)}", missing[0]
+            )
+        sets = 0
+        for pair, label in (
+            (_REST_KEYS, "the REST API keys"),
+            (_SOAP_LOGIN, "the integrator login"),
+        ):
+            have = [name for name in pair if given(name)]
+            if len(have) == 1:
+                lacking = next(name for name in pair if name not in have)
+                raise MissingCredential(
+                    f"{label}: {pair[0]} and {pair[1]} go together; {lacking} is missing",
+                    lacking,
+                )
+            sets += bool(have)
+        if not sets:
+            raise MissingCredential(
+                "ConnectWise credentials need the REST API keys (public_key, private_key), the "
+                "legacy integrator login (integrator_login_id, integrator_password), or both",
+                None,
+            )
+        rest = given("public_key")
+        soap = given("integrator_login_id")
+        return cls(
+            site_url=data["site_url"],
+            company_id=data["company_id"],
+            public_key=data["public_key"] if rest else None,
+            private_key=data["private_key"] if rest else None,
+            client_id=data["client_id"],
+            integrator_login_id=data["integrator_login_id"] if soap else None,
+            integrator_password=data["integrator_password"] if soap else None,
+        )
+
+    @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> ConnectWiseCredentials:
         """Like ``from_dict``, for credentials already stored: the REST keys may be absent
-        when the integrator login is there (a SOAP-only integration). Setup keeps using
-        ``from_dict``, which requires them."""
+        when the integrator login is there (a SOAP-only integration)."""
         if data.get("public_key") or data.get("private_key"):
             return cls.from_dict(data)
         missing = [n for n in _REQUIRED if n not in _REST_KEYS and not data.get(n)]

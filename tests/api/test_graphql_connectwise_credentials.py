@@ -1,0 +1,242 @@
+"""ConnectWise setup with either credential set or both, through GraphQL against the simulator
+serving REST and SOAP over one store: each set is tested before anything is stored, an error
+names the set that failed, the integration says which API it uses, and adding REST keys to a
+SOAP-only integration moves it to REST without re-creating anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from harness import CREDENTIALS, GraphQLClient, Psa
+
+from models import (
+    Configuration,
+    Contact,
+    Integration,
+    LinkState,
+    Location,
+    Organization,
+    RecordLink,
+    RunStatus,
+    SyncRun,
+)
+from simulators.connectwise.soap import IntegratorLogin
+from sync.providers.connectwise.credentials import SOAP_NOTICE
+from sync.runner import Worker
+
+LOGIN = IntegratorLogin()  # what the simulator accepts by default
+REST = {"publicKey": CREDENTIALS.public_key, "privateKey": CREDENTIALS.private_key}
+SOAP = {"integratorLoginId": LOGIN.login_id, "integratorPassword": LOGIN.password}
+SECRETS = (CREDENTIALS.public_key, CREDENTIALS.private_key, LOGIN.password)
+
+CREATE = """
+mutation($input: CreateIntegrationInput!) {
+  createIntegration(input: $input) {
+    integration { id api apiNotice credentials { setFields publicKeyHint } }
+    run { id }
+    errors { code message field }
+  }
+}"""
+
+SHOW = """
+query($id: ID!) {
+  integration(id: $id) { api apiNotice credentials { setFields publicKeyHint } }
+}"""
+
+UPDATE = """
+mutation($input: UpdateIntegrationCredentialsInput!) {
+  updateIntegrationCredentials(input: $input) {
+    integration { api apiNotice credentials { setFields } }
+    errors { code message field }
+  }
+}"""
+
+
+def _input(psa: Psa, **credentials: Any) -> dict[str, Any]:
+    given = {
+        "siteUrl": psa.base_url,
+        "companyId": CREDENTIALS.company_id,
+        "clientId": "psasync-tests",
+        **credentials,
+    }
+    return {"provider": "CONNECTWISE_MANAGE", "name": "ConnectWise", "sandbox": True,
+            "connectwise": given}  # fmt: skip
+
+
+async def _create(admin: GraphQLClient, psa: Psa, **credentials: Any) -> tuple[dict[str, Any], str]:
+    body = await admin.execute(CREATE, {"input": _input(psa, **credentials)})
+    assert "errors" not in body, body
+    return body["data"]["createIntegration"], str(body)
+
+
+async def _nothing_stored() -> None:
+    assert await Integration.all().count() == 0
+    assert await SyncRun.all().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "api", "fields"),
+    [
+        (REST, "REST", {"publicKey", "privateKey"}),
+        (SOAP, "SOAP", {"integratorLoginId", "integratorPassword"}),
+        (
+            {**REST, **SOAP},
+            "REST",
+            {"publicKey", "privateKey", "integratorLoginId", "integratorPassword"},
+        ),
+    ],
+    ids=["rest-only", "soap-only", "both"],
+)
+async def test_each_credential_set_or_both_connects_and_shows_the_api_in_use(
+    admin: GraphQLClient, psa: Psa, given: dict[str, str], api: str, fields: set[str]
+) -> None:
+    created, body = await _create(admin, psa, **given)
+    assert created["errors"] == []
+    integration = created["integration"]
+    assert integration["api"] == api
+    assert integration["apiNotice"] == (SOAP_NOTICE if api == "SOAP" else None)
+    shown = set(integration["credentials"]["setFields"])
+    assert shown & {"publicKey", "privateKey", "integratorLoginId", "integratorPassword"} == fields
+    assert (integration["credentials"]["publicKeyHint"] is None) == ("publicKey" not in fields)
+    for secret in SECRETS:
+        assert secret not in body
+
+    again = await admin.execute(SHOW, {"id": integration["id"]})
+    assert again["data"]["integration"]["api"] == api
+    for secret in SECRETS:
+        assert secret not in str(again)
+
+
+@pytest.mark.parametrize(
+    ("given", "code", "field"),
+    [
+        ({**REST, **SOAP, "integratorPassword": "wrong"}, "INVALID_CREDENTIALS",
+         "connectwise.integratorPassword"),
+        ({**SOAP, "integratorPassword": "wrong"}, "INVALID_CREDENTIALS",
+         "connectwise.integratorPassword"),
+        ({**REST, **SOAP, "privateKey": "wrong"}, "INVALID_CREDENTIALS",
+         "connectwise.privateKey"),
+        ({**REST, "privateKey": "wrong"}, "INVALID_CREDENTIALS", "connectwise.privateKey"),
+        ({**REST, "integratorLoginId": LOGIN.login_id}, "INVALID_INPUT",
+         "connectwise.integratorPassword"),
+        ({"integratorPassword": LOGIN.password}, "INVALID_INPUT",
+         "connectwise.integratorLoginId"),
+        ({"publicKey": CREDENTIALS.public_key, **SOAP}, "INVALID_INPUT",
+         "connectwise.privateKey"),
+        ({"privateKey": CREDENTIALS.private_key}, "INVALID_INPUT", "connectwise.publicKey"),
+        ({}, "INVALID_INPUT", "connectwise"),
+        ({"publicKey": " ", "privateKey": ""}, "INVALID_INPUT", "connectwise"),
+    ],
+    ids=[
+        "wrong-soap-password-with-rest", "wrong-soap-password", "wrong-rest-key-with-soap",
+        "wrong-rest-key", "login-without-password", "password-without-login",
+        "public-key-without-private", "private-key-without-public", "neither", "blank-keys",
+    ],
+)  # fmt: skip
+async def test_a_failing_or_half_given_set_is_named_and_nothing_is_stored(
+    admin: GraphQLClient, psa: Psa, given: dict[str, str], code: str, field: str
+) -> None:
+    created, body = await _create(admin, psa, **given)
+    assert created["integration"] is None
+    assert [(e["code"], e["field"]) for e in created["errors"]] == [(code, field)]
+    assert created["errors"][0]["message"]
+    for secret in (*SECRETS, "wrong"):
+        assert secret not in body
+    await _nothing_stored()
+
+
+async def _switched(
+    admin: GraphQLClient, psa: Psa, worker: Worker
+) -> tuple[dict[str, Any], SyncRun]:
+    """A synced SOAP-only integration given REST keys, then synced again: the records and
+    links before the switch, and the run after it."""
+    created, _body = await _create(admin, psa, **SOAP)
+    integration_id = created["integration"]["id"]
+    await worker.run_until_idle()
+    assert (await SyncRun.all().order_by("-queued_at").first()).status == RunStatus.SUCCEEDED  # type: ignore[union-attr]
+    before = await _records()
+    assert before["links"]
+
+    refused = await admin.data(
+        UPDATE,
+        {"input": {"integrationId": integration_id,
+                   "connectwise": {**REST, "privateKey": "wrong"}}},
+    )  # fmt: skip
+    assert [(e["code"], e["field"]) for e in refused["updateIntegrationCredentials"]["errors"]] == [
+        ("INVALID_CREDENTIALS", "connectwise.privateKey")
+    ]
+    half = await admin.data(
+        UPDATE,
+        {"input": {"integrationId": integration_id,
+                   "connectwise": {"publicKey": CREDENTIALS.public_key}}},
+    )  # fmt: skip
+    assert [(e["code"], e["field"]) for e in half["updateIntegrationCredentials"]["errors"]] == [
+        ("INVALID_INPUT", "connectwise.privateKey")
+    ]
+    still = await admin.data(SHOW, {"id": integration_id})
+    assert still["integration"]["api"] == "SOAP"
+
+    body = await admin.execute(
+        UPDATE, {"input": {"integrationId": integration_id, "connectwise": REST}}
+    )
+    updated = body["data"]["updateIntegrationCredentials"]
+    assert updated["errors"] == []
+    assert updated["integration"]["api"] == "REST"
+    assert updated["integration"]["apiNotice"] is None
+    assert {"integratorLoginId", "integratorPassword"} <= set(
+        updated["integration"]["credentials"]["setFields"]
+    )  # the SOAP set is kept
+    for secret in SECRETS:
+        assert secret not in str(body)
+
+    await admin.data(
+        "mutation($id: ID!) { startManualSync(integrationId: $id) { run { id } } }",
+        {"id": integration_id},
+    )
+    await worker.run_until_idle()
+    last = await SyncRun.all().order_by("-queued_at").first()
+    assert last is not None
+    assert last.status == RunStatus.SUCCEEDED, last.error
+    return before, last
+
+
+async def test_adding_rest_keys_to_a_soap_only_integration_moves_it_to_rest_creating_nothing(
+    admin: GraphQLClient, psa: Psa, worker: Worker
+) -> None:
+    before, run = await _switched(admin, psa, worker)
+    assert run.created == 0
+    after = await _records()
+    for kind in ("Organization", "Location", "Contact", "Configuration"):
+        assert after[kind] == before[kind], kind
+    # Every link is still there, on the same record and PSA id (one store, one id per record).
+    assert [link[:3] for link in after["links"]] == [link[:3] for link in before["links"]]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the sync settings do not carry over yet: SOAP's company types and statuses (and "
+    "contact types) have ids derived from their names, REST's are real, so after the switch "
+    "the enabled SOAP values are NOT_CONNECTED and REST's arrive DISABLED; organizations "
+    "fall out of scope and are orphaned. Matching reference values by name across the "
+    "switch is the transition's next step (issue 16).",
+)
+async def test_adding_rest_keys_to_a_soap_only_integration_orphans_nothing(
+    admin: GraphQLClient, psa: Psa, worker: Worker
+) -> None:
+    before, run = await _switched(admin, psa, worker)
+    assert run.orphaned == 0
+    assert await _records() == before
+
+
+async def _records() -> dict[str, Any]:
+    """Every record id and every link, to compare before and after the switch."""
+    found: dict[str, Any] = {}
+    for model in (Organization, Location, Contact, Configuration):
+        found[model.__name__] = sorted(
+            str(i) for i in await model.all().values_list("id", flat=True)
+        )
+    links = await RecordLink.all().values_list("kind", "psa_id", "local_id", "state")
+    found["links"] = sorted((str(k), p, str(local), str(s)) for k, p, local, s in links)
+    found["orphaned"] = await RecordLink.filter(state=LinkState.ORPHANED).count()
+    return found
