@@ -36,10 +36,15 @@ from models import (
 )
 from models.db import migrate, tortoise_config
 from models.integrations import DEFAULT_SYNC_INTERVAL
-from models.vault import Vault
+from models.vault import Vault, VaultError
 from sync import jobs, reference
 from sync.connections import Credentials, connector, provider_factory
 from sync.integrations import IntegrationError, add_integration
+from sync.providers.connectwise.credentials import (
+    SOAP_NOTICE,
+    ConnectWiseApi,
+    ConnectWiseCredentials,
+)
 from sync.runner import Worker
 
 T = TypeVar("T")
@@ -355,8 +360,11 @@ async def integrations_add(
                 two_way_enabled=two_way,
             )
         except IntegrationError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+            about = _flag(provider, exc.credential)
+            where = f" ({about})" if about else ""
+            raise click.ClickException(f"{exc.code}{where}: {exc.message}") from exc
         click.echo(f"connected {integration.name} ({integration.id})")
+        _echo_api(integration, settings.vault)
         click.echo(f"two-way sync: {'on' if integration.two_way_enabled else 'off'}")
         await _print_scope(integration)
         click.echo(f"full sync queued (run {run.id}); follow it with `psasync status`")
@@ -375,7 +383,9 @@ _CREDENTIAL_OPTIONS: dict[str, tuple[Provider, dict[str, str], tuple[str, ...]]]
             "integrator_login": "integrator_login_id",
             "integrator_password": "integrator_password",
         },
-        ("site", "company_id", "public_key", "private_key", "client_id"),
+        # The REST keys, the integrator login or both: the credentials' parser names a
+        # missing half.
+        ("site", "company_id", "client_id"),
     ),
     "pulseway": (
         Provider.PULSEWAY_PSA,
@@ -407,7 +417,31 @@ def _credentials(provider: str, options: dict[str, Any]) -> tuple[Provider, Cred
     try:
         return kind, connector(kind).read_credentials(values)
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+        about = _flag(provider, getattr(exc, "field", None))
+        raise click.UsageError(f"{about}: {exc}" if about else str(exc)) from exc
+
+
+def _flag(provider: str, credential: str | None) -> str | None:
+    """The option that sets the credential field ``credential`` (``--integrator-password``)."""
+    _kind, names, _required = _CREDENTIAL_OPTIONS[provider]
+    for option, field in names.items():
+        if field == credential:
+            return "--" + option.replace("_", "-")
+    return None
+
+
+def _echo_api(integration: Integration, vault: Vault) -> None:
+    """Which ConnectWise API the integration uses, and the legacy notice on SOAP."""
+    if integration.provider != Provider.CONNECTWISE_MANAGE:
+        return
+    try:
+        api = ConnectWiseCredentials.from_stored(integration.credentials(vault)).api
+    except (VaultError, ValueError):
+        click.echo("  api: unknown (the stored credentials are unusable: enter them again)")
+        return
+    click.echo(f"  api: {api}")
+    if api == ConnectWiseApi.SOAP:
+        click.echo(f"  note: {SOAP_NOTICE}")
 
 
 async def _print_scope(integration: Integration) -> None:
@@ -607,6 +641,7 @@ async def status() -> None:
             label = IntegrationStatus(integration.status).label
             click.echo(f"{integration.name}  [{label}]  {integration.id}")
             click.echo(f"  provider: {integration.provider}  site: {integration.site_url}")
+            _echo_api(integration, settings.vault)
             if integration.last_success_at:
                 click.echo(f"  last success: {integration.last_success_at:%Y-%m-%d %H:%M:%S} UTC")
             if integration.last_error:
