@@ -27,7 +27,7 @@ LOGIN = ApiCredentials(tenant="acme", username="psasync.api", password="api-pass
 CREATE = """
 mutation($input: CreateIntegrationInput!) {
   createIntegration(input: $input) {
-    integration { id name provider status settings { twoWayEnabled } }
+    integration { id name provider status api apiNotice settings { twoWayEnabled } }
     run { id status trigger }
     errors { code message field requiredRole }
   }
@@ -102,6 +102,7 @@ async def test_a_manager_connects_pulseway_with_two_way_on(
     assert created["errors"] == []
     integration = created["integration"]
     assert integration["provider"] == "PULSEWAY_PSA"
+    assert (integration["api"], integration["apiNotice"]) == (None, None)  # ConnectWise's only
     assert integration["settings"]["twoWayEnabled"] is True  # the article's default
     assert (created["run"]["status"], created["run"]["trigger"]) == ("QUEUED", "SETUP")
     shown = await manager.data(SHOWN, {"id": integration["id"]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sync.providers.connectwise import ConnectWiseCredentials
+from sync.providers.connectwise.credentials import ConnectWiseApi, MissingCredential
 
 PUBLIC_KEY = "PubKey0123456789"
 PRIVATE_KEY = "PrivKeyS3cr3tValue"
@@ -90,3 +91,43 @@ def test_credentials_are_immutable() -> None:
 
     with pytest.raises(AttributeError):
         creds.private_key = "other"  # type: ignore[misc]
+
+
+_SITE = {"site_url": "https://na.myconnectwise.net", "company_id": "acme", "client_id": "c"}
+_REST = {"public_key": PUBLIC_KEY, "private_key": PRIVATE_KEY}
+_SOAP = {"integrator_login_id": "sync-bot", "integrator_password": INTEGRATOR_PASSWORD}
+
+
+@pytest.mark.parametrize(
+    ("given", "api"),
+    [(_REST, ConnectWiseApi.REST), (_SOAP, ConnectWiseApi.SOAP),
+     ({**_REST, **_SOAP}, ConnectWiseApi.REST)],
+)  # fmt: skip
+def test_setup_takes_either_set_or_both_and_rest_wins(
+    given: dict[str, str], api: ConnectWiseApi
+) -> None:
+    creds = ConnectWiseCredentials.from_input({**_SITE, **given})
+    assert creds.api == api
+    if creds.has_integrator_login:  # the set testing the login alone opens SOAP
+        assert creds.soap_only().api == ConnectWiseApi.SOAP
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"public_key": PUBLIC_KEY}, "private_key"),
+        ({"private_key": PRIVATE_KEY, **_SOAP}, "public_key"),
+        ({**_REST, "integrator_login_id": "sync-bot"}, "integrator_password"),
+        ({"integrator_password": INTEGRATOR_PASSWORD}, "integrator_login_id"),
+        ({}, None),
+        ({"public_key": "  ", "integrator_login_id": ""}, None),
+    ],
+)
+def test_setup_names_the_missing_half_of_a_set_without_values(
+    given: dict[str, str], field: str | None
+) -> None:
+    with pytest.raises(MissingCredential) as raised:
+        ConnectWiseCredentials.from_input({**_SITE, **given})
+    assert raised.value.field == field
+    for secret in (PUBLIC_KEY, PRIVATE_KEY, INTEGRATOR_PASSWORD):
+        assert secret not in str(raised.value)
