@@ -2,7 +2,10 @@
 
 New PSA values arrive ``DISABLED`` until someone enables them (features.md §A2). A value the
 PSA no longer lists becomes ``NOT_CONNECTED``, kept with the assets that use it. A rename in
-the PSA renames the local value (the PSA owns these lists), unless the new name is taken.
+the PSA renames the local value (the PSA owns these lists), unless the new name is taken. A
+value listed under a new id with the name of one no longer listed is that value renumbered
+(an integration switching from SOAP, whose ids are derived from names, to REST): it keeps
+its mapping and its sync state.
 """
 
 from __future__ import annotations
@@ -92,6 +95,15 @@ async def sync_reference_data(
         mapped_values = {m.value_id for m in mappings.values()}  # type: ignore[attr-defined]
         for kind, refs in lists.items():
             seen: set[int] = set()
+            listed = {ref.psa_id for ref in refs}
+            # Values the PSA no longer lists under their id, by name: one listed again under
+            # a new id is the same value (a switch from SOAP's name-derived ids to REST's real
+            # ones): it keeps its mapping and its ENABLED/DISABLED state, so scope holds.
+            unlisted = {
+                m.psa_name.casefold(): m
+                for (k, psa_id), m in mappings.items()
+                if k == kind and psa_id not in listed
+            }
             for ref in refs:
                 seen.add(ref.psa_id)
                 reason = unstorable(ref.name, NAME_MAX - len(" (99)"))
@@ -102,6 +114,12 @@ async def sync_reference_data(
                     )  # fmt: skip
                     continue
                 current = mappings.get((kind, ref.psa_id))
+                renumbered = current is None and ref.name.casefold() in unlisted
+                if renumbered:
+                    current = unlisted.pop(ref.name.casefold())
+                    del mappings[(kind, current.psa_id)]
+                    current.psa_id = ref.psa_id
+                    mappings[(kind, ref.psa_id)] = current
                 if current is None:
                     value = values.get((kind, ref.name.casefold()))
                     if value is None or value.id in mapped_values:
@@ -121,7 +139,7 @@ async def sync_reference_data(
                         sync_state=SyncState.DISABLED,
                     )
                     continue
-                changed: list[str] = []
+                changed: list[str] = ["psa_id"] if renumbered else []
                 if current.psa_name != ref.name:
                     await _rename(values, current, kind, ref.name)
                     current.psa_name = ref.name

@@ -213,14 +213,6 @@ async def test_adding_rest_keys_to_a_soap_only_integration_moves_it_to_rest_crea
     assert [link[:3] for link in after["links"]] == [link[:3] for link in before["links"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sync settings do not carry over yet: SOAP's company types and statuses (and "
-    "contact types) have ids derived from their names, REST's are real, so after the switch "
-    "the enabled SOAP values are NOT_CONNECTED and REST's arrive DISABLED; organizations "
-    "fall out of scope and are orphaned. Matching reference values by name across the "
-    "switch is the transition's next step (issue 16).",
-)
 async def test_adding_rest_keys_to_a_soap_only_integration_orphans_nothing(
     admin: GraphQLClient, psa: Psa, worker: Worker
 ) -> None:
