@@ -11,21 +11,35 @@ diffed (or pushed back) on every run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from tortoise.fields import CharField
 from tortoise.models import Model
 
-__all__ = ["column_limits", "first_unstorable", "unstorable"]
+__all__ = ["NUL", "SURROGATE", "column_limits", "first_unstorable", "text_fault", "unstorable"]
+
+NUL: Final = "nul"
+SURROGATE: Final = "surrogate"
+
+
+def text_fault(text: str) -> str | None:
+    """``NUL`` or ``SURROGATE`` when no backend can store ``text`` exactly, else None: the one
+    rule the API, the webhook receiver and the sync engine each word for their own users."""
+    if "\x00" in text:
+        return NUL
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE
+    return None
 
 
 def unstorable(text: str, max_length: int | None = None) -> str | None:
     """Why ``text`` cannot be stored as it is, or None when it can."""
-    if "\x00" in text:
+    fault = text_fault(text)
+    if fault == NUL:
         return "holds a NUL character"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    if fault == SURROGATE:
         return "holds a lone surrogate (not a valid Unicode character)"
     if max_length is not None and len(text) > max_length:
         return f"is longer than {max_length} characters"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from models.enums import AssetKind, Provider
+from models.text import NUL, SURROGATE, text_fault
 
 
 class Rejected(Exception):
@@ -148,12 +149,11 @@ def decode(body: bytes) -> str:
 
 def storable_text(value: str, name: str, what: str) -> str:
     """``value`` when the database can store it as text: no NUL, no lone surrogate."""
-    if "\x00" in value:
+    fault = text_fault(value)
+    if fault == NUL:
         raise BadPayload(f"Not a {what}: {name} contains a NUL character.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadPayload(f"Not a {what}: {name} is not valid Unicode.") from None
+    if fault == SURROGATE:
+        raise BadPayload(f"Not a {what}: {name} is not valid Unicode.")
     return value
 
 

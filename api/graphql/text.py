@@ -36,6 +36,7 @@ from tortoise.fields import CharField, TextField
 from tortoise.models import Model
 
 from api.graphql.permissions import PublicError
+from models.text import NUL, SURROGATE, text_fault
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,11 @@ def _rule_of(cls: type, name: str) -> Rule | None:
 
 def problem(value: str, rule: Rule) -> str | None:
     """What is wrong with ``value`` under ``rule`` (never quoting it), or None."""
-    if "\x00" in value:
+    fault = text_fault(value)
+    if fault == NUL:
         return "contains a NUL character"
-    for char in value:
-        if "\ud800" <= char <= "\udfff":
-            return "is not valid Unicode (a lone surrogate)"
+    if fault == SURROGATE:
+        return "is not valid Unicode (a lone surrogate)"
     if len(value) > rule.max_length:
         return f"is longer than {rule.max_length} characters"
     for char in value:
