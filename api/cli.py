@@ -39,7 +39,7 @@ from models.integrations import DEFAULT_SYNC_INTERVAL
 from models.vault import Vault, VaultError
 from sync import jobs, reference
 from sync.connections import Credentials, connector, provider_factory
-from sync.integrations import IntegrationError, add_integration
+from sync.integrations import IntegrationError, add_integration, update_credentials
 from sync.providers.connectwise.credentials import (
     SOAP_NOTICE,
     ConnectWiseApi,
@@ -370,6 +370,12 @@ async def integrations_add(
         click.echo(f"full sync queued (run {run.id}); follow it with `psasync status`")
 
 
+# The CLI's name for each PSA.
+_CLI_PROVIDER: dict[Provider, str] = {
+    Provider.CONNECTWISE_MANAGE: "connectwise",
+    Provider.PULSEWAY_PSA: "pulseway",
+}
+
 # The options each PSA's credentials need, by CLI provider name.
 _CREDENTIAL_OPTIONS: dict[str, tuple[Provider, dict[str, str], tuple[str, ...]]] = {
     "connectwise": (
@@ -515,6 +521,67 @@ async def integrations_settings(
         run = await jobs.enqueue(found)
         await _print_scope(found)
         click.echo(f"saved; sync queued (run {run.id})")
+
+
+@integrations.command("credentials")
+@click.argument("integration")
+@click.option("--public-key", default=None, help="ConnectWise API member public key.")
+@click.option(
+    "--private-key",
+    default=None,
+    envvar="PSASYNC_CW_PRIVATE_KEY",
+    help="ConnectWise private key (or PSASYNC_CW_PRIVATE_KEY).",
+)
+@click.option("--client-id", default=None, help="Your ConnectWise developer client id.")
+@click.option("--integrator-login", default=None, help="Legacy SOAP integrator login id.")
+@click.option(
+    "--integrator-password",
+    default=None,
+    envvar="PSASYNC_CW_INTEGRATOR_PASSWORD",
+    help="Legacy SOAP integrator password (or PSASYNC_CW_INTEGRATOR_PASSWORD).",
+)
+@click.option("--user-name", default=None, help="Pulseway PSA API employee user name.")
+@click.option(
+    "--password",
+    default=None,
+    envvar="PSASYNC_PULSEWAY_PASSWORD",
+    help="Pulseway PSA password (or PSASYNC_PULSEWAY_PASSWORD).",
+)
+@click.option(
+    "--webhook-secret",
+    default=None,
+    envvar="PSASYNC_PULSEWAY_WEBHOOK_SECRET",
+    help="The secret of the webhook configured in Pulseway PSA.",
+)
+@run_async
+async def integrations_credentials(integration: str, **options: Any) -> None:
+    """Replace some credentials (the rest are kept); tested before anything is stored.
+
+    Adding REST keys to a ConnectWise integration that syncs through the legacy SOAP API
+    moves it to REST at its next run, keeping every record and link."""
+    settings = _settings()
+    async with database(settings):
+        found = await find_integration(integration)
+        provider = _CLI_PROVIDER[Provider(found.provider)]
+        _kind, names, _required = _CREDENTIAL_OPTIONS[provider]
+        given = {n: v for n, v in options.items() if v is not None}
+        foreign = [n for n in given if n not in names]
+        if foreign:
+            flags = ", ".join("--" + n.replace("_", "-") for n in foreign)
+            raise click.UsageError(f"{flags}: not {provider} options")
+        if not given:
+            raise click.UsageError("give at least one credential option")
+        changes = {names[n]: v for n, v in given.items()}
+        try:
+            found = await update_credentials(
+                found, Provider(found.provider), changes, settings.vault
+            )
+        except IntegrationError as exc:
+            about = _flag(provider, exc.credential)
+            where = f" ({about})" if about else ""
+            raise click.ClickException(f"{exc.code}{where}: {exc.message}") from exc
+        click.echo(f"credentials of {found.name} replaced")
+        _echo_api(found, settings.vault)
 
 
 @main.command()

@@ -14,6 +14,7 @@ import pytest
 from harness import CREDENTIALS, Psa
 
 from models import Integration, SyncRun
+from models.vault import Vault
 from simulators.connectwise.soap import IntegratorLogin
 from sync.providers.connectwise.credentials import SOAP_NOTICE
 
@@ -97,3 +98,49 @@ async def test_cli_names_the_failing_or_half_given_set_and_stores_nothing(
         assert secret not in shown
     assert await Integration.all().count() == 0
     assert await SyncRun.all().count() == 0
+
+
+async def test_cli_adds_rest_keys_to_a_soap_only_integration_and_keeps_the_login(
+    db: str, psa: Psa, tmp_path: Path
+) -> None:
+    code, out = _psasync(db, tmp_path, *_add(psa, *SOAP, "--name", "Acme CW"))
+    assert code == 0, out
+    code, out = _psasync(db, tmp_path, "integrations", "credentials", "Acme CW", *REST)
+    assert code == 0, out
+    assert "api: REST" in out
+    assert SOAP_NOTICE not in out
+    for secret in SECRETS:
+        assert secret not in out
+    code, status = _psasync(db, tmp_path, "status")
+    assert "api: REST" in status, status
+    vault = Vault([(tmp_path / "secret.key").read_text().strip()])
+    stored = (await Integration.get(name="Acme CW")).credentials(vault)
+    assert stored["integrator_login_id"] == LOGIN.login_id  # the login is kept
+    assert stored["integrator_password"] == LOGIN.password
+    assert stored["public_key"] == CREDENTIALS.public_key
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (("--public-key", CREDENTIALS.public_key, "--private-key", "wrong"),
+         "INVALID_CREDENTIALS (--private-key)"),
+        (("--public-key", CREDENTIALS.public_key), "INVALID_INPUT (--private-key)"),
+        (("--password", "x"), "--password: not connectwise options"),
+        ((), "give at least one credential option"),
+    ],
+    ids=["wrong-rest-key", "half-a-set", "pulseway-option", "nothing"],
+)  # fmt: skip
+async def test_cli_credentials_refuses_bad_keys_and_keeps_the_soap_integration(
+    db: str, psa: Psa, tmp_path: Path, given: tuple[str, ...], expected: str
+) -> None:
+    code, out = _psasync(db, tmp_path, *_add(psa, *SOAP, "--name", "Acme CW"))
+    assert code == 0, out
+    before = (await Integration.get(name="Acme CW")).credentials_token
+    code, out = _psasync(db, tmp_path, "integrations", "credentials", "Acme CW", *given)
+    assert code != 0
+    assert expected in out, out
+    assert "wrong" not in out
+    assert (await Integration.get(name="Acme CW")).credentials_token == before
+    code, status = _psasync(db, tmp_path, "status")
+    assert "api: SOAP" in status, status
