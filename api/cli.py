@@ -293,7 +293,11 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
     envvar="PSASYNC_CW_PRIVATE_KEY",
     help="ConnectWise private key (or PSASYNC_CW_PRIVATE_KEY).",
 )
-@click.option("--client-id", default=None, help="Your ConnectWise developer client id.")
+@click.option(
+    "--client-id",
+    default=None,
+    help="Your ConnectWise developer client id (needed with the REST keys).",
+)
 @click.option("--integrator-login", default=None, help="Legacy SOAP integrator login id.")
 @click.option("--integrator-password", default=None, envvar="PSASYNC_CW_INTEGRATOR_PASSWORD")
 @click.option("--tenant", default=None, help="Pulseway PSA company name (as typed at login).")
@@ -391,7 +395,7 @@ _CREDENTIAL_OPTIONS: dict[str, tuple[Provider, dict[str, str], tuple[str, ...]]]
         },
         # The REST keys, the integrator login or both: the credentials' parser names a
         # missing half.
-        ("site", "company_id", "client_id"),
+        ("site", "company_id"),
     ),
     "pulseway": (
         Provider.PULSEWAY_PSA,
@@ -532,7 +536,11 @@ async def integrations_settings(
     envvar="PSASYNC_CW_PRIVATE_KEY",
     help="ConnectWise private key (or PSASYNC_CW_PRIVATE_KEY).",
 )
-@click.option("--client-id", default=None, help="Your ConnectWise developer client id.")
+@click.option(
+    "--client-id",
+    default=None,
+    help="Your ConnectWise developer client id (needed with the REST keys).",
+)
 @click.option("--integrator-login", default=None, help="Legacy SOAP integrator login id.")
 @click.option(
     "--integrator-password",

@@ -144,3 +144,17 @@ async def test_cli_credentials_refuses_bad_keys_and_keeps_the_soap_integration(
     assert (await Integration.get(name="Acme CW")).credentials_token == before
     code, status = _psasync(db, tmp_path, "status")
     assert "api: SOAP" in status, status
+
+
+async def test_cli_connects_with_the_integrator_login_alone_without_a_client_id(
+    db: str, psa: Psa, tmp_path: Path
+) -> None:
+    args = [a for a in _add(psa, *SOAP) if a not in ("--client-id", "cli-test")]
+    code, out = _psasync(db, tmp_path, *args)
+    assert code == 0, out
+    assert "api: SOAP" in out
+    args = [a for a in _add(psa, *REST) if a not in ("--client-id", "cli-test")]
+    code, out = _psasync(db, tmp_path, *args, "--name", "REST without client id")
+    assert code != 0
+    assert "--client-id: ConnectWise credentials are missing: client_id" in out, out
+    assert await Integration.all().count() == 1

@@ -60,6 +60,7 @@ def _input(psa: Psa, **credentials: Any) -> dict[str, Any]:
         "clientId": "psasync-tests",
         **credentials,
     }
+    given = {k: v for k, v in given.items() if v is not None}  # None: leave the field out
     return {"provider": "CONNECTWISE_MANAGE", "name": "ConnectWise", "sandbox": True,
             "connectwise": given}  # fmt: skip
 
@@ -127,11 +128,13 @@ async def test_each_credential_set_or_both_connects_and_shows_the_api_in_use(
         ({"privateKey": CREDENTIALS.private_key}, "INVALID_INPUT", "connectwise.publicKey"),
         ({}, "INVALID_INPUT", "connectwise"),
         ({"publicKey": " ", "privateKey": ""}, "INVALID_INPUT", "connectwise"),
+        ({**REST, **SOAP, "clientId": None}, "INVALID_INPUT", "connectwise.clientId"),
     ],
     ids=[
         "wrong-soap-password-with-rest", "wrong-soap-password", "wrong-rest-key-with-soap",
         "wrong-rest-key", "login-without-password", "password-without-login",
         "public-key-without-private", "private-key-without-public", "neither", "blank-keys",
+        "rest-keys-without-client-id",
     ],
 )  # fmt: skip
 async def test_a_failing_or_half_given_set_is_named_and_nothing_is_stored(
@@ -232,3 +235,32 @@ async def _records() -> dict[str, Any]:
     found["links"] = sorted((str(k), p, str(local), str(s)) for k, p, local, s in links)
     found["orphaned"] = await RecordLink.filter(state=LinkState.ORPHANED).count()
     return found
+
+
+async def test_the_integrator_login_alone_needs_no_client_id_until_rest_keys_are_added(
+    admin: GraphQLClient, psa: Psa
+) -> None:
+    """Only REST calls send the developer client id: an on-premise SOAP user who has none
+    connects, and is asked for it with the REST keys."""
+    created, _body = await _create(admin, psa, **SOAP, clientId=None)
+    assert created["errors"] == []
+    assert created["integration"]["api"] == "SOAP"
+    integration_id = created["integration"]["id"]
+
+    refused = await admin.execute(
+        UPDATE, {"input": {"integrationId": integration_id, "connectwise": REST}}
+    )
+    answer = refused["data"]["updateIntegrationCredentials"]
+    assert [(e["code"], e["field"]) for e in answer["errors"]] == [
+        ("INVALID_INPUT", "connectwise.clientId")
+    ]
+    shown = await admin.execute(SHOW, {"id": integration_id})
+    assert shown["data"]["integration"]["api"] == "SOAP"  # nothing changed
+
+    given = {**REST, "clientId": "psasync-tests"}
+    moved = await admin.execute(
+        UPDATE, {"input": {"integrationId": integration_id, "connectwise": given}}
+    )
+    answer = moved["data"]["updateIntegrationCredentials"]
+    assert answer["errors"] == []
+    assert answer["integration"]["api"] == "REST"

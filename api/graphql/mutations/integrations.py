@@ -91,7 +91,11 @@ async def _run(run: SyncRunRow | None) -> SyncRun | None:
 class ConnectWiseCredentialsInput:
     site_url: str = strawberry.field(description="e.g. https://na.myconnectwise.net")
     company_id: str
-    client_id: str = strawberry.field(description="Your ConnectWise developer client id.")
+    client_id: str | None = strawberry.field(
+        default=None,
+        description="Your ConnectWise developer client id: needed with the REST keys (every "
+        "REST call sends it), not for the integrator login alone.",
+    )
     public_key: str | None = strawberry.field(default=None, description="REST API member key.")
     private_key: str | None = strawberry.field(default=None, description="REST API member key.")
     integrator_login_id: str | None = strawberry.field(

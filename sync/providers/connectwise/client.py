@@ -134,6 +134,8 @@ class ConnectWiseClient:
         self._rng = rng
         self._resolver = resolver
         c = credentials
+        if not (c.has_rest_keys and c.client_id):
+            raise ValueError("the REST client needs the REST API keys and a client id")
         token = base64.b64encode(f"{c.company_id}+{c.public_key}:{c.private_key}".encode()).decode()
         self._headers: Final = {
             "Authorization": f"Basic {token}",

@@ -17,9 +17,11 @@ __all__ = ["SOAP_NOTICE", "ConnectWiseApi", "ConnectWiseCredentials", "MissingCr
 
 _REQUIRED = ("site_url", "company_id", "public_key", "private_key", "client_id")
 _REST_KEYS = ("public_key", "private_key")
+# Only REST calls send the developer client id: a SOAP-only integration needs none.
+_REST_ONLY = (*_REST_KEYS, "client_id")
 _OPTIONAL = ("integrator_login_id", "integrator_password")
 _SOAP_LOGIN = ("integrator_login_id", "integrator_password")
-_ALWAYS = tuple(n for n in _REQUIRED if n not in _REST_KEYS)
+_ALWAYS = tuple(n for n in _REQUIRED if n not in _REST_ONLY)
 
 
 class ConnectWiseApi(StrEnum):
@@ -53,14 +55,15 @@ class ConnectWiseCredentials:
     Surrounding whitespace is stripped (keys are usually pasted); required fields must not be
     empty. Optional fields are None when unset (an empty string becomes None). The REST keys
     may only be left out (None) together, when the integrator login and password are set:
-    such credentials open the SOAP provider. Setup parses with ``from_input``.
+    such credentials open the SOAP provider, and need no client id (only REST sends it).
+    Setup parses with ``from_input``.
     """
 
     site_url: str
     company_id: str
     public_key: str | None
     private_key: str | None
-    client_id: str
+    client_id: str | None
     integrator_login_id: str | None = None
     integrator_password: str | None = None
 
@@ -71,7 +74,11 @@ class ConnectWiseCredentials:
         soap_only = self.public_key is None and self.private_key is None
         for name in _REQUIRED:
             value = getattr(self, name)
-            if soap_only and name in _REST_KEYS:
+            if soap_only and name in _REST_ONLY:
+                if name == "client_id" and value is not None:
+                    if not isinstance(value, str):
+                        raise ValueError("ConnectWise credentials: client_id must be a string")
+                    object.__setattr__(self, name, value.strip() or None)
                 continue
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"ConnectWise credentials need a non-empty {name}")
@@ -186,13 +193,19 @@ class ConnectWiseCredentials:
                 None,
             )
         rest = given("public_key")
+        if rest and not given("client_id"):
+            raise MissingCredential(
+                "ConnectWise credentials are missing: client_id (the REST API sends it with "
+                "every call)",
+                "client_id",
+            )
         soap = given("integrator_login_id")
         return cls(
             site_url=data["site_url"],
             company_id=data["company_id"],
             public_key=data["public_key"] if rest else None,
             private_key=data["private_key"] if rest else None,
-            client_id=data["client_id"],
+            client_id=data.get("client_id") or None,
             integrator_login_id=data["integrator_login_id"] if soap else None,
             integrator_password=data["integrator_password"] if soap else None,
         )
@@ -203,7 +216,7 @@ class ConnectWiseCredentials:
         when the integrator login is there (a SOAP-only integration)."""
         if data.get("public_key") or data.get("private_key"):
             return cls.from_dict(data)
-        missing = [n for n in _REQUIRED if n not in _REST_KEYS and not data.get(n)]
+        missing = [n for n in _REQUIRED if n not in _REST_ONLY and not data.get(n)]
         if missing:
             raise ValueError(f"ConnectWise credentials are missing: {', '.join(missing)}")
         return cls(
@@ -211,7 +224,7 @@ class ConnectWiseCredentials:
             company_id=data["company_id"],
             public_key=None,
             private_key=None,
-            client_id=data["client_id"],
+            client_id=data.get("client_id") or None,
             integrator_login_id=data.get("integrator_login_id"),
             integrator_password=data.get("integrator_password"),
         )
