@@ -142,7 +142,7 @@ def connectwise_provider(
     retry: RetryPolicy | None = None,
 ) -> PsaProvider:
     """REST when the credentials hold the REST keys (with both sets too, as the seed asks);
-    the legacy SOAP API (read-only for now) with the integrator login alone."""
+    the legacy SOAP API (reads and writes) with the integrator login alone."""
     http = build_http_client(transport=transport)
     if not credentials.has_rest_keys:
         soap = ConnectWiseSoapClient(

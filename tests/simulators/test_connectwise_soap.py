@@ -294,3 +294,94 @@ async def test_fault_injection_applies_to_soap(base_url: str) -> None:
         state = (await client.delete(f"{base_url}/__simulator/faults")).json()
         assert state["traffic"]["rate_limited"] == 1
         assert state["traffic"]["server_errors"] == 1
+
+
+def _untimed(record: Any) -> Any:
+    """A store record without its ``_info`` stamps (every write changes them)."""
+    if isinstance(record, dict):
+        return {k: _untimed(v) for k, v in record.items() if k != "_info"}
+    if isinstance(record, list):
+        return [_untimed(v) for v in record]
+    return record
+
+
+async def test_update_company_writes_its_addresses_and_keeps_what_soap_cannot_show(
+    base_url: str, store: ConnectWiseStore
+) -> None:
+    svc = _service(base_url, "Company")
+    company = next(
+        c for c in store.find("companies") if len(store.find("sites", parent_id=c["id"])) >= 3
+    )
+    parent = next(c for c in store.find("companies") if c["id"] != company["id"])
+    store.update(
+        "companies",
+        company["id"],
+        {"types": [{"name": "Client"}, {"name": "Vendor"}], "parentCompany": {"id": parent["id"]}},
+    )
+    before = store.get("companies", company["id"])
+    sites = store.find("sites", parent_id=company["id"])
+    got = await _call(svc.GetCompany, id=company["id"])
+    edited = next(a for a in got.Addresses.CompanyAddress if a.Id == sites[1]["id"])
+    edited.City = "Orlando"
+    got.Addresses.CompanyAddress.append(
+        {"City": "Tampa", "Id": 0, "DefaultFlag": False, "CompanyRecid": 0, "SiteName": "Annex"}
+    )
+    got.CompanyName = "Renamed Over SOAP"
+
+    answer = await _call(svc.UpdateCompany, company=got)
+
+    after = store.get("companies", company["id"])
+    assert after is not None
+    assert before is not None
+    # The parent, primary site and second type SOAP does not show are kept.
+    assert _untimed(after) == {**_untimed(before), "name": "Renamed Over SOAP"}
+    now = {s["id"]: s for s in store.find("sites", parent_id=company["id"])}
+    assert now[sites[1]["id"]]["city"] == "Orlando"
+    # An address sent back as read leaves its site alone, stamps and all.
+    assert now[sites[2]["id"]]["_info"] == sites[2]["_info"]
+    [annex] = [s for s in now.values() if s["name"] == "Annex"]
+    assert annex["city"] == "Tampa"
+    assert {a.Id for a in answer.Addresses.CompanyAddress} == set(now)
+    # Addresses left out altogether leave the sites as they are.
+    got.Addresses = None
+    await _call(svc.UpdateCompany, company=got)
+    assert set(s["id"] for s in store.find("sites", parent_id=company["id"])) == set(now)
+
+
+async def test_add_or_update_contact_changes_only_the_items_soap_shows(
+    base_url: str, store: ConnectWiseStore
+) -> None:
+    svc = _service(base_url, "Contact")
+    contact = next(c for c in store.find("contacts") if len(c.get("communicationItems")) >= 3)
+    before = store.get("contacts", contact["id"])
+    assert before is not None
+    got = await _call(svc.GetContact, id=contact["id"])
+    got.Title = "Office Manager"
+    await _call(svc.AddOrUpdateContact, contact=got)
+    after = store.get("contacts", contact["id"])
+    assert _untimed(after) == {**_untimed(before), "title": "Office Manager"}
+
+    got.Email = "changed@example.com"
+    await _call(svc.AddOrUpdateContact, contact=got)
+    items = (store.get("contacts", contact["id"]) or {})["communicationItems"]
+    assert next(i["value"] for i in items if i["communicationType"] == "Email") == (
+        "changed@example.com"
+    )
+    assert [i["id"] for i in items] == [i["id"] for i in before["communicationItems"]]
+
+
+async def test_update_configuration_as_read_changes_nothing_but_what_was_edited(
+    base_url: str, store: ConnectWiseStore
+) -> None:
+    svc = _service(base_url, "Configuration")
+    config = next(c for c in store.find("configurations") if c.get("installedBy"))
+    store.update("configurations", config["id"], {"notes": "keep"})
+    before = store.get("configurations", config["id"])
+    got = await _call(svc.GetConfiguration, id=config["id"])
+    got.ConfigurationName = "Renamed-PC"
+    answer = await _call(svc.UpdateConfiguration, configuration=got)
+    assert answer.ConfigurationName == "Renamed-PC"
+    assert _untimed(store.get("configurations", config["id"])) == {
+        **_untimed(before),
+        "name": "Renamed-PC",
+    }

@@ -2,8 +2,16 @@
 
 Reads: ``Company.CompanyID`` is the REST ``identifier``, ``Id`` the REST id; ``Type`` and
 ``Status`` are names; ``DefaultAddress`` is the company's own address (with its primary site's
-id and name) and ``Addresses`` its sites. Writes build a complete REST document, so an element
-a SOAP ``Update*`` leaves out is cleared, as ConnectWise's own ``Update*`` operations do.
+id and name) and ``Addresses`` its sites.
+
+Writes (``*_document``): the REST fields a SOAP type carries, every one of them (None where the
+request left its element out), so an ``Update*`` clears what it leaves out, as ConnectWise's
+own ``Update*`` operations do; REST fields the SOAP type has no element for (a company's
+parent and primary site, a contact's site, a configuration's installer) are kept. Where SOAP
+shows one value of a list, a write changes that one only: ``Type`` is a company's (a contact's)
+first type, and a contact's ``Email``/``Phone``/``Fax`` is its default item of that kind (its
+other items, and that item's type, are kept). ``site_document`` is one ``CompanyAddress`` of a
+company's ``Addresses`` as a site.
 """
 
 from __future__ import annotations
@@ -68,6 +76,19 @@ def company(store: ConnectWiseStore, record: Record) -> Record:
     }
 
 
+def address(company_id: int, site: Record) -> Record:
+    """A site as a ``CompanyAddress`` (``DefaultFlag`` aside)."""
+    return _site(company_id, site, None)
+
+
+def same_address(stored: Record, sent: Record) -> bool:
+    """Whether an address sent says what the site holds (the elements a write changes)."""
+    return all(
+        (stored.get(name) or None) == (sent.get(name) or None)
+        for name in ("City", "State", "Zip", "Country", "SiteName")
+    ) and _street_lines(stored) == _street_lines(sent)
+
+
 def _site(company_id: int, site: Record, primary: int | None) -> Record:
     return {
         "StreetLines": _lines(site.get("addressLine1"), site.get("addressLine2")),
@@ -100,32 +121,81 @@ def company_found(store: ConnectWiseStore, record: Record) -> Record:
     }
 
 
-def company_document(value: Record) -> Record:
-    """The REST document of a SOAP Company (Addresses are read-only here: sites are REST's)."""
+def company_document(value: Record, current: Record | None) -> Record:
+    """The REST fields of a SOAP Company; ``current``: the stored document on an update.
+
+    Addresses are not part of it: ``site_document`` writes them, one site each.
+    """
     address = value.get("DefaultAddress") or {}
-    lines = (address.get("StreetLines") or {}).get("string") or []
-    document: Record = {
+    lines = _street_lines(address)
+    return {
         "identifier": value.get("CompanyID"),
         "name": value.get("CompanyName"),
         "phoneNumber": value.get("PhoneNumber"),
         "faxNumber": value.get("FaxNumber"),
         "website": value.get("WebSite"),
         "accountNumber": value.get("AccountNbr"),
-        "addressLine1": lines[0] if lines else None,
-        "addressLine2": lines[1] if len(lines) > 1 else None,
+        "addressLine1": lines[0],
+        "addressLine2": lines[1],
         "city": address.get("City"),
         "state": address.get("State"),
         "zip": address.get("Zip"),
+        "country": _named(address.get("Country")),
+        "status": _named(value.get("Status")),
+        "types": _types(value.get("Type"), current),
+        "defaultContact": {"id": value["DefaultContactId"]}
+        if value.get("DefaultContactId")
+        else None,
     }
-    if address.get("Country"):
-        document["country"] = {"name": address["Country"]}
-    if value.get("Status"):
-        document["status"] = {"name": value["Status"]}
-    if value.get("Type"):
-        document["types"] = [{"name": value["Type"]}]
-    if value.get("DefaultContactId"):
-        document["defaultContact"] = {"id": value["DefaultContactId"]}
-    return {k: v for k, v in document.items() if v is not None}
+
+
+def site_document(store: ConnectWiseStore, address: Record) -> Record:
+    """The REST fields of a site from one ``CompanyAddress`` (a state by identifier or name)."""
+    lines = _street_lines(address)
+    return {
+        "name": address.get("SiteName"),
+        "addressLine1": lines[0],
+        "addressLine2": lines[1],
+        "city": address.get("City"),
+        "stateReference": _state(store, address.get("State")),
+        "zip": address.get("Zip"),
+        "country": _named(address.get("Country")),
+    }
+
+
+def _street_lines(address: Record) -> tuple[Any, Any]:
+    lines = [line for line in (address.get("StreetLines") or {}).get("string") or () if line]
+    return (lines[0] if lines else None, lines[1] if len(lines) > 1 else None)
+
+
+def _named(name: Any) -> Record | None:
+    return {"name": name} if name else None
+
+
+def _state(store: ConnectWiseStore, state: Any) -> Record | None:
+    if not state:
+        return None
+    for key in ("identifier", "name"):
+        found = store.resolve("states", {key: state})
+        if found is not None:
+            return {"id": found["id"]}
+    return {"name": state}  # not a state ConnectWise lists: the store's error says so
+
+
+def _types(name: Any, current: Record | None) -> list[Record] | None:
+    """SOAP's ``Type`` is the first type: a new name replaces that one and the others are
+    kept; the same name, or none (SOAP cannot clear them), keeps the list as it is."""
+    current_types = [t for t in (current or {}).get("types") or () if isinstance(t, dict)]
+    kept = [{"id": t["id"]} for t in current_types]
+    if not name:
+        return kept or None
+    wanted = str(name).casefold()
+    if current_types and str(current_types[0].get("name") or "").casefold() == wanted:
+        return kept
+    others = [
+        {"id": t["id"]} for t in current_types[1:] if str(t.get("name") or "").casefold() != wanted
+    ]
+    return [{"name": name}, *others]
 
 
 # ------------------------------------------------------------------------------- contacts
@@ -178,30 +248,47 @@ def contact_found(store: ConnectWiseStore, record: Record) -> Record:
     }
 
 
-def contact_document(store: ConnectWiseStore, value: Record) -> Record:
-    items = []
-    for kind, type_name in (("Email", "Email"), ("Phone", "Direct"), ("Fax", "Fax")):
-        if value.get(kind):
-            items.append({"type": {"name": type_name}, "value": value[kind], "defaultFlag": True})
+# SOAP element → (REST communicationType, the type a new item gets).
+_SINGLE_ITEMS = (("Email", "Email", "Email"), ("Phone", "Phone", "Direct"), ("Fax", "Fax", "Fax"))
+
+
+def contact_document(value: Record, current: Record | None) -> Record:
+    """The REST fields of a SOAP Contact; ``current``: the stored document on an update."""
     address = value.get("CompanyAddressInfo") or {}
-    document: Record = {
+    return {
         "firstName": value.get("FirstName"),
         "lastName": value.get("LastName"),
         "title": value.get("Title"),
         "inactiveFlag": value.get("Inactive"),
         "unsubscribeFlag": value.get("UnsubscribeFlag"),
-        "communicationItems": items,
+        "communicationItems": _communication_items(value, current),
         "addressLine1": address.get("AddressLine1"),
         "addressLine2": address.get("AddressLine2"),
         "city": address.get("City"),
         "state": address.get("State"),
         "zip": address.get("Zip"),
+        "company": {"identifier": value["CompanyId"]} if value.get("CompanyId") else None,
+        "types": _types(value.get("Type"), current),
     }
-    if value.get("CompanyId"):
-        document["company"] = {"identifier": value["CompanyId"]}
-    if value.get("Type"):
-        document["types"] = [{"name": value["Type"]}]
-    return {k: v for k, v in document.items() if v is not None}
+
+
+def _communication_items(value: Record, current: Record | None) -> list[Record]:
+    """The items with SOAP's single email, phone and fax written to the default item of each
+    kind (the one SOAP shows): changed in place, removed when left out, added when new."""
+    items = [dict(i) for i in (current or {}).get("communicationItems") or ()]
+    for element, kind, type_name in _SINGLE_ITEMS:
+        wanted = value.get(element) or None
+        same_kind = [i for i in items if i.get("communicationType") == kind]
+        chosen = next((i for i in same_kind if i.get("defaultFlag")), None)
+        chosen = chosen or (same_kind[0] if same_kind else None)
+        if chosen is None:
+            if wanted:
+                items.append({"type": {"name": type_name}, "value": wanted, "defaultFlag": True})
+        elif wanted is None:
+            items.remove(chosen)
+        else:
+            chosen["value"] = wanted
+    return items
 
 
 # ------------------------------------------------------------------------- configurations
@@ -251,6 +338,7 @@ def configuration_found(store: ConnectWiseStore, record: Record) -> Record:
 
 
 def configuration_document(value: Record) -> Record:
+    """The REST fields of a SOAP Configuration (references by id, else by name)."""
     document: Record = {
         "name": value.get("ConfigurationName"),
         "serialNumber": value.get("SerialNumber"),
@@ -278,11 +366,12 @@ def configuration_document(value: Record) -> Record:
         ("site", "AddressId", None),
     )
     for field, id_element, name_element in references:
+        document[field] = None
         if value.get(id_element):
             document[field] = {"id": value[id_element]}
         elif name_element and value.get(name_element):
             document[field] = {"name": value[name_element]}
-    return {k: v for k, v in document.items() if v is not None}
+    return document
 
 
 def configuration_type(store: ConnectWiseStore, record: Record) -> Record:

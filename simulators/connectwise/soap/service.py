@@ -2,6 +2,13 @@
 
 `SoapApi.handle` turns one request element into an answer envelope or raises `SoapFault`;
 HTTP concerns (routes, faults injection, traffic) stay in `endpoint.py`.
+
+Writes: ``Add*`` (and ``AddOrUpdate*`` with ``Id`` 0) create from the request; ``Update*`` (and
+``AddOrUpdate*`` with an id) replace every field the SOAP type carries with the request's
+(an element left out clears it) and keep the REST fields it has no element for
+(``records.py``). A company update with ``Addresses`` also writes each address to its site
+(``Id`` 0 adds a site); a site whose address is left out is kept (assumed: psa-apis.md has
+nothing on it), and ``Addresses`` left out altogether leaves the sites alone.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
 from simulators.bodies import same_secret
 from simulators.connectwise.errors import ApiError
+from simulators.connectwise.render import Renderer
+from simulators.connectwise.schema import RESOURCES
 from simulators.connectwise.soap import records
 from simulators.connectwise.soap.contract import CREDENTIALS, NS, SERVICES, TYPES, Operation
 from simulators.connectwise.soap.envelope import SoapFault, answer, read, read_fields
@@ -38,7 +47,8 @@ class _Entity:
     title: str
     render: Render
     render_found: Render
-    document: Callable[[ConnectWiseStore, records.Record], records.Record]
+    # The REST fields of a SOAP record (store, SOAP value, the stored document or None).
+    document: Callable[[ConnectWiseStore, records.Record, records.Record | None], records.Record]
 
 
 _ENTITIES = {
@@ -47,17 +57,21 @@ _ENTITIES = {
         "Company",
         records.company,
         records.company_found,
-        lambda store, value: records.company_document(value),
+        lambda store, value, current: records.company_document(value, current),
     ),
     "Contact": _Entity(
-        "contacts", "Contact", records.contact, records.contact_found, records.contact_document
+        "contacts",
+        "Contact",
+        records.contact,
+        records.contact_found,
+        lambda store, value, current: records.contact_document(value, current),
     ),
     "Configuration": _Entity(
         "configurations",
         "Configuration",
         records.configuration,
         records.configuration_found,
-        lambda store, value: records.configuration_document(value),
+        lambda store, value, current: records.configuration_document(value),
     ),
 }
 
@@ -147,16 +161,42 @@ class SoapApi:
         value = next((v for k, v in values.items() if isinstance(v, dict)), None) or {}
         record_id = value.get("Id") or 0
         creating = name.startswith("Add") and not (name.startswith("AddOrUpdate") and record_id)
-        document = entity.document(self.store, value)
         member = self.login.login_id
-        if creating:
-            created = self.store.create(entity.collection, document, updated_by=member)
-            record_id = created["id"]
-        else:
-            self._get(entity, record_id)
-            # Update* replaces the record: whatever the request left out is cleared.
-            self.store.replace(entity.collection, record_id, document, updated_by=member)
-        return entity.render(self.store, self._get(entity, record_id))
+        with self.store.lock:  # the read of the stored record and the write as one
+            if creating:
+                document = entity.document(self.store, value, None)
+                present = {k: v for k, v in document.items() if v is not None}
+                created = self.store.create(entity.collection, present, updated_by=member)
+                record_id = created["id"]
+            else:
+                row = self.store.live_row(entity.collection, record_id)
+                current = Renderer(self.store, None).document(RESOURCES[entity.collection], row)
+                document = entity.document(self.store, value, current)
+                self.store.update(entity.collection, record_id, document, updated_by=member)
+                if entity.collection == "companies":
+                    self._write_addresses(record_id, value.get("Addresses"), member)
+            return entity.render(self.store, self._get(entity, record_id))
+
+    def _write_addresses(self, company_id: int, addresses: Any, member: str) -> None:
+        """Each address of ``Addresses`` to its site (``Id`` 0: a new site); see the module
+        docstring for the sites left out."""
+        if not isinstance(addresses, dict):
+            return
+        for address in addresses.get("CompanyAddress") or ():
+            if not isinstance(address, dict):
+                continue
+            document = records.site_document(self.store, address)
+            site_id = address.get("Id") or 0
+            if site_id:
+                self.store.live_row("sites", site_id, company_id)  # another company's: a fault
+                current = self.store.get("sites", site_id)
+                assert current is not None
+                if records.same_address(records.address(company_id, current), address):
+                    continue  # sent back as read: the site is not written (nor stamped)
+                self.store.update("sites", site_id, document, updated_by=member)
+            else:
+                present = {k: v for k, v in document.items() if v is not None}
+                self.store.create("sites", present, parent_id=company_id, updated_by=member)
 
     def _get(self, entity: _Entity, record_id: int) -> records.Record:
         with self.store.lock:

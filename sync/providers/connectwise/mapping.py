@@ -572,12 +572,17 @@ FIELD_MAP = FieldMap(
 
 # -- the legacy SOAP API (psa-apis.md §3): the same local columns, SOAP names --------------------
 #
-# Read-only for now. SOAP records are dicts in SOAP names (``soap.py`` serializes zeep's
-# objects). Where SOAP lacks what REST has, the column reads None (SOAP-only integrations know
-# no better): a company's parent company, a site's phone and fax, a contact's site, a
-# configuration's installer name (SOAP gives the member identifier, not the name). SOAP gives
-# one company type (REST: a list), a contact's single email, phone and fax (REST: every
-# communication item, with its type), and company types and statuses by name only.
+# SOAP records are dicts in SOAP names (``soap.py`` serializes zeep's objects). Where SOAP
+# lacks what REST has, the column reads None (SOAP-only integrations know no better): a
+# company's parent company, a site's phone and fax, a contact's site, a configuration's
+# installer name (SOAP gives the member identifier, not the name). SOAP gives one company type
+# (REST: a list), a contact's single email, phone and fax (REST: every communication item,
+# with its type), and company types and statuses by name only.
+#
+# Writes (``SOAP_WRITE_MAPS``, at the end) change a record as read: ``Update*`` replaces the
+# whole record, so the provider starts from what it read and each column a change sets
+# rewrites its elements only. What SOAP cannot write is skipped, and flows from ConnectWise
+# only (``SOAP_FIELD_MAP``).
 
 # Company types and statuses have no ids in SOAP: each name gets a stable id derived from it,
 # above any real ConnectWise id (``synthetic_id``).
@@ -819,3 +824,328 @@ SOAP_REFERENCE_SOURCES: dict[str, dict[ReferenceKind, tuple[str | None, str]]] =
         ReferenceKind.CONFIGURATION_STATUS: ("StatusId", "Status"),
     },
 }
+
+
+# -- SOAP writes: local columns into a record as read ------------------------------------------
+
+SoapPut = Callable[[dict[str, Any], Any], None]
+# What .NET sends for a DateTime nobody set (required dateTime elements of a new contact).
+DOTNET_MIN_DATETIME = datetime(1, 1, 1)  # xs:dateTime without a zone
+
+
+def soap_moment(value: Any) -> datetime | None:
+    """A local date or datetime as an ``xs:dateTime`` (UTC; a date is its midnight)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip())
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise TypeError(f"not a date or datetime: {value!r}")
+
+
+def soap_put(element: str, to_soap: Callable[[Any], Any] = text, *, clears: str = "") -> SoapPut:
+    """Write one element; ``clears``: an element naming the same thing another way (a name
+    beside an id), blanked so the two cannot disagree."""
+
+    def put(record: dict[str, Any], value: Any) -> None:
+        record[element] = to_soap(value)
+        if clears:
+            record[clears] = None
+
+    return put
+
+
+def soap_street_line(index: int) -> SoapPut:
+    """One line of an address's ``StreetLines`` (the other lines as read)."""
+
+    def put(record: dict[str, Any], value: Any) -> None:
+        lines: list[str | None] = [text(line) for line in soap_list(record.get("StreetLines"))]
+        lines += [None] * (index + 1 - len(lines))
+        lines[index] = text(value)
+        while lines and lines[-1] is None:
+            lines.pop()
+        record["StreetLines"] = {"string": [line or "" for line in lines]} if lines else None
+
+    return put
+
+
+def _entries(values: Any) -> list[Mapping[str, Any]]:
+    """Contact methods, primary first (a plain string is a value)."""
+    entries = [v if isinstance(v, Mapping) else {"value": v} for v in values or ()]
+    return sorted(entries, key=lambda entry: not entry.get("primary"))
+
+
+def _first_value(entries: Iterable[Mapping[str, Any]]) -> str | None:
+    return next((found for e in entries if (found := text(e.get("value")))), None)
+
+
+def put_email(record: dict[str, Any], emails: Any) -> None:
+    """SOAP keeps one email: the primary one (else the first)."""
+    record["Email"] = _first_value(_entries(emails))
+
+
+def put_phones(record: dict[str, Any], phones: Any) -> None:
+    """SOAP keeps one phone and one fax: the primary entry of each kind (else the first)."""
+    entries = _entries(phones)
+    faxes = [e for e in entries if text(e.get("kind")) == "fax"]
+    record["Phone"] = _first_value(e for e in entries if text(e.get("kind")) != "fax")
+    record["Fax"] = _first_value(faxes)
+
+
+@dataclass(frozen=True)
+class SoapCode:
+    """A reference value's element: by name (company and contact types, company statuses:
+    the provider names the id) or by id; ``clears`` as in ``soap_put``."""
+
+    element: str
+    by_name: bool = False
+    clears: str = ""
+
+
+@dataclass(frozen=True)
+class SoapParent:
+    """The owning company's element: its record id, or its identifier (``CompanyID``)."""
+
+    element: str
+    by_identifier: bool = False
+    clears: str = ""
+
+
+@dataclass(frozen=True)
+class SoapWriteMap:
+    """How a ``PsaChange`` rewrites one SOAP record as read.
+
+    ``skipped``/``skipped_refs``: columns and relations SOAP has no element for; a change of
+    them is not written (they flow from ConnectWise only: ``SOAP_FIELD_MAP``). ``address``: a
+    new company's ``DefaultAddress`` from ``PsaChange.address``. ``new``: a new record's
+    required elements, as .NET fills them in for a record nobody set them on.
+    """
+
+    fields: Mapping[str, SoapPut]
+    refs: Mapping[str, SoapPut] = dataclass_field(default_factory=dict)
+    codes: Mapping[ReferenceKind, SoapCode] = dataclass_field(default_factory=dict)
+    parent: SoapParent | None = None
+    address: Mapping[str, SoapPut] = dataclass_field(default_factory=dict)
+    skipped: frozenset[str] = frozenset()
+    skipped_refs: frozenset[str] = frozenset()
+    new: Mapping[str, Any] = dataclass_field(default_factory=dict)
+
+    def skipped_columns(self) -> frozenset[str]:
+        return self.skipped | {f"{name}_id" for name in self.skipped_refs}
+
+    def writes(self, change: PsaChange) -> bool:
+        """Whether ``change`` sets anything SOAP can write."""
+        return bool(
+            set(change.values) & set(self.fields)
+            or set(change.refs) & set(self.refs)
+            or set(change.codes) & set(self.codes)
+            or (change.parent_psa_id is not None and self.parent is not None)
+            or (change.address and self.address)
+        )
+
+    def apply(
+        self,
+        record: dict[str, Any],
+        change: PsaChange,
+        *,
+        name_of: Callable[[ReferenceKind, int], str],
+        parent: Any = None,
+        create: bool = False,
+    ) -> None:
+        """Rewrite the elements of what ``change`` sets (None clears); ``parent``: the value
+        of the parent element (the provider looks up an identifier). SOAP holds one value of
+        a code: the first of several is written."""
+        self._check_known(change)
+        for column, value in change.values.items():
+            put = self.fields.get(column)
+            if put is not None:
+                put(record, value)
+        for name, psa_id in change.refs.items():
+            put = self.refs.get(name)
+            if put is not None:
+                put(record, psa_id)
+        for kind, ids in change.codes.items():
+            code = self.codes.get(kind)
+            if code is None:
+                continue
+            first = ids[0] if ids else None
+            record[code.element] = (
+                name_of(kind, first) if code.by_name and first is not None else first
+            )
+            if code.clears:
+                record[code.clears] = None
+        if self.parent is not None and parent is not None:
+            record[self.parent.element] = parent
+            if self.parent.clears:
+                record[self.parent.clears] = None
+        if create and change.address and self.address:
+            target = record.setdefault("DefaultAddress", {})
+            for column, value in change.address.items():
+                put = self.address.get(column)
+                if put is not None:
+                    put(target, value)
+
+    def _check_known(self, change: PsaChange) -> None:
+        unknown = sorted(set(change.values) - set(self.fields) - self.skipped)
+        unknown += sorted(set(change.refs) - set(self.refs) - self.skipped_refs)
+        unknown += sorted(str(k) for k in set(change.codes) - set(self.codes))
+        if unknown:
+            raise ValueError(f"not mapped to ConnectWise's SOAP API: {', '.join(unknown)}")
+
+
+def _soap_address(*, name: bool) -> dict[str, SoapPut]:
+    puts: dict[str, SoapPut] = {
+        "address_1": soap_street_line(0),
+        "address_2": soap_street_line(1),
+        "city": soap_put("City"),
+        "region": soap_put("State"),
+        "postal_code": soap_put("Zip"),
+        "country": soap_put("Country"),
+    }
+    return {"name": soap_put("SiteName"), **puts} if name else puts
+
+
+SOAP_WRITE_COMPANY = SoapWriteMap(
+    fields={"name": soap_put("CompanyName"), "short_name": soap_put("CompanyID")},
+    codes={
+        ReferenceKind.ORGANIZATION_TYPE: SoapCode("Type", by_name=True),
+        ReferenceKind.ORGANIZATION_STATUS: SoapCode("Status", by_name=True),
+    },
+    address=_soap_address(name=False),
+    # No parent company in SOAP's Company; the primary site is the default address, which
+    # SOAP does not move.
+    skipped_refs=frozenset({"parent", "primary_location"}),
+    new={
+        "Id": 0,
+        "DefaultAddress": {"Id": 0, "DefaultFlag": True, "CompanyRecid": 0},
+        "DefaultContactId": None,
+        "DefaultBillingContactId": None,
+        "LastUpdate": None,
+    },
+)
+
+# A ``CompanyAddress``, written through its company (``UpdateCompany``). SOAP's address has no
+# phone or fax, and ``DefaultFlag`` does not move a company's primary site.
+SOAP_WRITE_ADDRESS = SoapWriteMap(
+    fields=_soap_address(name=True),
+    skipped=frozenset({"phone", "fax", "primary"}),
+    new={"Id": 0, "DefaultFlag": False},
+)
+
+SOAP_WRITE_CONTACT = SoapWriteMap(
+    fields={
+        "first_name": soap_put("FirstName"),
+        "last_name": soap_put("LastName"),
+        "title": soap_put("Title"),
+        "emails": put_email,
+        "phones": put_phones,
+    },
+    codes={ReferenceKind.CONTACT_TYPE: SoapCode("Type", by_name=True)},
+    # ``Contact.CompanyId`` is the company's identifier.
+    parent=SoapParent("CompanyId", by_identifier=True),
+    skipped_refs=frozenset({"location"}),
+    new={
+        "Id": 0,
+        "ContactRecID": 0,
+        "Gender": "Unspecified",
+        "BirthDay": DOTNET_MIN_DATETIME,
+        "Married": False,
+        "Children": False,
+        "Anniversary": DOTNET_MIN_DATETIME,
+        "PortalSecurityLevel": 0,
+        "DisablePortalLogin": False,
+        "Inactive": False,
+        "UnsubscribeFlag": False,
+        "LastUpdate": DOTNET_MIN_DATETIME,
+        "PersonalAddressFlag": False,
+    },
+)
+
+
+def _soap_id(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+SOAP_WRITE_CONFIGURATION = SoapWriteMap(
+    fields={
+        "name": soap_put("ConfigurationName"),
+        "asset_tag": soap_put("TagNumber"),
+        "default_gateway": soap_put("DefaultGateway"),
+        "installed_at": soap_put("InstallationDate", soap_moment),
+        "manufacturer": soap_put("Manufacturer", clears="ManufacturerId"),
+        "model": soap_put("ModelNumber"),
+        "notes": soap_put("Notes"),
+        "operating_system": soap_put("OSType"),
+        "primary_ip": soap_put("IPAddress"),
+        "purchased_at": soap_put("PurchaseDate", soap_moment),
+        "serial_number": soap_put("SerialNumber"),
+        "mac_address": soap_put("MacAddress"),
+        "warranty_expires_at": soap_put("WarrantyExpiration", soap_moment),
+    },
+    refs={
+        "location": soap_put("AddressId", _soap_id),
+        "contact": soap_put("ContactId", _soap_id, clears="ContactName"),
+    },
+    codes={
+        ReferenceKind.CONFIGURATION_TYPE: SoapCode(
+            "ConfigurationTypeId", clears="ConfigurationType"
+        ),
+        ReferenceKind.CONFIGURATION_STATUS: SoapCode("StatusId", clears="Status"),
+    },
+    parent=SoapParent("CompanyId", clears="CompanyName"),
+    # SOAP's ``InstalledBy`` is a member identifier; the local column holds a name.
+    skipped=frozenset({"installed_by"}),
+    new={"Id": 0, "ConfigurationTypeId": 0},
+)
+
+SOAP_WRITE_MAPS = {
+    AssetKind.ORGANIZATION: SOAP_WRITE_COMPANY,
+    AssetKind.LOCATION: SOAP_WRITE_ADDRESS,
+    AssetKind.CONTACT: SOAP_WRITE_CONTACT,
+    AssetKind.CONFIGURATION: SOAP_WRITE_CONFIGURATION,
+}
+
+# The fixed labels of SOAP's single email, phone and fax (``single_item``), offered as the
+# types of new contacts' emails and phones.
+SOAP_CONTACT_ATTRIBUTES: dict[str, list[str]] = {"email": ["Email"], "phone": ["Direct", "Fax"]}
+
+# First-link matching: the find field of each local column a lookup filters on.
+SOAP_MATCH_FIELDS: dict[AssetKind, dict[str, str]] = {
+    AssetKind.ORGANIZATION: {"name": "CompanyName"},
+    AssetKind.CONTACT: {
+        "first_name": "FirstName",
+        "last_name": "LastName",
+        PARENT_COLUMN: "CompanyRecID",
+    },
+    AssetKind.CONFIGURATION: {"name": "ConfigurationName", PARENT_COLUMN: "CompanyId"},
+}
+# Company identifiers in use, for a new company's (``CompanyID like 'prefix%'``); a contact's
+# company is written by it.
+SOAP_COMPANY_IDENTIFIER = "CompanyID"
+SOAP_DEFAULT_ADDRESS = "DefaultAddress"
+SOAP_SITE_NAME = "SiteName"
+
+
+def soap_new_address(company_id: int) -> dict[str, Any]:
+    """A new ``CompanyAddress`` of the company (``Id`` 0: ConnectWise adds a site)."""
+    return {**SOAP_WRITE_ADDRESS.new, "CompanyRecid": company_id}
+
+
+def soap_addresses(addresses: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A company's ``Addresses`` element (``ArrayOfCompanyAddress``)."""
+    return {"CompanyAddress": [dict(a) for a in addresses]}
+
+
+# The REST table's columns, with what SOAP cannot write flowing from ConnectWise only too.
+SOAP_FIELD_MAP = FieldMap(
+    mapped=FIELD_MAP.mapped,
+    psa_to_local_only={
+        kind: FIELD_MAP.psa_to_local_only.get(kind, frozenset())
+        | SOAP_WRITE_MAPS[kind].skipped_columns()
+        for kind in RECORD_MAPS
+    },
+    required_for_create=REQUIRED_FOR_CREATE,
+)

@@ -1,5 +1,5 @@
-"""ConnectWise Manage through its legacy SOAP API (integrator login): the read half of a
-``PsaProvider``, over ``ConnectWiseSoapClient``.
+"""ConnectWise Manage through its legacy SOAP API (integrator login): a ``PsaProvider`` over
+``ConnectWiseSoapClient``, reads and writes.
 
 For an integration whose credentials hold the integrator login but no REST keys. Records map
 to the same local columns as through REST (``mapping.SOAP_RECORD_MAPS``), with the same ids
@@ -28,20 +28,48 @@ How each read is done, and what SOAP cannot do:
   named their ids), configuration types and statuses (by id). Company types are checked by
   the engine (a company is in scope when all its types are; SOAP shows its first type only).
 - No callbacks (``subscriptions`` is None): SOAP-only integrations poll.
-- Writes are not implemented yet: every write raises ``FatalError``.
+
+How each write is done (``mapping.SOAP_WRITE_MAPS`` says which elements each column writes):
+
+- ``Update*`` and ``AddOrUpdate*`` replace the whole record: an element left out is cleared.
+  So an update starts from the full record as read (``Get*``) and rewrites only the elements
+  of the columns the change sets; everything else goes back exactly as read.
+  ``read_for_write`` keeps the records it reads, for the ``update_record`` of the same record
+  that follows in the same push (``KEEP_SECONDS`` at most, and only until the next
+  ``read_for_write``); without one, ``update_record`` reads the record first.
+- Companies and configurations: ``AddCompany``/``UpdateCompany``, ``AddConfiguration``/
+  ``UpdateConfiguration``. Contacts: ``AddOrUpdateContact`` (``Id`` 0 creates; ContactApi has
+  no Add or Update), naming the company by its identifier (``CompanyId``).
+- Sites are a company's ``Addresses``: a site is updated, or added (``Id`` 0), by an
+  ``UpdateCompany`` carrying the company as read with that one address changed (and the
+  company's ``DefaultAddress`` too when it is that site). SOAP has no way to delete a site:
+  a delete raises ``RecordError`` saying so (psa-apis.md §3 documents none, and leaving the
+  address out of ``Addresses`` is not relied on to delete it).
+- Company and contact types and company statuses are written by name: the names of their
+  derived ids are learnt by ``reference_data`` (read again once for an id not known yet;
+  still unknown, the write raises ``RecordError`` naming the value).
+- Columns SOAP cannot write (a company's parent and primary site, a contact's site, a site's
+  phone, fax and primary flag, a configuration's installer) are not written: they flow from
+  ConnectWise only (``field_map``, ``mapping.SOAP_FIELD_MAP``).
+- A new company without a short name gets an identifier derived from its name, numbered past
+  the identifiers ``FindCompanies`` shows in use. Creates are sent once: the client re-sends a
+  write only when it surely was not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import copy
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 from models.enums import AssetKind, ReferenceKind
 from sync.concurrency import gather_all
-from sync.errors import FatalError, RecordError
+from sync.errors import ProtocolError, RecordError
 from sync.providers.base import (
+    FieldMap,
     MatchProbe,
     ProviderScope,
     PsaChange,
@@ -49,8 +77,8 @@ from sync.providers.base import (
     PsaReference,
     PsaSubscriptions,
 )
-from sync.providers.connectwise import mapping
-from sync.providers.connectwise.query import cw_and, cw_cmp, cw_in
+from sync.providers.connectwise import mapping, writes
+from sync.providers.connectwise.query import cw_and, cw_cmp, cw_eq, cw_in, cw_or
 from sync.providers.connectwise.soap import ConnectWiseSoapClient, SoapEntity
 
 __all__ = ["ConnectWiseSoapProvider"]
@@ -65,21 +93,36 @@ _ENTITY: Final[Mapping[AssetKind, SoapEntity]] = {
     AssetKind.CONTACT: "contact",
     AssetKind.CONFIGURATION: "configuration",
 }
-_NO_WRITES: Final = (
-    "ConnectWise through the legacy SOAP API is read-only in psasync for now: pushes through "
-    "SOAP arrive in a later change (add REST API keys to push now)"
+# How long a record read for a write may be written back (a push writes within seconds).
+KEEP_SECONDS: Final = 60.0
+_COMPANY: Final = "company"
+_NO_SITE_DELETE: Final = (
+    "ConnectWise's legacy SOAP API cannot delete a site: delete it in ConnectWise, or add REST "
+    "API keys to the integration"
 )
+_REFERENCE_WORDS: Final[Mapping[ReferenceKind, str]] = {
+    ReferenceKind.ORGANIZATION_TYPE: "company type",
+    ReferenceKind.ORGANIZATION_STATUS: "company status",
+    ReferenceKind.CONTACT_TYPE: "contact type",
+}
 
 
 class ConnectWiseSoapProvider:
     display_name = "ConnectWise Manage"
+    # The REST field table, with what SOAP cannot write flowing from ConnectWise only.
+    field_map: FieldMap = mapping.SOAP_FIELD_MAP
 
-    def __init__(self, client: ConnectWiseSoapClient) -> None:
+    def __init__(
+        self, client: ConnectWiseSoapClient, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
         self.subscriptions: PsaSubscriptions | None = None
-        # Company status names by their derived id, learnt by ``reference_data``: the scope
-        # holds ids, SOAP filters by name.
-        self._status_names: dict[int, str] = {}
+        # Reference value names by their derived id, learnt by ``reference_data``: the scope
+        # and changes hold ids, SOAP filters and writes by name.
+        self._names: dict[ReferenceKind, dict[int, str]] = {}
+        # Records read for a write: (entity, id) → (when, the record as read, its company).
+        self._kept: dict[tuple[SoapEntity, int], tuple[float, dict[str, Any], int | None]] = {}
+        self._clock = clock
 
     async def check_connection(self) -> None:
         """One cheap authenticated call (a contact count matching nothing)."""
@@ -103,7 +146,7 @@ class ConnectWiseSoapProvider:
                         )
                         if psa_id is not None:
                             found[kind].setdefault(psa_id, name)
-        self._status_names = dict(found[ReferenceKind.ORGANIZATION_STATUS])
+        self._names = {kind: dict(values) for kind, values in found.items()}
         return {
             kind: sorted(
                 (PsaReference(psa_id, name) for psa_id, name in values.items()),
@@ -205,12 +248,20 @@ class ConnectWiseSoapProvider:
         self, kind: AssetKind, conditions: str | None
     ) -> AsyncIterator[list[PsaRecord]]:
         """Find pages under ``conditions``, each completed by ``Get*`` and mapped."""
+        async for page in self._read_full(kind, conditions):
+            yield [record for record, _raw in page]
+
+    async def _read_full(
+        self, kind: AssetKind, conditions: str | None
+    ) -> AsyncIterator[list[tuple[PsaRecord, dict[str, Any]]]]:
+        """Find pages under ``conditions``, each record completed by ``Get*``: mapped, and the
+        ``Get*`` record as read (what a write sends back)."""
         entity = _ENTITY[kind]
         table = mapping.SOAP_RECORD_MAPS[kind]
         id_element = mapping.SOAP_FIND_ID[entity]
         gate = asyncio.Semaphore(GET_CONCURRENCY)
 
-        async def complete(row: dict[str, Any]) -> PsaRecord | None:
+        async def complete(row: dict[str, Any]) -> tuple[PsaRecord, dict[str, Any]] | None:
             psa_id = mapping.soap_id(row.get(id_element))
             if psa_id is None:
                 return None
@@ -222,48 +273,301 @@ class ConnectWiseSoapProvider:
             if full is None:
                 return None
             # Get's elements win; the find result adds what Get lacks (a contact's company id).
-            return table.to_record({**row, **{k: v for k, v in full.items() if v is not None}})
+            merged = {**row, **{k: v for k, v in full.items() if v is not None}}
+            return table.to_record(merged), full
 
         async for rows in self.client.find(entity, conditions or None, mapping.SOAP_ORDER[entity]):
-            records = [r for r in await gather_all(*(complete(row) for row in rows)) if r]
-            if records:
-                yield sorted(records, key=_by_id)
+            found = [r for r in await gather_all(*(complete(row) for row in rows)) if r]
+            if found:
+                yield sorted(found, key=lambda pair: pair[0].psa_id)
 
     def _status_condition(self, scope: ProviderScope) -> str | None:
         """``Status in (…)`` for the enabled company statuses; None (no filter at the source:
         the engine checks the scope) when their names are not known here."""
         enabled = scope.ids(ReferenceKind.ORGANIZATION_STATUS)
-        names = [self._status_names.get(psa_id) for psa_id in sorted(enabled)]
+        known = self._names.get(ReferenceKind.ORGANIZATION_STATUS, {})
+        names = [known.get(psa_id) for psa_id in sorted(enabled)]
         if not names or any(name is None for name in names):
             return None
         return cw_in(mapping.SOAP_COMPANY_STATUS, [n for n in names if n is not None])
 
-    # -- writes: not through SOAP yet ----------------------------------------------------------
+    # -- writes (two-way sync) ----------------------------------------------------------------
 
     async def read_for_write(
         self, kind: AssetKind, records: Sequence[tuple[int, int | None]]
     ) -> list[PsaRecord]:
-        _refuse_writes()
-
-    async def create_record(self, kind: AssetKind, change: PsaChange) -> PsaRecord:
-        _refuse_writes()
+        """The records by ``Id in (…)`` finds and ``Get*`` (sites: ``GetCompany`` of each
+        company), kept for the writes that follow (see the module docstring)."""
+        self._kept.clear()
+        if kind is AssetKind.LOCATION:
+            wanted = {psa_id for psa_id, _parent in records}
+            companies = sorted({parent for _psa_id, parent in records if parent is not None})
+            found: list[PsaRecord] = []
+            for company_id, company in zip(
+                companies, await gather_all(*(self._company(c) for c in companies)), strict=True
+            ):
+                if company is not None:
+                    self._keep(_COMPANY, company_id, company, None)
+                    found.extend(s for s in _sites(company, company_id) if s.psa_id in wanted)
+            return sorted(found, key=_by_id)
+        entity = _ENTITY[kind]
+        read: list[PsaRecord] = []
+        for batch in _batches(sorted({psa_id for psa_id, _parent in records}), FETCH_BATCH):
+            conditions = cw_in(mapping.SOAP_FIND_ID[entity], batch)
+            async for page in self._read_full(kind, conditions):
+                for record, raw in page:
+                    self._keep(entity, record.psa_id, raw, record.parent_psa_id)
+                    read.append(record)
+        return sorted(read, key=_by_id)
 
     async def update_record(
         self, kind: AssetKind, psa_id: int, parent_psa_id: int | None, change: PsaChange
     ) -> PsaRecord:
-        _refuse_writes()
+        """Read-modify-write of the whole record (see the module docstring); returns it as
+        ConnectWise stored it. A change SOAP can write nothing of sends nothing and returns
+        the record as read. ValueError for an empty change."""
+        if change.empty and change.parent_psa_id is None:
+            raise ValueError("an update needs something to change")
+        if kind is AssetKind.LOCATION:
+            return await self._update_site(psa_id, parent_psa_id, change)
+        entity = _ENTITY[kind]
+        kept = self._take(entity, psa_id)
+        if kept is None:
+            kept = await self._current(kind, psa_id)
+        current, owner = kept
+        table = mapping.SOAP_WRITE_MAPS[kind]
+        if change.parent_psa_id is not None and table.parent is not None:
+            owner = change.parent_psa_id
+        if not table.writes(change):
+            return mapping.SOAP_RECORD_MAPS[kind].to_record(current, parent_psa_id=owner)
+        body = copy.deepcopy(current)
+        await self._apply(kind, body, change, create=False)
+        if kind is AssetKind.CONTACT:  # ContactApi has no Update
+            answer = await self.client.add_or_update(entity, body)
+        else:
+            answer = await self.client.update(entity, body)
+        answer = answer or await self.client.get(entity, psa_id)
+        if answer is None:
+            raise ProtocolError(
+                f"ConnectWise answered the update of {entity} {psa_id} with nothing"
+            )
+        return mapping.SOAP_RECORD_MAPS[kind].to_record(answer, parent_psa_id=owner)
+
+    async def create_record(self, kind: AssetKind, change: PsaChange) -> PsaRecord:
+        """``AddCompany``, ``AddOrUpdateContact`` (``Id`` 0), ``AddConfiguration``; a site
+        through its company (see the module docstring). Returns it as ConnectWise stored it."""
+        if kind is AssetKind.LOCATION:
+            return await self._create_site(change)
+        entity = _ENTITY[kind]
+        body = copy.deepcopy(dict(mapping.SOAP_WRITE_MAPS[kind].new))
+        if kind is AssetKind.ORGANIZATION and not mapping.text(
+            change.values.get(mapping.IDENTIFIER_COLUMN)
+        ):
+            identifier = await self._free_identifier(mapping.text(change.values.get("name")) or "")
+            body[mapping.SOAP_COMPANY_IDENTIFIER] = identifier
+        await self._apply(kind, body, change, create=True)
+        if kind is AssetKind.CONTACT:
+            answer = await self.client.add_or_update(entity, body)
+        else:
+            answer = await self.client.add(entity, body)
+        if answer is None:
+            raise ProtocolError(f"ConnectWise answered the create of a {entity} with nothing")
+        return mapping.SOAP_RECORD_MAPS[kind].to_record(answer, parent_psa_id=change.parent_psa_id)
 
     async def delete_record(self, kind: AssetKind, psa_id: int, parent_psa_id: int | None) -> None:
-        _refuse_writes()
+        """``Delete*``; a record already gone counts as deleted. Sites cannot be deleted
+        through SOAP (``RecordError``), unless already gone."""
+        if kind is AssetKind.LOCATION:
+            company = None if parent_psa_id is None else await self._company(parent_psa_id)
+            if company is None or _address(company, psa_id) is None:
+                return
+            raise RecordError(_NO_SITE_DELETE)
+        try:
+            await self.client.delete(_ENTITY[kind], psa_id)
+        except RecordError:
+            if await self._exists(kind, psa_id):
+                raise
 
     async def find_matches(self, kind: AssetKind, probes: list[MatchProbe]) -> list[PsaRecord]:
-        _refuse_writes()
+        """Records that could match, found in batches (``CompanyName in (…)``, names within
+        companies) and completed by ``Get*``; sites: each company's addresses. A superset:
+        ConnectWise compares case-insensitively."""
+        if kind is AssetKind.LOCATION:
+            return await self._sites_of(p.parent_psa_id for p in probes)
+        found: dict[int, PsaRecord] = {}
+        for conditions in _match_conditions(kind, probes):
+            async for page in self._read(kind, conditions):
+                for record in page:
+                    found.setdefault(record.psa_id, record)
+        return sorted(found.values(), key=_by_id)
 
     def missing_for_create(self, kind: AssetKind, change: PsaChange) -> list[str]:
-        _refuse_writes()
+        """What REST requires too (``mapping.REQUIRED_FOR_CREATE``)."""
+        return writes.missing_for_create(kind, change)
 
     async def contact_attribute_options(self) -> dict[str, list[str]]:
-        _refuse_writes()
+        """SOAP's contact has one email, one phone and one fax: their fixed labels."""
+        return {group: list(labels) for group, labels in mapping.SOAP_CONTACT_ATTRIBUTES.items()}
+
+    # -- write plumbing -------------------------------------------------------------------------
+
+    def _keep(
+        self, entity: SoapEntity, psa_id: int, raw: dict[str, Any], owner: int | None
+    ) -> None:
+        self._kept[(entity, psa_id)] = (self._clock(), raw, owner)
+
+    def _take(self, entity: SoapEntity, psa_id: int) -> tuple[dict[str, Any], int | None] | None:
+        """A record kept by ``read_for_write`` (used once), if still fresh."""
+        kept = self._kept.pop((entity, psa_id), None)
+        if kept is None or self._clock() - kept[0] > KEEP_SECONDS:
+            return None
+        return kept[1], kept[2]
+
+    async def _current(self, kind: AssetKind, psa_id: int) -> tuple[dict[str, Any], int | None]:
+        """The record as ConnectWise holds it now (a find for the contact's company id, then
+        ``Get*``); RecordError when it is gone."""
+        conditions = cw_cmp(mapping.SOAP_FIND_ID[_ENTITY[kind]], "=", psa_id)
+        async for page in self._read_full(kind, conditions):
+            for record, raw in page:
+                if record.psa_id == psa_id:
+                    return raw, record.parent_psa_id
+        raise RecordError(f"ConnectWise has no {_ENTITY[kind]} {psa_id}", status_code=404)
+
+    async def _company(self, company_id: int) -> dict[str, Any] | None:
+        """``GetCompany``; None when the company is gone (a fault for one that exists is
+        raised)."""
+        try:
+            return await self.client.get(_COMPANY, company_id)
+        except RecordError:
+            if await self._exists(AssetKind.ORGANIZATION, company_id):
+                raise
+            return None
+
+    async def _exists(self, kind: AssetKind, psa_id: int) -> bool:
+        entity = _ENTITY[kind]
+        conditions = cw_cmp(mapping.SOAP_FIND_ID[entity], "=", psa_id)
+        async for page in self.client.find(entity, conditions):
+            if page:
+                return True
+        return False
+
+    async def _apply(
+        self, kind: AssetKind, body: dict[str, Any], change: PsaChange, *, create: bool
+    ) -> None:
+        """Rewrite ``body`` with what ``change`` sets (reference names and the company's
+        identifier looked up first)."""
+        table = mapping.SOAP_WRITE_MAPS[kind]
+        by_name = [
+            (code_kind, psa_id)
+            for code_kind, ids in change.codes.items()
+            if (code := table.codes.get(code_kind)) is not None and code.by_name and ids
+            for psa_id in ids[:1]
+        ]
+        if any(psa_id not in self._names.get(k, {}) for k, psa_id in by_name):
+            await self.reference_data()  # values first used since the last read
+        for code_kind, psa_id in by_name:
+            if psa_id not in self._names.get(code_kind, {}):
+                raise RecordError(
+                    f"ConnectWise's SOAP API takes a {_REFERENCE_WORDS[code_kind]} by name, and "
+                    f"no record in ConnectWise uses the {_REFERENCE_WORDS[code_kind]} with id "
+                    f"{psa_id}: choose one ConnectWise lists"
+                )
+        parent: Any = None
+        if change.parent_psa_id is not None and table.parent is not None:
+            parent = change.parent_psa_id
+            if table.parent.by_identifier:
+                parent = await self._company_identifier(change.parent_psa_id)
+        table.apply(
+            body,
+            change,
+            name_of=lambda code_kind, psa_id: self._names[code_kind][psa_id],
+            parent=parent,
+            create=create,
+        )
+
+    async def _company_identifier(self, company_id: int) -> str:
+        company = await self._company(company_id)
+        identifier = (
+            None if company is None else mapping.text(company.get(mapping.SOAP_COMPANY_IDENTIFIER))
+        )
+        if identifier is None:
+            raise RecordError(f"ConnectWise has no company {company_id}")
+        return identifier
+
+    async def _free_identifier(self, name: str) -> str:
+        """An identifier derived from ``name`` that no company ``FindCompanies`` shows uses."""
+        prefix = writes.identifier_prefix(writes.derive_identifier(name))
+        element = mapping.SOAP_COMPANY_IDENTIFIER
+        taken: list[str] = []
+        async for page in self.client.find(_COMPANY, cw_cmp(element, "like", f"{prefix}%")):
+            taken.extend(str(row[element]) for row in page if row.get(element))
+        return writes.derive_identifier(name, taken)
+
+    async def _update_site(
+        self, psa_id: int, parent_psa_id: int | None, change: PsaChange
+    ) -> PsaRecord:
+        company_id = parent_psa_id if parent_psa_id is not None else change.parent_psa_id
+        if company_id is None:
+            raise RecordError("ConnectWise keeps a site on its company: no organization")
+        if change.parent_psa_id not in (None, company_id):
+            raise RecordError("ConnectWise cannot move a site to another company")
+        kept = self._take(_COMPANY, company_id)
+        company = kept[0] if kept is not None else await self._company(company_id)
+        if company is None or _address(company, psa_id) is None:
+            raise RecordError(f"ConnectWise has no site {psa_id} in company {company_id}")
+        table = mapping.SOAP_WRITE_MAPS[AssetKind.LOCATION]
+        if not table.writes(change):
+            return _site(_address(company, psa_id) or {}, company_id)
+        body = copy.deepcopy(company)
+        await self._apply(AssetKind.LOCATION, _address(body, psa_id) or {}, change, create=False)
+        default = body.get(mapping.SOAP_DEFAULT_ADDRESS)
+        if isinstance(default, dict) and mapping.soap_id(default.get(mapping.SOAP_ID)) == psa_id:
+            # The company's own address is its primary site's: both say the same.
+            await self._apply(AssetKind.LOCATION, default, change, create=False)
+        answer = await self._write_company(company_id, body)
+        site = _address(answer, psa_id)
+        if site is None:
+            raise ProtocolError(f"ConnectWise's answer lost site {psa_id} of company {company_id}")
+        return _site(site, company_id)
+
+    async def _create_site(self, change: PsaChange) -> PsaRecord:
+        company_id = change.parent_psa_id
+        if company_id is None:
+            raise RecordError("ConnectWise creates a site under its company: no organization")
+        company = await self._company(company_id)
+        if company is None:
+            raise RecordError(f"ConnectWise has no company {company_id}")
+        before = {mapping.soap_id(a.get(mapping.SOAP_ID)) for a in _addresses(company)}
+        address = mapping.soap_new_address(company_id)
+        await self._apply(AssetKind.LOCATION, address, change, create=True)
+        body = copy.deepcopy(company)
+        body[mapping.SOAP_ADDRESSES] = mapping.soap_addresses([*_addresses(body), address])
+        answer = await self._write_company(company_id, body)
+        added = [
+            a for a in _addresses(answer) if mapping.soap_id(a.get(mapping.SOAP_ID)) not in before
+        ]
+        name = mapping.SOAP_SITE_NAME
+        named = [a for a in added if a.get(name) == address.get(name)] or added
+        if not named:
+            raise ProtocolError(f"ConnectWise's answer shows no new site in company {company_id}")
+        newest = max(named, key=lambda a: mapping.soap_id(a.get(mapping.SOAP_ID)) or 0)
+        return _site(newest, company_id)
+
+    async def _write_company(self, company_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """``UpdateCompany``; the answer is kept for the next site write of the same push."""
+        answer = await self.client.update(_COMPANY, body) or await self._company(company_id)
+        if answer is None:
+            raise RecordError(f"ConnectWise has no company {company_id}")
+        self._keep(_COMPANY, company_id, answer, None)
+        return answer
+
+    async def _sites_of(self, companies: Iterable[int | None]) -> list[PsaRecord]:
+        records: list[PsaRecord] = []
+        for company_id in sorted({c for c in companies if c is not None}):
+            company = await self._company(company_id)
+            if company is not None:  # a company gone has no sites to match
+                records.extend(_sites(company, company_id))
+        return records
 
     def budget_waits(self) -> Mapping[str, float]:
         return {}
@@ -279,10 +583,6 @@ _REFERENCE_KINDS: Final = (
     ReferenceKind.CONFIGURATION_STATUS,
     ReferenceKind.CONTACT_TYPE,
 )
-
-
-def _refuse_writes() -> NoReturn:
-    raise FatalError(_NO_WRITES)
 
 
 def _window(kind: AssetKind, after: int | None, since: datetime | None) -> list[str | None]:
@@ -312,3 +612,70 @@ def _batches(ids: Sequence[int], size: int) -> Iterator[list[int]]:
 
 def _by_id(record: PsaRecord) -> int:
     return record.psa_id
+
+
+def _addresses(company: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = mapping.soap_list(company.get(mapping.SOAP_ADDRESSES))
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def _address(company: Mapping[str, Any], psa_id: int) -> dict[str, Any] | None:
+    return next(
+        (a for a in _addresses(company) if mapping.soap_id(a.get(mapping.SOAP_ID)) == psa_id), None
+    )
+
+
+def _site(address: Mapping[str, Any], company_id: int) -> PsaRecord:
+    return mapping.SOAP_ADDRESS.to_record(address, parent_psa_id=company_id)
+
+
+def _sites(company: Mapping[str, Any], company_id: int) -> list[PsaRecord]:
+    return sorted(
+        (
+            _site(row, company_id)
+            for row in _addresses(company)
+            if mapping.soap_id(row.get(mapping.SOAP_ID)) is not None
+        ),
+        key=_by_id,
+    )
+
+
+def _match_conditions(kind: AssetKind, probes: Sequence[MatchProbe]) -> list[str]:
+    """The conditions of each batch of lookups for ``probes`` (as REST's, in SOAP names)."""
+    fields = mapping.SOAP_MATCH_FIELDS[kind]
+    if kind is AssetKind.ORGANIZATION:
+        names = writes.distinct_texts(p.name for p in probes)
+        return list(writes.batches(names, lambda batch: cw_in(fields["name"], batch)))
+    company = fields[mapping.PARENT_COLUMN]
+
+    def companies(batch: Sequence[MatchProbe]) -> str:
+        ids = sorted({p.parent_psa_id for p in batch if p.parent_psa_id is not None})
+        without = any(p.parent_psa_id is None for p in batch)
+        return cw_or(
+            cw_in(company, ids) if ids else None, cw_eq(company, None) if without else None
+        )
+
+    if kind is AssetKind.CONTACT:
+        wanted = [p for p in probes if mapping.text(p.first_name) or mapping.text(p.last_name)]
+
+        def contacts(batch: Sequence[MatchProbe]) -> str:
+            firsts = writes.distinct_texts(p.first_name for p in batch)
+            lasts = writes.distinct_texts(
+                p.last_name for p in batch if not mapping.text(p.first_name)
+            )
+            return cw_and(
+                companies(batch),
+                cw_or(
+                    cw_in(fields["first_name"], firsts) if firsts else None,
+                    cw_in(fields["last_name"], lasts) if lasts else None,
+                ),
+            )
+
+        return list(writes.batches(wanted, contacts))
+    named = [p for p in probes if mapping.text(p.name)]
+
+    def configurations(batch: Sequence[MatchProbe]) -> str:
+        names = writes.distinct_texts(p.name for p in batch)
+        return cw_and(companies(batch), cw_in(fields["name"], names))
+
+    return list(writes.batches(named, configurations))
