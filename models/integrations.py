@@ -87,6 +87,11 @@ class Integration(Model):
     # so a record's pushes leave in order.
     push_lease_owner = fields.CharField(max_length=100, null=True)
     push_lease_expires_at = fields.DatetimeField(null=True)
+    # Which of its PSA's APIs this integration's links were last read through ("REST",
+    # "SOAP"; None for a PSA with one API, or before the first run): set when a run opens
+    # its provider, so a run that opens another API knows its links need checking first
+    # (``sync.transition``).
+    synced_api = fields.CharField(max_length=8, null=True)
     credentials_token = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

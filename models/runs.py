@@ -50,6 +50,9 @@ class SyncRun(Model):
     # time its budget waits are a share of.
     active_seconds = fields.FloatField(default=0)
     checkpoint: Any = fields.JSONField(default=dict)
+    # The check of every link when the integration moved to another API (``sync.
+    # transition``): ``{"from", "to", "verified", "relinked", "unsettled"}``; None otherwise.
+    transition: Any = fields.JSONField(null=True)
     error = fields.TextField(null=True)
     attempts = fields.IntField(default=0)
     # A run that met a PSA outage waits until then before it is claimed again.
