@@ -71,6 +71,9 @@ class MatchProbe:
     """
 
     name: str | None = None  # organizations, configurations
+    # Organizations: the short name (ConnectWise's company identifier, unique there), looked
+    # up instead of the name when given.
+    short_name: str | None = None
     first_name: str | None = None  # contacts
     last_name: str | None = None
     parent_psa_id: int | None = None  # the organization, for every kind but organizations

@@ -667,6 +667,25 @@ async def test_find_matches_organizations_by_name(
     assert "deletedFlag = false" in wire.sent[0].conditions
 
 
+async def test_find_matches_organizations_by_identifier_where_the_probe_knows_it(
+    cw: PsaProvider, psa: Psa, wire: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(provider_module, "PAGE_SIZE", 10)  # lookups, not the PSA read whole
+    renamed, named = psa.store.find("companies")[:2]
+    probes = [
+        MatchProbe(name="Renamed Since", short_name=renamed["identifier"].lower()),
+        MatchProbe(name=named["name"]),
+    ]
+
+    found = await cw.find_matches(ORG, probes)
+
+    assert sorted(r.psa_id for r in found) == sorted([renamed["id"], named["id"]])
+    sent = [s.conditions or "" for s in wire.sent if not s.path.endswith("/count")]
+    assert len(sent) == 2
+    assert "identifier in" in sent[0]
+    assert "Renamed Since" not in " ".join(sent)
+
+
 async def test_find_matches_leaves_deleted_companies_out(cw: PsaProvider, psa: Psa) -> None:
     company = psa.store.find("companies")[0]
     psa.store.delete("companies", company["id"])

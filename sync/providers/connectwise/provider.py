@@ -371,13 +371,16 @@ def _match_conditions(kind: AssetKind, probes: Sequence[MatchProbe]) -> list[str
     """The conditions of each batch of lookups for ``probes``."""
     table = mapping.RECORD_MAPS[kind]
     if kind is AssetKind.ORGANIZATION:
+        live = cw_eq("deletedFlag", False)
+        # By identifier where the probe knows it (unique in ConnectWise), else by name.
+        identifier = table.condition_path(mapping.IDENTIFIER_COLUMN)
+        identifiers = writes.distinct_texts(p.short_name for p in probes)
         name = table.condition_path("name")
-        names = writes.distinct_texts(p.name for p in probes)
-        return list(
-            writes.batches(
-                names, lambda batch: cw_and(cw_in(name, batch), cw_eq("deletedFlag", False))
-            )
-        )
+        names = writes.distinct_texts(p.name for p in probes if not mapping.text(p.short_name))
+        return [
+            *writes.batches(identifiers, lambda batch: cw_and(cw_in(identifier, batch), live)),
+            *writes.batches(names, lambda batch: cw_and(cw_in(name, batch), live)),
+        ]
     company = table.condition_path(mapping.PARENT_COLUMN)
 
     def companies(batch: Sequence[MatchProbe]) -> str:
