@@ -13,6 +13,10 @@ Layout of the URL space::
     GET|POST /__simulator/callbacks              callback delivery settings, counters, recent
                                                  deliveries (no auth)
 
+The faults control also denies areas (``{"deny": {"tickets": "read"}}``, see `Denials`): a
+request to a denied area answers 403 after authentication, as a security role without the
+access would.
+
 A doubled or trailing slash is served as the path without it (`TolerantPaths`), as ConnectWise does.
 
 Every API request passes one gate (`_serve`): count it and record its `clientId`, apply injected
@@ -32,7 +36,7 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +50,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from simulators.bodies import same_secret
 from simulators.connectwise.callbacks import Callbacks
-from simulators.connectwise.errors import ApiError, EndpointNotFound, Unauthorized
-from simulators.connectwise.faults import Faults, Traffic
+from simulators.connectwise.errors import ApiError, EndpointNotFound, Forbidden, Unauthorized
+from simulators.connectwise.faults import Denials, Faults, Traffic
 from simulators.connectwise.routes import Call, Reply, ResourceHandlers, dispatch, parse_body
 from simulators.connectwise.schema import RESOURCES
 from simulators.connectwise.soap.endpoint import PATH as SOAP_PATH
@@ -67,6 +71,26 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Bodies are trees (shared reference objects, never cycles): skipping the cycle check saves ~15%.
 _JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
+
+# The areas a security role grants (read = Inquire, write = Add/Edit/Delete), and the
+# collections in each; reference lists go with the records they describe. Countries and
+# states belong to no area (every role reads them).
+AREAS: dict[str, tuple[str, ...]] = {
+    "companies": ("companies", "company_types", "company_statuses"),
+    "sites": ("sites",),
+    "contacts": ("contacts", "contact_types", "communication_types"),
+    "configurations": (
+        "configurations",
+        "configuration_types",
+        "configuration_statuses",
+        "manufacturers",
+    ),
+    "members": ("members",),
+    "boards": ("boards", "ticket_statuses", "ticket_types", "priorities"),
+    "tickets": ("tickets",),
+    "callbacks": ("callbacks",),
+}
+AREA_OF = {collection: area for area, names in AREAS.items() for collection in names}
 
 
 @dataclass(frozen=True)
@@ -95,12 +119,15 @@ class ConnectWiseSimulator:
         faults: Faults | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         integrator: IntegratorLogin | None = None,
+        denied: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store if store is not None else ConnectWiseStore()
         self.credentials = credentials or ApiCredentials()
         self.company_name = company_name
         self.faults = faults or Faults()
         self.traffic = Traffic()
+        # Areas the API member may not read or write: {"tickets": "read"} and the like.
+        self.denials = Denials(tuple(AREAS), denied)
         self.before_write: list[WriteHook] = []
         self.sleep = sleep
         # The legacy SOAP API's login (with `credentials.company_id`); `soap/` serves it.
@@ -138,7 +165,14 @@ class ConnectWiseSimulator:
     # ------------------------------------------------------------------------------ routes
 
     def _api_routes(self) -> list[Route]:
-        routes = [Route("/system/info", self._endpoint(_system_info), methods=_METHODS)]
+        routes = [
+            Route("/system/info", self._endpoint(_system_info), methods=_METHODS),
+            Route(
+                "/service/tickets/{id:int}/configurations",
+                self._endpoint(self._guarded("tickets", self._handlers.ticket_configurations)),
+                methods=_METHODS,
+            ),
+        ]
         for resource in RESOURCES.values():
             path = "/" + resource.path.replace("{parent}", "{parent:int}")
             for suffix, extra in (("/count", {"count": True}), ("/{id:int}", {}), ("", {})):
@@ -151,6 +185,20 @@ class ConnectWiseSimulator:
         def handle(call: Call) -> Reply:
             path = {**call.request.path_params, **extra}
             return dispatch(self._handlers, call, collection, call.request.method, path)
+
+        return self._guarded(collection, handle)
+
+    def _guarded(
+        self, collection: str, handler: Callable[[Call], Reply]
+    ) -> Callable[[Call], Reply]:
+        """`handler`, refused with 403 while the collection's area is denied."""
+        area = AREA_OF.get(collection)
+
+        def handle(call: Call) -> Reply:
+            method = call.request.method
+            if area is not None and self.denials.denies(area, method):
+                raise Forbidden(area, method not in ("GET", "HEAD"))
+            return handler(call)
 
         return handle
 
@@ -281,12 +329,25 @@ class ConnectWiseSimulator:
                 changes = json.loads(await request.body())
                 if not isinstance(changes, dict):
                     raise ValueError("send a JSON object of fault settings")
+                changes = dict(changes)
+                denied = changes.pop("deny", None)
+                if denied is not None:
+                    Denials(self.denials.areas, denied)  # check before changing anything
                 self.faults.configure(changes)
+                if denied is not None:
+                    self.denials.configure(denied)
             except ValueError as error:
                 return JSONResponse({"code": "InvalidObject", "message": str(error)}, 400)
         elif request.method == "DELETE":
             self.faults.clear()
-        return JSONResponse({"faults": self.faults.as_dict(), "traffic": self.traffic.as_dict()})
+            self.denials.clear()
+        return JSONResponse(
+            {
+                "faults": self.faults.as_dict(),
+                "denied": self.denials.as_dict(),
+                "traffic": self.traffic.as_dict(),
+            }
+        )
 
     async def _callback_control(self, request: Request) -> Response:
         if request.method == "POST":

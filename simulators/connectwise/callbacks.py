@@ -48,7 +48,12 @@ from simulators.connectwise.schema import RESOURCES
 from simulators.connectwise.store import ConnectWiseStore
 from simulators.delivery import RECENT_DELIVERIES, REQUEST_TIMEOUT, Attempts, Message
 
-EVENT_TYPES = {"companies": "company", "contacts": "contact", "configurations": "configuration"}
+EVENT_TYPES = {
+    "companies": "company",
+    "contacts": "contact",
+    "configurations": "configuration",
+    "tickets": "ticket",
+}
 RETRY_STATUSES = frozenset({404, 409, 419, 429})
 RETRY_DELAYS = (2.0, 4.0)  # after the first attempt, after the first retry
 MAX_IN_FLIGHT = 32

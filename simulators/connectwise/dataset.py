@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -45,6 +45,11 @@ class DatasetSpec:
     seed: int = 0
     updated_until: datetime = datetime(2025, 6, 1, tzinfo=UTC)
     history_days: int = 730
+    tickets: int | None = None  # default: one per company
+
+    @property
+    def ticket_total(self) -> int:
+        return self.companies if self.tickets is None else self.tickets
 
     @property
     def totals(self) -> tuple[int, int, int, int]:
@@ -87,6 +92,7 @@ class _Company:
     site_refs: list[dict[str, Any]]
     contact_refs: list[dict[str, Any]]
     configurations: int = 0
+    configuration_refs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _company_types(roll: float) -> tuple[int, ...]:
@@ -138,9 +144,8 @@ class _Generator:
         self.communication_types = lookup("communication_types")
         self.countries, self.manufacturers = lookup("countries"), lookup("manufacturers")
         self.states = {ref["identifier"]: ref for ref in lookup("states").values()}
-        self.technicians = [
-            ref for ref in lookup("members").values() if ref["id"] != MEMBERS[0]["id"]
-        ]
+        members = lookup("members")
+        self.technicians = [members[member["id"]] for member in MEMBERS[1:]]
         self.dates: dict[int, str] = {}
 
     def run(self) -> None:
@@ -155,6 +160,8 @@ class _Generator:
             self.contact(self.pick_company())
         for _ in range(configurations):
             self.configuration(self.pick_company())
+        if self.companies:
+            _Tickets(self).run(self.spec.ticket_total)
 
     # ------------------------------------------------------------------------- helpers
 
@@ -387,7 +394,8 @@ class _Generator:
             values["osType"] = systems[int(r() * len(systems))]
         if r() < 0.1:
             values["notes"] = self.pick(words.CONFIGURATION_NOTES)
-        self.load.insert("configurations", values)
+        configuration_id = self.load.insert("configurations", values)
+        company.configuration_refs.append(self.load.reference("configurations", configuration_id))
 
     def contact_for(self, company: _Company) -> dict[str, Any] | None:
         roll = self.r()
@@ -399,6 +407,95 @@ class _Generator:
         if roll < 0.8 and company.contact_refs:
             return self.pick(company.contact_refs)
         return None
+
+
+class _Tickets:
+    """Service tickets over the generated companies, from a random stream of their own (so
+    the records generated before them do not change with the ticket count).
+
+    `lastUpdated` spreads over the whole history: ~60% of tickets are closed (a closed status,
+    `closedDate` = last update); open ones include some untouched for months, the old open
+    tickets a "last 90 days" feed must still show or skip on purpose. ~30% have one or two of
+    their company's configurations attached.
+    """
+
+    _SUMMARIES = (
+        "Cannot print to {thing}",
+        "{thing} offline",
+        "New user setup",
+        "Password reset request",
+        "VPN drops every few minutes",
+        "Replace failing drive in {thing}",
+        "Outlook keeps asking for password",
+        "Slow network at the front desk",
+        "Backup job failed overnight",
+        "Install software on {thing}",
+        "Firewall firmware update",
+        "Email bouncing for one mailbox",
+    )
+
+    def __init__(self, generator: _Generator) -> None:
+        self.g = generator
+        self.rng = random.Random(f"tickets-{generator.spec.seed}")
+        statuses = generator.lookup("ticket_statuses")
+        types = generator.lookup("ticket_types")
+        self.priorities = list(generator.lookup("priorities").values())
+        self.boards = [(board_id, generator.lookup("boards")[board_id]) for board_id in (1, 2, 3)]
+        self.statuses = {b: [statuses[10 * b + n] for n in range(1, 6)] for b, _ in self.boards}
+        self.types = {b: [types[10 * b + n] for n in range(1, 4)] for b, _ in self.boards}
+        self.owners = generator.technicians
+
+    def run(self, count: int) -> None:
+        for _ in range(count):
+            self.ticket()
+
+    def ticket(self) -> None:
+        g, rng = self.g, self.rng
+        r = rng.random
+        company = g.companies[int(r() * len(g.companies))]
+        board_id, board = self.boards[0 if r() < 0.6 else 1 if r() < 0.6 else 2]
+        closed = r() < 0.6
+        status = self.statuses[board_id][3 + int(r() * 2) if closed else int(r() * 3)]
+        day = int(r() * g.spec.history_days)
+        clock = g.minutes[int(r() * 1440)] + g.seconds[int(r() * 60)]
+        updated = g.days[day] + clock
+        entered = g.days[day + 1 + int(r() * 30)] + g.minutes[480 + int(r() * 600)] + "00Z"
+        summary = self._SUMMARIES[int(r() * len(self._SUMMARIES))]
+        devices = company.configuration_refs
+        thing = devices[int(r() * len(devices))]["name"] if devices else "the printer"
+        contact = (
+            company.contact_refs[int(r() * len(company.contact_refs))]
+            if (company.contact_refs and r() < 0.85)
+            else None
+        )
+        member = self.owners[int(r() * len(self.owners))]["identifier"]
+        values: dict[str, Any] = {
+            "summary": summary.format(thing=thing)[:100],
+            "recordType": "ServiceTicket",
+            "board": board,
+            "status": status,
+            "type": self.types[board_id][int(r() * 3)],
+            "priority": self.priorities[min(3, int(r() * 5))],
+            "company": company.ref,
+            "site": company.site_refs[0] if company.site_refs else None,
+            "contact": contact,
+            "contactName": None if contact is None else contact["name"],
+            "owner": self.owners[int(r() * len(self.owners))] if r() < 0.8 else None,
+            "severity": "Medium",
+            "impact": "Medium",
+            "closedFlag": closed,
+            "closedDate": updated if closed else None,
+            "closedBy": member if closed else None,
+            "customerUpdatedFlag": False,
+            "lastUpdated": updated,
+            "updatedBy": member,
+            "dateEntered": entered,
+            "enteredBy": g.updaters[0],
+        }
+        if devices and r() < 0.3:
+            picked = {id(d): d for d in (devices[int(r() * len(devices))] for _ in range(2))}
+            values["configurations"] = list(picked.values())
+        g.load.insert("tickets", values)
 
 
 def _day(moment: datetime) -> str:

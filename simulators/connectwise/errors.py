@@ -4,6 +4,7 @@
      ├── NotFound           404 code "NotFound", "Company 57 not found"
      ├── EndpointNotFound   404 code "ConnectWiseApi", "The endpoint does not exist."
      ├── Unauthorized       401 code "Unauthorized"
+     ├── Forbidden          403 code "Forbidden" (a security role without the access)
      └── BadRequest         400 with a caller-chosen code
           ├── InvalidObject   400 code "InvalidObject" + "errors": [FieldError, ...]
           └── ConditionError  400 a conditions/childConditions/orderBy/fields error
@@ -63,6 +64,27 @@ class EndpointNotFound(ApiError):
 class Unauthorized(ApiError):
     status = 401
     code = "Unauthorized"
+
+
+class Forbidden(ApiError):
+    """The API member's security role lacks the access (a `Denials` fault).
+
+    ConnectWise's text for it is not documented (psa-apis.md lists 403 only as a status);
+    the body keeps the documented error shape, `errors` null, and an assumed message.
+    """
+
+    status = 403
+    code = "Forbidden"
+
+    def __init__(self, area: str, write: bool) -> None:
+        level = "Add/Edit/Delete" if write else "Inquire"
+        super().__init__(
+            f"You do not have access to {area}: your security role does not grant "
+            f"{level} rights. Please contact your administrator."
+        )
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "errors": None}
 
 
 class BadRequest(ApiError):

@@ -1,5 +1,5 @@
-"""Trouble on demand (rate limits, server errors, outages, latency, dropped answers) and what
-the simulator has served.
+"""Trouble on demand (rate limits, server errors, outages, latency, dropped answers, areas the
+API user may not touch) and what the simulator has served.
 
 Both objects belong to one simulator instance and may be changed while it runs, from Python
 (``simulator.faults.rate_limit_every = 3``) or over HTTP (``POST /__simulator/faults``).
@@ -7,6 +7,7 @@ Both objects belong to one simulator instance and may be changed while it runs, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -81,3 +82,65 @@ class Traffic:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+READ, WRITE = "read", "write"
+_ACCESS_WORDS = {READ: {READ}, WRITE: {WRITE}, "all": {READ, WRITE}, "both": {READ, WRITE}}
+
+
+class Denials:
+    """Areas the API user's security role does not reach: requests there answer 403.
+
+    A permission problem as a fault: set from Python (``simulator.denials.deny("tickets")``),
+    at construction (``denied={"tickets": "read"}``) or over HTTP (``POST /__simulator/faults``
+    with ``{"deny": {"tickets": "read", "companies": ["read", "write"]}}``; ``{"deny": {}}``
+    and ``DELETE`` grant everything again). Reads are GET requests, writes everything else.
+    """
+
+    def __init__(self, areas: tuple[str, ...], denied: Mapping[str, Any] | None = None) -> None:
+        self.areas = areas
+        self.denied: dict[str, frozenset[str]] = {}
+        if denied:
+            self.configure(denied)
+
+    def deny(self, area: str, access: str = "all") -> None:
+        """Deny `access` ("read", "write" or "all") to `area`, on top of earlier denials."""
+        merged = set(self.denied.get(area, ())) | self._access(area, access)
+        self.configure({**self.as_dict(), area: sorted(merged)})
+
+    def configure(self, denied: Mapping[str, Any]) -> None:
+        """Replace the denials; ValueError names an unknown area or access word."""
+        if not isinstance(denied, Mapping):
+            raise ValueError('deny must be an object such as {"tickets": "read"}')
+        parsed: dict[str, frozenset[str]] = {}
+        for area, access in denied.items():
+            if area not in self.areas:
+                raise ValueError(f"unknown area {area!r}; known: {', '.join(self.areas)}")
+            words = [access] if isinstance(access, str) else access
+            if access is None or words == []:
+                continue
+            if not isinstance(words, list | tuple):
+                raise ValueError(f"{area}: give read, write, all, or a list of them")
+            granted: set[str] = set()
+            for word in words:
+                granted |= self._access(area, word)
+            parsed[area] = frozenset(granted)
+        self.denied = parsed
+
+    def _access(self, area: str, word: Any) -> set[str]:
+        found = _ACCESS_WORDS.get(word) if isinstance(word, str) else None
+        if found is None:
+            raise ValueError(f"{area}: {word!r} is not read, write or all")
+        return set(found)
+
+    def denies(self, area: str | None, method: str) -> bool:
+        """Whether a request with `method` to `area` is refused (None: an area never denied)."""
+        if area is None:
+            return False
+        return (READ if method in ("GET", "HEAD") else WRITE) in self.denied.get(area, ())
+
+    def clear(self) -> None:
+        self.denied = {}
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {area: sorted(access) for area, access in self.denied.items()}

@@ -176,7 +176,9 @@ _Scope = dict[str, tuple[str, Field | None]]
 
 
 def _resource_scope(resource: Resource) -> _Scope:
-    scope: _Scope = {f.name.lower(): (f.name, f) for f in resource.fields if not f.info}
+    scope: _Scope = {
+        f.name.lower(): (f.name, f) for f in resource.fields if not (f.info or f.hidden)
+    }
     scope["_info"] = ("_info", None)
     return scope
 

@@ -153,6 +153,114 @@ MEMBERS: tuple[dict[str, Any], ...] = (
         "title": "Technician",
     },
 )
+MEMBERS = tuple(
+    {**member, "officeEmail": f"{member['identifier']}@simulated-msp.example"} for member in MEMBERS
+)
+
+# Members beyond the five above (who edit the generated records): the mix a "licensed, active
+# users" filter must see through. License classes per psa-apis.md §9 (F full, A API member,
+# C StreamlineIT, X subcontractor); members are deactivated, never deleted.
+OTHER_MEMBERS: tuple[dict[str, Any], ...] = (
+    {
+        "id": 125,
+        "identifier": "dwright",
+        "firstName": "Dana",
+        "lastName": "Wright",
+        "title": "Technician",
+        "officeEmail": "dwright@simulated-msp.example",
+        "inactiveFlag": True,
+        "inactiveDate": "2024-11-29T00:00:00Z",
+    },
+    {
+        "id": 126,
+        "identifier": "bnguyen",
+        "firstName": "Bao",
+        "lastName": "Nguyen",
+        "title": "Engineer",
+        "officeEmail": "bnguyen@simulated-msp.example",
+        "inactiveFlag": True,
+        "inactiveDate": "2023-03-31T00:00:00Z",
+    },
+    {
+        "id": 127,
+        "identifier": "lfoster",
+        "firstName": "Lena",
+        "lastName": "Foster",
+        "title": "Project Manager",
+        "officeEmail": "lfoster@simulated-msp.example",
+        "primaryEmail": "lena.foster@simulated-msp.example",
+    },
+    {
+        "id": 128,
+        "identifier": "rmm-integration",
+        "firstName": "RMM",
+        "lastName": "Integration",
+        "licenseClass": "A",
+    },
+    {
+        "id": 129,
+        "identifier": "backup-api",
+        "firstName": "Backup",
+        "lastName": "Integration",
+        "licenseClass": "A",
+        "inactiveFlag": True,
+    },
+    {
+        "id": 130,
+        "identifier": "sortiz",
+        "firstName": "Sam",
+        "lastName": "Ortiz",
+        "title": "Subcontractor",
+        "officeEmail": "sam@ortiz-networks.example",
+        "licenseClass": "X",
+    },
+    {
+        "id": 131,
+        "identifier": "frontdesk",
+        "firstName": "Front",
+        "lastName": "Desk",
+        "title": "Dispatcher",
+        "officeEmail": "frontdesk@simulated-msp.example",
+        "licenseClass": "C",
+    },
+)
+
+BOARDS: tuple[dict[str, Any], ...] = (
+    {"id": 1, "name": "Service Desk"},
+    {"id": 2, "name": "Network Operations"},
+    {"id": 3, "name": "Alerts"},
+    {"id": 4, "name": "Projects", "projectFlag": True},
+    {"id": 5, "name": "Old Helpdesk", "inactiveFlag": True},
+)
+
+# Every board has the same five statuses and three types, with ids of their own per board
+# (board b: statuses 10b+1..10b+5, types 10b+1..10b+3); the last two statuses are closed.
+_STATUS_NAMES = ("New", "In Progress", "Waiting Customer", "Completed", "Closed")
+TICKET_STATUSES = tuple(
+    {
+        "id": 10 * board["id"] + n,
+        "name": name,
+        "board": board["id"],
+        "sortOrder": n,
+        "defaultFlag": n == 1,
+        "closedStatus": n >= 4,
+    }
+    for board in BOARDS
+    for n, name in enumerate(_STATUS_NAMES, start=1)
+)
+TICKET_TYPES = tuple(
+    {"id": 10 * board["id"] + n, "name": name, "board": board["id"]}
+    for board in BOARDS
+    for n, name in enumerate(("Incident", "Service Request", "Problem"), start=1)
+)
+PRIORITIES: tuple[dict[str, Any], ...] = (
+    {"id": 1, "name": "Priority 1 - Emergency Response", "sort": 1, "color": "Red"},
+    {"id": 2, "name": "Priority 2 - Quick Response", "sort": 2, "color": "Orange"},
+    {"id": 3, "name": "Priority 3 - Normal Response", "sort": 3, "color": "Green"},
+    {"id": 4, "name": "Priority 4 - Schedule Maintenance", "sort": 4, "color": "Blue"},
+)
+for _priority in PRIORITIES:
+    _priority["defaultFlag"] = _priority["id"] == 3
 
 # Loaded in this order, because states refer to countries.
 REFERENCE_LISTS: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
@@ -165,7 +273,11 @@ REFERENCE_LISTS: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
     ("countries", COUNTRIES),
     ("states", STATES),
     ("manufacturers", MANUFACTURERS),
-    ("members", MEMBERS),
+    ("members", MEMBERS + OTHER_MEMBERS),
+    ("boards", BOARDS),
+    ("ticket_statuses", TICKET_STATUSES),
+    ("ticket_types", TICKET_TYPES),
+    ("priorities", PRIORITIES),
 )
 
 

@@ -88,7 +88,7 @@ class Renderer:
         """An editable copy of `row` in JSON form (nulls kept, no `_info`), for PATCH."""
         document: dict[str, Any] = {}
         for slot, field in enumerate(resource.fields):
-            if field.info:
+            if field.info or field.hidden:  # hidden fields are read-only: writes keep them
                 continue
             value = row[slot]
             if field.kind is Kind.REFERENCE and value is not None:
@@ -109,7 +109,7 @@ _BODY = {
     name: tuple(
         (slot, f.name, f.kind, f.target, f.items)
         for slot, f in enumerate(resource.fields)
-        if not f.info
+        if not (f.info or f.hidden)
     )
     for name, resource in RESOURCES.items()
 }

@@ -145,6 +145,33 @@ class ResourceHandlers:
         self.store.delete(resource.name, record_id, parent_id=parent_id, updated_by=call.member)
         return Reply(None, status=204)
 
+    def ticket_configurations(self, call: Call) -> Reply:
+        """``GET service/tickets/{id}/configurations``: the configurations attached to a
+        ticket as ConfigurationReference objects (id, deviceIdentifier, plus name and type,
+        which the real answer carries too [assumed]), paged like any list."""
+        if call.request.method != "GET":
+            raise EndpointNotFound()
+        store = self.store
+        paging = page_request(call.params, call.request.headers)
+        with store.lock:
+            ids = store.ticket_configurations(call.request.path_params["id"])
+            start = (paging.page - 1) * paging.page_size
+            renderer = Renderer(store, call.api_base)
+            table = store.table("configurations")
+            slots = table.resource.index
+            body = []
+            for configuration_id in ids[start : start + paging.page_size]:
+                row = table.rows[configuration_id]
+                item: dict[str, Any] = {"id": configuration_id, "name": row[slots["name"]]}
+                item["type"] = renderer.reference("configuration_types", row[slots["type"]])
+                item["_info"] = {"configuration_href": renderer.href("configurations", row[0])}
+                body.append(item)
+        url = str(call.request.url.replace(query=""))
+        link = navigable_links(
+            url, call.request.query_params.multi_items(), paging.page, paging.page_size, len(ids)
+        )
+        return Reply(body, headers={"Link": link} if link else {})
+
     def _render(self, call: Call, resource: Resource, record_id: int) -> dict[str, Any]:
         projection: Projection | None = parse_fields(resource, call.params.get("fields", ""))
         row = self.store.table(resource.name).rows[record_id]

@@ -49,6 +49,9 @@ class Field:
     read_only: bool = False  # maintained by the server; ignored on writes
     info: bool = False  # rendered inside `_info`
     omit_empty: bool = False  # an empty list is stored as None, hence not rendered
+    # Stored with the record but not part of its JSON (a ticket's attached configurations are
+    # served by their own endpoint): never rendered, never named by conditions or fields.
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ class Resource:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", {f.name: i for i, f in enumerate(self.fields)})
-        object.__setattr__(self, "by_lower", {f.name.lower(): f for f in self.fields})
+        object.__setattr__(
+            self, "by_lower", {f.name.lower(): f for f in self.fields if not f.hidden}
+        )
 
     def field(self, name: str) -> Field:
         """The field called `name` (exact spelling)."""
@@ -387,8 +392,13 @@ LOOKUPS = (
         Field("lastName"),
         Field("title"),
         Field("officeEmail"),
-        Field("licenseClass", default="F"),  # F = full member, A = API member
+        Field("primaryEmail"),  # some versions carry the e-mail here (psa-apis.md §9)
+        # psa-apis.md §9: F = full, A = API member, C = StreamlineIT, X = subcontractor. The
+        # licence class is what tells people from integrations and subcontractors; the
+        # simulator has no separate member `type`.
+        Field("licenseClass", default="F"),
         _flag("inactiveFlag"),
+        Field("inactiveDate", DATE),
         _flag("adminFlag"),
         # Required by ConnectWise's Member schema; constant in the simulator.
         Field("defaultEmail", default="Office"),
@@ -398,6 +408,116 @@ LOOKUPS = (
         Field("invoiceScreenDefaultTabFormat", default="ShowInvoicingTab"),
         reference_name=("firstName", "lastName"),
         reference_identifier=True,
+    ),
+)
+
+# Service boards and what belongs to each: statuses and types live below their board
+# (``service/boards/{id}/statuses``), as in ConnectWise, where every board has its own.
+BOARD = Resource(
+    name="boards",
+    noun="board",
+    title="Board",
+    path="service/boards",
+    href_key="board_href",
+    fields=(
+        ID,
+        Field("name", required=True, max_length=50),
+        _flag("inactiveFlag"),
+        _flag("projectFlag"),
+        *INFO,
+    ),
+)
+
+TICKET_STATUS = Resource(
+    name="ticket_statuses",
+    noun="serviceStatus",
+    title="ServiceStatus",
+    path="service/boards/{parent}/statuses",
+    href_key="status_href",
+    parent="board",
+    fields=(
+        ID,
+        Field("name", required=True, max_length=50),
+        Field("board", REF, "boards", read_only=True),
+        Field("sortOrder", INT),
+        _flag("defaultFlag"),
+        _flag("inactive"),
+        _flag("closedStatus"),  # a ticket moved here is closed (closedFlag, closedDate)
+        *INFO,
+    ),
+)
+
+TICKET_TYPE = Resource(
+    name="ticket_types",
+    noun="serviceType",
+    title="ServiceType",
+    path="service/boards/{parent}/types",
+    href_key="type_href",
+    parent="board",
+    fields=(
+        ID,
+        Field("name", required=True, max_length=50),
+        Field("board", REF, "boards", read_only=True),
+        _flag("inactiveFlag"),
+        *INFO,
+    ),
+)
+
+PRIORITY = Resource(
+    name="priorities",
+    noun="priority",
+    title="Priority",
+    path="service/priorities",
+    href_key="priority_href",
+    fields=(
+        ID,
+        Field("name", required=True, max_length=50),
+        Field("sort", INT),
+        Field("color"),
+        _flag("defaultFlag"),
+        *INFO,
+    ),
+)
+
+# A service ticket with the fields psa-apis.md §9 lists for IT Glue's ticket feed. `closedFlag`
+# follows the status (a `closedStatus` closes the ticket; the store stamps `closedDate` and
+# `closedBy`); a client may also set it directly.
+TICKET = Resource(
+    name="tickets",
+    noun="ticket",
+    title="Ticket",
+    path="service/tickets",
+    href_key="ticket_href",
+    first_id=40000,
+    writable=True,
+    links=(
+        ("configurations_href", "service/tickets/{id}/configurations"),
+        ("notes_href", "service/tickets/{id}/notes"),
+    ),
+    fields=(
+        ID,
+        Field("summary", required=True, max_length=100),
+        Field("recordType", default="ServiceTicket"),
+        Field("board", REF, "boards", required=True),
+        Field("status", REF, "ticket_statuses"),  # default: the board's default status
+        Field("type", REF, "ticket_types"),
+        Field("priority", REF, "priorities", lookup_default=True),
+        Field("company", REF, "companies", required=True),
+        Field("site", REF, "sites"),
+        Field("contact", REF, "contacts"),
+        Field("contactName", max_length=62),
+        Field("contactEmailAddress", max_length=250),
+        Field("owner", REF, "members"),
+        Field("severity", default="Medium"),
+        Field("impact", default="Medium"),
+        _flag("closedFlag"),
+        Field("closedDate", DATE, read_only=True),
+        Field("closedBy", read_only=True),
+        _flag("customerUpdatedFlag"),
+        # Served by ``service/tickets/{id}/configurations``; changed with the store's
+        # `attach_configuration` (a person linking a device in the UI).
+        Field("configurations", REFS, "configurations", read_only=True, hidden=True),
+        *INFO,
     ),
 )
 
@@ -452,5 +572,18 @@ CALLBACK_LEVELS: dict[str, frozenset[str] | None] = {
 }
 
 RESOURCES: dict[str, Resource] = {
-    r.name: r for r in (COMPANY, SITE, CONTACT, CONFIGURATION, CALLBACK, *LOOKUPS)
+    r.name: r
+    for r in (
+        COMPANY,
+        SITE,
+        CONTACT,
+        CONFIGURATION,
+        CALLBACK,
+        *LOOKUPS,
+        BOARD,
+        TICKET_STATUS,
+        TICKET_TYPE,
+        PRIORITY,
+        TICKET,
+    )
 }

@@ -7,8 +7,9 @@ import asyncio
 import secrets
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -71,10 +72,13 @@ def run_standalone(
     seed: int,
     print_fn: Callable[[str], object] = print,
     integrator: IntegratorLogin | None = None,
+    denied: Mapping[str, Any] | None = None,
 ) -> None:
     """Generate a dataset, print how to connect, and serve until interrupted.
 
-    Missing credentials are generated. This is what ``psasync simulate connectwise`` runs.
+    Missing credentials are generated. `denied` names areas the API member's security role
+    does not reach (``{"tickets": "read"}``; see `faults.Denials`). This is what ``psasync
+    simulate connectwise`` runs.
     """
     credentials = ApiCredentials(
         company_id=company_id or "simulated",
@@ -82,12 +86,15 @@ def run_standalone(
         private_key=private_key or secrets.token_hex(16),
     )
     store = generate_dataset(DatasetSpec(companies=companies, seed=seed))
-    simulator = ConnectWiseSimulator(store, credentials=credentials, integrator=integrator)
+    simulator = ConnectWiseSimulator(
+        store, credentials=credentials, integrator=integrator, denied=denied
+    )
     login = simulator.integrator
     sock = bind(host, port)
     base_url = _base_url(sock)
     sizes = ", ".join(
-        f"{store.count(name)} {name}" for name in ("companies", "contacts", "configurations")
+        f"{store.count(name)} {name}"
+        for name in ("companies", "contacts", "configurations", "tickets", "members")
     )
     print_fn(f"ConnectWise Manage simulator listening on {base_url} ({sizes})")
     print_fn(f"  site URL for psasync: {base_url}  (codebase {CODEBASE}, also v4_6_release/)")
@@ -101,6 +108,10 @@ def run_standalone(
     print_fn(f"  integrator:  {login.login_id} / {login.password}")
     print_fn(f"  faults:      {base_url}/__simulator/faults  (GET to read, POST JSON to change)")
     print_fn(f"  callbacks:   {base_url}/__simulator/callbacks  (deliveries; POST to change)")
+    if simulator.denials.denied:
+        print_fn(
+            f'  denied:      {simulator.denials.as_dict()}  (403; POST {{"deny": {{}}}} to lift)'
+        )
     serve(simulator, sock)
 
 

@@ -53,7 +53,8 @@ Listener = Callable[[str, str, int, str], None]
 
 
 class ConnectWiseStore:
-    """Companies, sites, contacts, configurations and ConnectWise's reference lists."""
+    """Companies, sites, contacts, configurations, service tickets and ConnectWise's
+    reference lists (members and boards among them)."""
 
     def __init__(
         self, *, clock: Callable[[], datetime] = utc_now, ui_member: str = UI_MEMBER
@@ -199,6 +200,8 @@ class ConnectWiseStore:
                 row[resource.index[resource.parent]] = parent
             self._check_unique(table, row, None)
             stamp, member = self._stamp(), updated_by or self.ui_member
+            if resource.name == "tickets":
+                self._settle_ticket(row, None, stamp, member)
             if resource.name == "callbacks":
                 self._assign_callback(row, member)
             record_id = self._insert(table, row, stamp, member)
@@ -330,7 +333,10 @@ class ConnectWiseStore:
         row = build_row(resource, document, current, self, via_api=via_api)
         self._check_unique(table, row, record_id)
         member = updated_by or self.ui_member
-        self._set_info(resource, row, self._stamp(), member, created=False)
+        stamp = self._stamp()
+        if resource.name == "tickets":
+            self._settle_ticket(row, current, stamp, member)
+        self._set_info(resource, row, stamp, member, created=False)
         table.unindex_unique(record_id, current)
         table.rows[record_id] = row
         table.index_unique(record_id, row)
@@ -381,6 +387,68 @@ class ConnectWiseStore:
         row[sites.resource.index["company"]] = self.reference("companies", company[0])
         site_id = self._insert(sites, row, stamp, member)
         company[slots["site"]] = self.reference("sites", site_id)
+
+    def _settle_ticket(self, row: Row, current: Row | None, stamp: str, member: str) -> None:
+        """What ConnectWise derives on a ticket write: the board's default status when none
+        is given (a status of another board is refused), `closedFlag` from a new status,
+        `closedDate`/`closedBy` when it closes (cleared when it reopens), and `contactName`
+        from the contact when not given."""
+        slots = RESOURCES["tickets"].index
+        statuses = self._tables["ticket_statuses"]
+        board_id = row[slots["board"]]["id"]
+        status = row[slots["status"]]
+        if status is None:
+            choices = statuses.children.get(board_id, [])
+            status_slots = statuses.resource.index
+            default = next(
+                (i for i in choices if statuses.rows[i][status_slots["defaultFlag"]]),
+                choices[0] if choices else None,
+            )
+            if default is not None:
+                row[slots["status"]] = status = self.reference("ticket_statuses", default)
+        elif statuses.parent_of.get(status["id"]) != board_id:
+            message = f"The status {status['id']} is not a status of board {board_id}."
+            raise InvalidObject("ticket", [FieldError("InvalidField", message, "ticket", "status")])
+        # A change of status decides; otherwise the flag as written (a client may close or
+        # reopen directly), and a new ticket in a closed status is closed.
+        closed = bool(row[slots["closedFlag"]])
+        was_closed = current is not None and bool(current[slots["closedFlag"]])
+        if status is not None:
+            closing = bool(statuses.rows[status["id"]][statuses.resource.index["closedStatus"]])
+            if current is None:
+                closed = closed or closing
+            elif current[slots["status"]] is not status:
+                closed = closing
+        row[slots["closedFlag"]] = closed
+        if closed and not was_closed:
+            row[slots["closedDate"]], row[slots["closedBy"]] = stamp, member
+        elif not closed:
+            row[slots["closedDate"]] = row[slots["closedBy"]] = None
+        contact = row[slots["contact"]]
+        if contact is not None and not row[slots["contactName"]]:
+            row[slots["contactName"]] = contact["name"]
+
+    def attach_configuration(self, ticket_id: int, configuration_id: int) -> None:
+        """Link a configuration to a ticket, as a person does on the ticket's Configurations
+        tab; the ticket counts as updated (stamp, `updated` callback)."""
+        with self.lock:
+            ticket = self.live_row("tickets", ticket_id)
+            self.live_row("configurations", configuration_id)
+            slot = RESOURCES["tickets"].index["configurations"]
+            attached = list(ticket[slot] or ())
+            if all(ref["id"] != configuration_id for ref in attached):
+                attached.append(self.reference("configurations", configuration_id))
+            document = Renderer(self, None).document(RESOURCES["tickets"], ticket)
+            ticket[slot] = attached
+            self._write("tickets", ticket, document, None, False)
+
+    def ticket_configurations(self, ticket_id: int) -> list[int]:
+        """Ids of the (still existing) configurations attached to a ticket."""
+        with self.lock:
+            ticket = self.live_row("tickets", ticket_id)
+            configurations = self._tables["configurations"].rows
+            slot = RESOURCES["tickets"].index["configurations"]
+            return [ref["id"] for ref in ticket[slot] or () if ref["id"] in configurations]
 
     def _assign_callback(self, row: Row, member: str) -> None:
         """Fields ConnectWise fills in on a new callback entry: its creator and its uuid."""

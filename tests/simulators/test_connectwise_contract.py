@@ -248,3 +248,33 @@ async def test_connectwise_errors_map_to_pyconnectwise_exceptions(site: Site) ->
         await site.call(change_types)
     with pytest.raises(NotFoundException):
         await site.call(read_deleted)
+
+
+async def test_service_tickets_boards_and_members_parse(site: Site) -> None:
+    ticket = site.store.find("tickets", "closedFlag = true")[0]
+    configuration = site.store.find("configurations", f"company/id = {ticket['company']['id']}")
+    site.store.attach_configuration(ticket["id"], configuration[0]["id"])
+
+    def read(cw: Any) -> tuple[Any, ...]:
+        conditions = {"conditions": "board/id in (1,2,3) and closedFlag = true", "pageSize": 5}
+        return (
+            list(cw.service.tickets.paginated(1, 5, conditions).all()),
+            cw.service.tickets.count.get(params={"conditions": conditions["conditions"]}),
+            cw.service.tickets.id(ticket["id"]).get(),
+            cw.service.tickets.id(ticket["id"]).configurations.get(),
+            cw.service.boards.get(),
+            cw.system.members.get(params={"conditions": "inactiveFlag = false", "pageSize": 100}),
+        )
+
+    tickets, count, one, devices, boards, members = await site.call(read)
+    assert count.count == len(tickets) > 0
+    assert all(t.closed_flag for t in tickets)
+    assert one.summary == ticket["summary"]
+    assert one.board.id == ticket["board"]["id"]
+    assert one.status.name in ("Completed", "Closed")
+    assert one.company.identifier == ticket["company"]["identifier"]
+    assert one.closed_date is not None
+    assert one.info["lastUpdated"].endswith("Z")
+    assert configuration[0]["id"] in [d.id for d in devices]
+    assert "Service Desk" in [b.name for b in boards]
+    assert {m.license_class for m in members} >= {"F", "A", "X"}
