@@ -286,7 +286,7 @@ async def test_a_company_is_created_once_with_its_address_type_and_status(
 ) -> None:
     await provider.reference_data()  # SOAP writes types and statuses by name
     change = PsaChange(
-        values={"name": "Harbor Point Dental"},
+        values={"name": "Harbor Point Dental", "short_name": None},  # as the engine sends it
         codes={
             ReferenceKind.ORGANIZATION_TYPE: (_name_id("Client"),),
             ReferenceKind.ORGANIZATION_STATUS: (_name_id("Active"),),

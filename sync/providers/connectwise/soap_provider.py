@@ -36,7 +36,10 @@ How each write is done (``mapping.SOAP_WRITE_MAPS`` says which elements each col
   of the columns the change sets; everything else goes back exactly as read.
   ``read_for_write`` keeps the records it reads, for the ``update_record`` of the same record
   that follows in the same push (``KEEP_SECONDS`` at most, and only until the next
-  ``read_for_write``); without one, ``update_record`` reads the record first.
+  ``read_for_write``); without one, ``update_record`` reads the record first. SOAP has no
+  partial or conditional update: a PSA user's change to ANY field of the record made between
+  that read and the write is overwritten (over REST, only a change to a field we write is),
+  so the window is kept to the push's chunk, about a second.
 - Companies and configurations: ``AddCompany``/``UpdateCompany``, ``AddConfiguration``/
   ``UpdateConfiguration``. Contacts: ``AddOrUpdateContact`` (``Id`` 0 creates; ContactApi has
   no Add or Update), naming the company by its identifier (``CompanyId``).
@@ -62,6 +65,7 @@ import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -364,7 +368,9 @@ class ConnectWiseSoapProvider:
             change.values.get(mapping.IDENTIFIER_COLUMN)
         ):
             identifier = await self._free_identifier(mapping.text(change.values.get("name")) or "")
-            body[mapping.SOAP_COMPANY_IDENTIFIER] = identifier
+            change = replace(
+                change, values={**change.values, mapping.IDENTIFIER_COLUMN: identifier}
+            )
         await self._apply(kind, body, change, create=True)
         if kind is AssetKind.CONTACT:
             answer = await self.client.add_or_update(entity, body)
