@@ -465,6 +465,9 @@ async def test_find_matches_returns_the_candidates_of_each_kind(
     assert contact is not None
 
     orgs = await provider.find_matches(ORG, [MatchProbe(name=company["name"].upper())])
+    by_identifier = await provider.find_matches(
+        ORG, [MatchProbe(name="Another Name", short_name=company["identifier"])]
+    )
     people = await provider.find_matches(
         CONTACT, [MatchProbe(first_name=contact["firstName"], parent_psa_id=250)]
     )
@@ -472,6 +475,7 @@ async def test_find_matches_returns_the_candidates_of_each_kind(
     sites = await provider.find_matches(SITE, [MatchProbe(name="Main", parent_psa_id=251)])
 
     assert [r.psa_id for r in orgs] == [257]
+    assert [r.psa_id for r in by_identifier] == [257]
     assert 2003 in [r.psa_id for r in people]
     assert all(r.parent_psa_id == 250 for r in people)
     assert [r.psa_id for r in configs] == [5000]

@@ -1114,7 +1114,7 @@ SOAP_CONTACT_ATTRIBUTES: dict[str, list[str]] = {"email": ["Email"], "phone": ["
 
 # First-link matching: the find field of each local column a lookup filters on.
 SOAP_MATCH_FIELDS: dict[AssetKind, dict[str, str]] = {
-    AssetKind.ORGANIZATION: {"name": "CompanyName"},
+    AssetKind.ORGANIZATION: {"name": "CompanyName", IDENTIFIER_COLUMN: "CompanyID"},
     AssetKind.CONTACT: {
         "first_name": "FirstName",
         "last_name": "LastName",

@@ -650,8 +650,14 @@ def _match_conditions(kind: AssetKind, probes: Sequence[MatchProbe]) -> list[str
     """The conditions of each batch of lookups for ``probes`` (as REST's, in SOAP names)."""
     fields = mapping.SOAP_MATCH_FIELDS[kind]
     if kind is AssetKind.ORGANIZATION:
-        names = writes.distinct_texts(p.name for p in probes)
-        return list(writes.batches(names, lambda batch: cw_in(fields["name"], batch)))
+        # By identifier where the probe knows it (unique in ConnectWise), else by name.
+        identifiers = writes.distinct_texts(p.short_name for p in probes)
+        names = writes.distinct_texts(p.name for p in probes if not mapping.text(p.short_name))
+        identifier = fields[mapping.IDENTIFIER_COLUMN]
+        return [
+            *writes.batches(identifiers, lambda batch: cw_in(identifier, batch)),
+            *writes.batches(names, lambda batch: cw_in(fields["name"], batch)),
+        ]
     company = fields[mapping.PARENT_COLUMN]
 
     def companies(batch: Sequence[MatchProbe]) -> str:
