@@ -307,9 +307,14 @@ class ConnectWiseSoapProvider:
             wanted = {psa_id for psa_id, _parent in records}
             companies = sorted({parent for _psa_id, parent in records if parent is not None})
             found: list[PsaRecord] = []
-            for company_id, company in zip(
-                companies, await gather_all(*(self._company(c) for c in companies)), strict=True
-            ):
+            gate = asyncio.Semaphore(GET_CONCURRENCY)
+
+            async def read_company(company_id: int) -> dict[str, Any] | None:
+                async with gate:
+                    return await self._company(company_id)
+
+            read_all = await gather_all(*(read_company(c) for c in companies))
+            for company_id, company in zip(companies, read_all, strict=True):
                 if company is not None:
                     self._keep(_COMPANY, company_id, company, None)
                     found.extend(s for s in _sites(company, company_id) if s.psa_id in wanted)
