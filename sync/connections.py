@@ -21,7 +21,7 @@ from models.vault import Vault
 from sync.providers.base import FieldMap, PsaProvider
 from sync.providers.connectwise import mapping as connectwise_mapping
 from sync.providers.connectwise.client import ConnectWiseClient
-from sync.providers.connectwise.credentials import ConnectWiseCredentials
+from sync.providers.connectwise.credentials import ConnectWiseApi, ConnectWiseCredentials
 from sync.providers.connectwise.provider import ConnectWiseProvider
 from sync.providers.connectwise.soap import ConnectWiseSoapClient
 from sync.providers.connectwise.soap_provider import ConnectWiseSoapProvider
@@ -287,6 +287,16 @@ def provider_factory(
         return found.open(credentials, integration.sandbox, options)
 
     return open_for
+
+
+def provider_api(provider: PsaProvider) -> str | None:
+    """Which of its PSA's APIs an open provider speaks, for a PSA reached through more than
+    one (ConnectWise: "REST" or "SOAP"); None for a PSA with one API."""
+    if isinstance(provider, ConnectWiseSoapProvider):
+        return ConnectWiseApi.SOAP.value
+    if isinstance(provider, ConnectWiseProvider):
+        return ConnectWiseApi.REST.value
+    return None
 
 
 def field_map(provider: Provider | str) -> FieldMap:

@@ -25,7 +25,7 @@ from tortoise.expressions import Q, Subquery
 
 from models import AssetKind, Integration, IntegrationStatus, OutboxEntry, OutboxOperation
 from models.enums import OutboxStatus
-from sync import leases, push
+from sync import leases, push, transition
 from sync.columns import as_uuid
 from sync.connections import ProviderFactory
 from sync.context import utcnow
@@ -97,9 +97,12 @@ class Deliverer:
                 groups = await self.due(integration)
                 if not groups:
                     break
+                provider = await held.provider()
+                if transition.pending(integration, provider):
+                    break  # its links are checked by its next run first
                 report = await push.push_batch(
                     integration,
-                    await held.provider(),
+                    provider,
                     groups,
                     fence,
                     push.Options(self.clock, self.concurrency, self._delay, self.limits),

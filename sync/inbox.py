@@ -43,7 +43,7 @@ from models import (
     SyncRun,
     WebhookDelivery,
 )
-from sync import leases
+from sync import leases, transition
 from sync.apply import LinkRow, apply, links_where
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
@@ -152,7 +152,10 @@ class InboxProcessor:
                 )
                 if not rows:
                     break
-                done += await self._batch(integration, await held.provider(), rows, fence)
+                provider = await held.provider()
+                if transition.pending(integration, provider):
+                    break  # its links are checked by its next run first
+                done += await self._batch(integration, provider, rows, fence)
                 if len(rows) < BATCH:
                     break
         return done

@@ -28,7 +28,7 @@ from typing import Any
 from tortoise.expressions import F, Q, Subquery
 
 from models import Integration, IntegrationStatus, RunKind, RunStatus, RunTrigger, SyncRun
-from sync import outbox, pace
+from sync import outbox, pace, transition
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
 from sync.deliverer import Deliverer
@@ -334,11 +334,13 @@ class Worker:
         provider = None
         started = self.clock()
         try:
+            provider = await self.open_provider(integration)
             if not run.dry_run:
+                # Links read through another API are checked before anything uses them.
+                await transition.before_pull(ctx, provider)
                 # Catch up first: edits queued while the integration was paused or the PSA
                 # was down go out before the pull reads the PSA again.
                 await self._catch_up(integration)
-            provider = await self.open_provider(integration)
             if run.kind == RunKind.PUSH_ALL:
                 await push_all(ctx, provider)
             elif run.kind == RunKind.RECONCILE:
