@@ -36,9 +36,9 @@ from simulators.bodies import load_json, same_secret
 from simulators.pulseway import fields as F
 from simulators.pulseway import reference as ref
 from simulators.pulseway import render
-from simulators.pulseway.faults import CallBudget, Faults, Traffic
+from simulators.pulseway.faults import CallBudget, Denials, Faults, Traffic
 from simulators.pulseway.store import PulsewayStore, Record
-from simulators.pulseway.webhooks import Webhooks
+from simulators.pulseway.webhooks import EVENT_CATEGORY, EVENT_IDS, WebhookConfig, Webhooks
 from simulators.pulseway.wire import (
     ApiError,
     envelope,
@@ -53,6 +53,30 @@ from simulators.transport import DroppedAnswer
 
 _JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ACCESS = {False: "view", True: "add/edit/delete"}
+
+# Areas a security role grants, by path prefix. Searches sent as POST (tickets/search) are
+# reads. Authentication belongs to no area.
+AREAS: dict[str, tuple[str, ...]] = {
+    "accounts": ("/v2/crm/accounts", "/v2/system/accounttypes"),
+    "contacts": ("/v2/crm/contacts",),
+    "assets": ("/v2/servicedesk/hardwareasset",),
+    "employees": ("/v2/hr/employees",),
+    "queues": ("/v2/system/queues",),
+    "tickets": ("/v2/servicedesk/tickets",),
+    "webhooks": ("/v2/admin/webhooks",),
+    "lookups": ("/v2/system/lookup",),
+}
+_READS_BY_POST = ("/search",)
+
+
+def area_of(endpoint: str) -> str | None:
+    """The area of ``"GET /v2/crm/accounts/summary"``-style endpoint names."""
+    path = endpoint.partition(" ")[2]
+    for area, prefixes in AREAS.items():
+        if path.startswith(prefixes):
+            return area
+    return None
 
 
 @dataclass(frozen=True)
@@ -117,12 +141,15 @@ class PulsewaySimulator:
         max_page_size: int = 500,
         summary_by_id_envelope: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        denied: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store if store is not None else PulsewayStore()
         self.credentials = credentials or ApiCredentials(tenant=self.store.tenant)
         self.faults = faults or Faults()
         self.traffic = Traffic()
         self.budget = CallBudget(calls_per_hour)
+        # Areas the API employee's security role does not reach: {"tickets": "read"} and so on.
+        self.denials = Denials(tuple(AREAS), denied)
         self.before_write: list[WriteHook] = []
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
@@ -188,6 +215,16 @@ class PulsewaySimulator:
             ("GET", "/v2/system/accounttypes/lookup", self._account_types, True),
             ("GET", "/v2/system/lookup/{tableName}", self._lookup, True),
             ("GET", "/v2/hr/employees/lookup", self._employees, True),
+            ("GET", "/v2/hr/employees/searchselect", self._search_employees, True),
+            ("GET", "/v2/system/queues/lookup", self._queues, True),
+            ("GET", "/v2/servicedesk/tickets", self._list_tickets, True),
+            ("POST", "/v2/servicedesk/tickets/search", self._search_tickets, True),
+            ("GET", "/v2/servicedesk/tickets/{ticketId:int}", self._get_ticket, True),
+            ("POST", "/v2/admin/webhooks", self._create_webhook, True),
+            ("GET", "/v2/admin/webhooks/{id:int}", self._get_webhook, True),
+            ("PUT", "/v2/admin/webhooks/{id:int}", self._put_webhook, True),
+            ("DELETE", "/v2/admin/webhooks/{id:int}", self._delete_webhook, True),
+            ("GET", "/v2/admin/webhooks/events/lookup", self._webhook_events, True),
         ]
         by_path: dict[str, dict[str, tuple[Handler, bool]]] = {}
         for method, path, handler, auth in table:
@@ -220,7 +257,8 @@ class PulsewaySimulator:
         status = faults.fault_for(traffic.requests)
         if status is not None:
             return self._fault(status)
-        write = auth and request.method in _WRITES  # authentication and refresh are not writes
+        # Authentication, token refresh and searches sent as POST are not writes.
+        write = auth and request.method in _WRITES and not endpoint.endswith(_READS_BY_POST)
         try:
             wait = self.budget.spend(endpoint, self.store.clock.now())
             if wait is not None:
@@ -234,6 +272,15 @@ class PulsewaySimulator:
                     headers={"Retry-After": str(wait)},
                 )
             user_id = self._bearer(request.headers.get("authorization", "")) if auth else 0
+            area = area_of(endpoint)
+            method = "GET" if endpoint.endswith(_READS_BY_POST) else request.method
+            if auth and self.denials.denies(area, method):
+                raise ApiError(
+                    403,
+                    f"Access denied: your security role has no {_ACCESS[method != 'GET']}"
+                    f" permission for {area}.",
+                    status=403,
+                )
             params: dict[str, list[str]] = {}
             for key, value in request.query_params.multi_items():
                 params.setdefault(key.lower(), []).append(value)
@@ -614,6 +661,225 @@ class PulsewaySimulator:
         ]
         return self._page(q, rows, dict, total=False)
 
+    def _search_employees(self, call: Call) -> dict[str, Any]:
+        """Employees with FirstName, LastName, EmailAddress, Username, IsActive: the list a
+        client filters to "licensed, active users" (no licence field: psa-apis.md §9)."""
+        q = _Query(call.params)
+        ids, text = q.integers("Filter.Ids"), q.text("Filter.Filter_Text")
+        active = q.boolean("Filter.IsActive")
+        rows = []
+        for employee_id in sorted(self.store.employees):
+            row = render.employee_search(self.store, employee_id)
+            if ids is not None and employee_id not in ids:
+                continue
+            if active is not None and bool(row["isActive"]) != active:
+                continue
+            words = (row["firstName"], row["lastName"], row["username"], row["emailAddress"])
+            if text is not None and not any(_contains(w, text) for w in words):
+                continue
+            rows.append(row)
+        return self._page(q, rows, dict)
+
+    def _queues(self, call: Call) -> dict[str, Any]:
+        return envelope([dict(row) for row in ref.QUEUES])
+
+    def _list_tickets(self, call: Call) -> dict[str, Any]:
+        q = _Query(call.params)
+        return self._tickets(q, lambda name: q.text(f"Filter.{name}"))
+
+    def _search_tickets(self, call: Call) -> dict[str, Any]:
+        """GetTicketsInputDto: paging and `Filter` (TicketFilterDto) in a JSON body."""
+        body = call.json()
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            raise invalid("body", "must be a JSON object")
+        given = F.lookup(body, "filter") or {}
+        if not isinstance(given, Mapping):
+            raise invalid("filter", "must be a JSON object")
+        params: dict[str, list[str]] = {}
+        for name in ("PageSize", "PageNumber"):
+            value = F.lookup(body, name)
+            if value is not None:
+                params[name.lower()] = [str(value)]
+
+        def text(name: str) -> str | None:
+            value = F.lookup(given, name)
+            return None if value is None else str(value)
+
+        for name in _TICKET_TIME_FILTERS:
+            for bound in ("From", "To"):
+                value = text(name + bound)
+                if value is not None:
+                    params[f"filter.{name}{bound}".lower()] = [value]
+        return self._tickets(_Query(params), text)
+
+    def _tickets(self, q: _Query, text: Callable[[str], str | None]) -> dict[str, Any]:
+        """Both ticket lists: the filters of TicketFilterDto the simulator keeps, paged by id.
+
+        Name lists (QueueNames, StatusNames...) and AccountIds are comma-separated;
+        `ExcludeCompleted` 1 leaves out completed statuses; every date window is inclusive.
+        LastActivityUpdate moves with every change: it is the "modified since" of tickets,
+        which have no ModifiedOn filter (an assumption)."""
+        names = {
+            key: {n.strip().lower() for n in value.split(",") if n.strip()}
+            for key in ("QueueNames", "StatusNames", "PriorityNames", "TicketTypeNames")
+            if (value := text(key)) is not None
+        }
+        lookups = {
+            "QueueNames": ("queueId", ref.QUEUES),
+            "StatusNames": ("statusId", ref.TICKET_STATUSES),
+            "PriorityNames": ("priorityId", ref.TICKET_PRIORITIES),
+            "TicketTypeNames": ("typeId", ref.TICKET_TYPES),
+        }
+        wanted = {
+            lookups[key][0]: {row["id"] for row in lookups[key][1] if row["name"].lower() in value}
+            for key, value in names.items()
+        }
+        account_text = text("AccountIds")
+        try:
+            accounts = (
+                None
+                if account_text is None
+                else {int(p) for p in account_text.split(",") if p.strip()}
+            )
+            contact_text = text("ContactId")
+            contact = None if contact_text is None else int(contact_text)
+            exclude_text = text("ExcludeCompleted")
+            exclude_completed = exclude_text is not None and int(exclude_text) == 1
+        except ValueError:
+            raise invalid(
+                "filter", "AccountIds, ContactId and ExcludeCompleted are integers"
+            ) from None
+        windows = {name: q.window(f"Filter.{name}") for name in _TICKET_TIME_FILTERS}
+        number, title = text("TicketNumber"), text("Title")
+        completed = {row["id"] for row in ref.TICKET_STATUSES if row["isCompleted"]}
+        rows = []
+        for ticket in self.store.tickets.values():
+            if any(ticket.get(key) not in ids for key, ids in wanted.items()):
+                continue
+            if accounts is not None and ticket["accountId"] not in accounts:
+                continue
+            if contact is not None and ticket.get("contactId") != contact:
+                continue
+            if exclude_completed and ticket["statusId"] in completed:
+                continue
+            if not (
+                _contains(ticket["ticketNumber"], number) and _contains(ticket["title"], title)
+            ):
+                continue
+            if not all(
+                window == (None, None)
+                or (
+                    ticket.get(_TICKET_TIME_FILTERS[name]) is not None
+                    and _within(ticket[_TICKET_TIME_FILTERS[name]], window)
+                )
+                for name, window in windows.items()
+            ):
+                continue
+            rows.append(ticket)
+        return self._page(q, rows, lambda t: render.ticket_list(self.store, t))
+
+    def _get_ticket(self, call: Call) -> dict[str, Any]:
+        ticket = self.store.get("tickets", call.path["ticketId"])
+        return envelope(render.ticket_output(self.store, ticket))
+
+    # ------------------------------------------------------------------ admin webhooks
+
+    def _webhook_input(self, call: Call) -> dict[str, Any]:
+        """WebhookConfigurationInputDto as `Webhooks` arguments; the payload URL is required,
+        `IsEnabled` defaults to true, `SendAllEvents` or a non-empty `Events` is needed."""
+        body = call.json()
+        spec = {
+            "name": "str",
+            "payloadURL": "str",
+            "isEnabled": "bool",
+            "secret": "str",
+            "contentType": "int",
+            "sendAllEvents": "bool",
+        }
+        fields = F.read(body, spec, required=("payloadURL",))
+        events = F.lookup(body, "events") or []
+        if not isinstance(events, list) or any(e not in EVENT_IDS.values() for e in events):
+            known = ", ".join(f"{i} ({n})" for n, i in EVENT_IDS.items())
+            raise invalid("events", f"must be a list of event ids: {known}")
+        if not fields["sendAllEvents"] and not events:
+            raise invalid("events", "must name at least one event unless sendAllEvents is true")
+        by_id = {i: n for n, i in EVENT_IDS.items()}
+        return {
+            "url": fields["payloadURL"],
+            "secret": fields["secret"] or None,
+            "name": fields["name"] or "",
+            "enabled": True if fields["isEnabled"] is None else fields["isEnabled"],
+            "events": () if fields["sendAllEvents"] else tuple(by_id[e] for e in events),
+            "content_type": fields["contentType"] or 1,
+        }
+
+    def _webhook(self, webhook_id: int) -> WebhookConfig:
+        found = self.webhooks.configs.get(webhook_id)
+        if found is None:
+            raise not_found("Webhook", webhook_id)
+        return found
+
+    def _create_webhook(self, call: Call) -> dict[str, Any]:
+        given = self._webhook_input(call)
+        try:
+            config = self.webhooks.add(
+                given["url"],
+                given["secret"],
+                name=given["name"],
+                enabled=given["enabled"],
+                events=given["events"],
+            )
+            now = self.store.clock.now()
+            config = self.webhooks.update(
+                config.id,
+                content_type=given["content_type"],
+                created_by=call.user_id,
+                created_on=now,
+                modified_by=call.user_id,
+                modified_on=now,
+            )
+        except ValueError as error:
+            raise invalid("payloadURL", str(error)) from None
+        return envelope(_webhook_output(config))
+
+    def _get_webhook(self, call: Call) -> dict[str, Any]:
+        return envelope(_webhook_output(self._webhook(call.path["id"])))
+
+    def _put_webhook(self, call: Call) -> dict[str, Any]:
+        self._webhook(call.path["id"])
+        given = self._webhook_input(call)
+        try:
+            config = self.webhooks.update(
+                call.path["id"],
+                url=given["url"],
+                secret=given["secret"],
+                name=given["name"],
+                enabled=given["enabled"],
+                events=list(given["events"]),
+                content_type=given["content_type"],
+                modified_by=call.user_id,
+                modified_on=self.store.clock.now(),
+            )
+        except ValueError as error:
+            raise invalid("payloadURL", str(error)) from None
+        return envelope(_webhook_output(config))
+
+    def _delete_webhook(self, call: Call) -> dict[str, Any]:
+        self._webhook(call.path["id"])
+        self.webhooks.remove(call.path["id"])
+        return envelope(None)
+
+    def _webhook_events(self, call: Call) -> dict[str, Any]:
+        category_id, category = EVENT_CATEGORY
+        return envelope(
+            [
+                {"id": i, "name": name, "categoryName": category, "categoryId": category_id}
+                for name, i in EVENT_IDS.items()
+            ]
+        )
+
     # ------------------------------------------------------------------------- helpers
 
     def _page(
@@ -644,12 +910,17 @@ class PulsewaySimulator:
                 if not isinstance(changes, dict):
                     raise ValueError("send a JSON object of fault settings")
                 changes = dict(changes)
+                denied = changes.pop("deny", None)
+                if denied is not None:
+                    Denials(self.denials.areas, denied)  # check before changing anything
                 if "calls_per_hour" in changes:
                     per_hour = changes.pop("calls_per_hour")
                     if not isinstance(per_hour, int) or isinstance(per_hour, bool) or per_hour < 0:
                         raise ValueError("calls_per_hour must be a non-negative integer")
                     self.budget.per_hour = per_hour
                 self.faults.configure(changes)
+                if denied is not None:
+                    self.denials.configure(denied)
             except ValueError as error:
                 return JSONResponse(
                     {"success": False, "error": {"code": 400, "message": str(error)}}, 400
@@ -657,9 +928,11 @@ class PulsewaySimulator:
         elif request.method == "DELETE":
             self.faults.clear()
             self.budget.reset()
+            self.denials.clear()
         return JSONResponse(
             {
                 "faults": self.faults.as_dict(),
+                "denied": self.denials.as_dict(),
                 "calls_per_hour": self.budget.per_hour,
                 "traffic": self.traffic.as_dict(),
             }
@@ -670,6 +943,35 @@ def create_app(store: PulsewayStore | None = None, **options: Any) -> Starlette:
     """A Starlette app serving `store`; `options` as for `PulsewaySimulator`.
     The simulator is reachable as ``app.state.simulator``."""
     return PulsewaySimulator(store, **options).app
+
+
+# TicketFilterDto date windows (``<name>From`` / ``<name>To``) and the ticket field each reads.
+_TICKET_TIME_FILTERS = {
+    "LastActivityUpdate": "lastActivityUpdate",
+    "CreatedOn": "createdOn",
+    "OpenDate": "openDate",
+    "CompletedDate": "completedDate",
+    "LastStatusUpdate": "lastStatusUpdate",
+}
+
+
+def _webhook_output(config: WebhookConfig) -> dict[str, Any]:
+    """WebhookConfigurationOutputDto: the secret is never shown, only whether there is one."""
+    by_name = {n: i for n, i in EVENT_IDS.items()}
+    return {
+        "id": config.id,
+        "createdBy": config.created_by,
+        "createdOn": None if config.created_on is None else stamp(config.created_on),
+        "modifiedBy": config.modified_by,
+        "modifiedOn": None if config.modified_on is None else stamp(config.modified_on),
+        "isEnabled": config.enabled,
+        "payloadUrl": config.url,
+        "name": config.name,
+        "contentType": config.content_type,
+        "sendAllEvents": not config.events,
+        "events": [by_name[e] for e in config.events if e in by_name],
+        "hasSecret": config.secret is not None,
+    }
 
 
 class _Bare(dict[str, Any]):

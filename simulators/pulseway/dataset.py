@@ -4,7 +4,8 @@ Everything comes from one ``random.Random(spec.seed)``: the same spec gives the 
 ids and timestamps. Accounts have 1-3 locations (the first is main; each has one address);
 contacts have 1-2 e-mails and 0-2 phones; hardware assets spread over every active category and
 all states, at one of their account's locations, usually with a contact of that account. ~10% of
-accounts are inactive or of a non-client type; ~5% of contacts and assets are inactive.
+accounts are inactive or of a non-client type; ~5% of contacts and assets are inactive. Tickets
+(one per account by default) come last, from a random stream of their own.
 
 Rows go straight into the store's dicts (no per-record validation): 200k records take a few
 seconds.
@@ -107,6 +108,11 @@ class DatasetSpec:
     seed: int = 0
     updated_until: datetime = datetime(2025, 6, 1, tzinfo=UTC)
     history_days: int = 730
+    tickets: int | None = None  # default: one per account
+
+    @property
+    def ticket_total(self) -> int:
+        return self.accounts if self.tickets is None else self.tickets
 
     @property
     def totals(self) -> tuple[int, int, int]:
@@ -299,7 +305,78 @@ def generate_dataset(
                 }
             )
             store.assets[asset_id] = asset
+        _tickets(store, spec, account_ids, contacts_of)
     return store
+
+
+_TICKET_TITLES = (
+    "Cannot print",
+    "Laptop will not boot",
+    "New user setup",
+    "Password reset",
+    "VPN disconnects",
+    "Backup failed",
+    "Email not syncing",
+    "Slow network",
+    "Install software",
+    "Firewall alert",
+)
+
+
+def _tickets(
+    store: PulsewayStore,
+    spec: DatasetSpec,
+    account_ids: list[int],
+    contacts_of: dict[int, list[int]],
+) -> None:
+    """Tickets from a random stream of their own (earlier records do not depend on the ticket
+    count): ~60% completed; activity spread over the whole history, so there are old open
+    tickets and recent closed ones; queues 1-3 (queue 4 is inactive)."""
+    rng = random.Random(f"tickets-{spec.seed}")
+    span = spec.history_days * 86400
+    start = spec.updated_until - timedelta(seconds=span)
+    assets_of: dict[int, list[int]] = {}
+    for asset in store.assets.values():
+        assets_of.setdefault(asset["accountId"], []).append(asset["id"])
+    technicians = [i for i, p in ref.EMPLOYEE_PROFILES.items() if p.get("userType") != "API"]
+    for _ in range(spec.ticket_total):
+        ticket_id = store.next_id("tickets")
+        account_id = rng.choice(account_ids)
+        account = store.accounts[account_id]
+        opened = start + timedelta(seconds=rng.randrange(span))
+        active = opened + timedelta(seconds=rng.randrange(0, 30 * 86400))
+        active = min(active, spec.updated_until)
+        completed = rng.random() < 0.6
+        status = rng.choice((4, 5)) if completed else rng.choice((1, 2, 3))
+        people = contacts_of.get(account_id) or []
+        devices = assets_of.get(account_id) or []
+        by = rng.choice((ref.UI_USER_ID, 6, 9))
+        store.tickets[ticket_id] = {
+            "id": ticket_id,
+            "ticketNumber": f"T{opened:%Y%m%d}.{ticket_id:04d}",
+            "title": rng.choice(_TICKET_TITLES),
+            "details": None,
+            "accountId": account_id,
+            "locationId": account["locationIds"][0],
+            "contactId": rng.choice(people) if people and rng.random() < 0.85 else None,
+            "queueId": rng.choice((1, 1, 1, 2, 3)),
+            "statusId": status,
+            "priorityId": rng.choice((1, 2, 2, 2, 3, 4)),
+            "typeId": rng.choice((1, 1, 2, 3)),
+            "assigneeId": rng.choice(technicians) if rng.random() < 0.8 else None,
+            "hardwareAssetId": rng.choice(devices) if devices and rng.random() < 0.3 else None,
+            "openDate": opened,
+            "dueDate": None,
+            "completedDate": active if completed else None,
+            "lastActivityUpdate": active,
+            "lastStatusUpdate": active,
+            "lastPriorityUpdate": opened,
+            "lastQueueUpdate": opened,
+            "createdBy": by,
+            "createdOn": opened,
+            "modifiedBy": by,
+            "modifiedOn": active,
+        }
 
 
 def _ip(rng: random.Random) -> str:

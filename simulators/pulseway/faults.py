@@ -1,6 +1,7 @@
 """Trouble on demand and what the simulator has served, plus Pulseway's hourly call budget.
 
-`Faults` is the ConnectWise simulator's (same settings, same ``/__simulator/faults`` API).
+`Faults` and `Denials` are the ConnectWise simulator's (same settings, same
+``/__simulator/faults`` API; the areas differ, see `app.AREAS`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from simulators.connectwise.faults import Faults
+from simulators.connectwise.faults import Denials, Faults
 
-__all__ = ["CallBudget", "Faults", "Traffic"]
+__all__ = ["CallBudget", "Denials", "Faults", "Traffic"]
 
 
 @dataclass

@@ -274,3 +274,151 @@ def asset_search(store: PulsewayStore, asset: Record) -> dict[str, Any]:
         "accountName": account["accountName"] if account else None,
         "isActive": bool(asset["isActive"]),
     }
+
+
+def _stamp_or_none(moment: Any) -> str | None:
+    return None if moment is None else stamp(moment)
+
+
+def _ticket_names(store: PulsewayStore, ticket: Record) -> dict[str, Any]:
+    """What TicketListDto and TicketOutputDto share: ids with their names, and the dates."""
+    account = store.accounts.get(ticket["accountId"])
+    loc = store.locations.get(ticket.get("locationId") or 0)
+    contact = store.contacts.get(ticket.get("contactId") or 0)
+    queue = ref.row_of(ref.QUEUES, ticket.get("queueId"))
+    status = ref.row_of(ref.TICKET_STATUSES, ticket["statusId"]) or {}
+    priority = ref.row_of(ref.TICKET_PRIORITIES, ticket["priorityId"]) or {}
+    kind = ref.row_of(ref.TICKET_TYPES, ticket.get("typeId"))
+    asset = store.assets.get(ticket.get("hardwareAssetId") or 0)
+    assignee = ticket.get("assigneeId")
+    return {
+        "id": ticket["id"],
+        **audit(ticket),
+        "ticketNumber": ticket["ticketNumber"],
+        "title": ticket["title"],
+        "details": ticket.get("details"),
+        "accountId": ticket["accountId"],
+        "accountCode": account.get("accountCode") if account else None,
+        "accountName": account["accountName"] if account else None,
+        "locationId": ticket.get("locationId"),
+        "locationName": loc["locationName"] if loc else None,
+        "contactId": ticket.get("contactId"),
+        "contactName": f"{contact['firstName']} {contact['lastName']}" if contact else None,
+        "queueId": ticket.get("queueId"),
+        "queueName": queue["name"] if queue else None,
+        "statusId": ticket["statusId"],
+        "statusName": status.get("name"),
+        "statusColor": status.get("color"),
+        "statusForeColor": "#FFFFFF",
+        "statusOrder": status.get("order", 0),
+        "priorityId": ticket["priorityId"],
+        "priorityName": priority.get("name"),
+        "priorityColor": priority.get("color"),
+        "typeId": ticket.get("typeId"),
+        "typeName": kind["name"] if kind else None,
+        "assigneeId": assignee,
+        "assigneeName": store.employees.get(assignee) if assignee else None,
+        "hardwareAssetName": asset["name"] if asset else None,
+        "openDate": _stamp_or_none(ticket.get("openDate")),
+        "dueDate": _stamp_or_none(ticket.get("dueDate")),
+        "completedDate": _stamp_or_none(ticket.get("completedDate")),
+        "lastActivityUpdate": _stamp_or_none(ticket.get("lastActivityUpdate")),
+        "lastStatusUpdate": _stamp_or_none(ticket.get("lastStatusUpdate")),
+        "lastPriorityUpdate": _stamp_or_none(ticket.get("lastPriorityUpdate")),
+        "lastQueueUpdate": _stamp_or_none(ticket.get("lastQueueUpdate")),
+        "createdByName": store.employees.get(ticket["createdBy"]),
+        "isScheduled": 0,
+    }
+
+
+# Names both ticket DTOs have that the simulator does not keep (SLA, contract, work type...).
+_TICKET_UNKNOWN = (
+    "issueTypeId",
+    "issueTypeName",
+    "subIssueTypeId",
+    "subIssueTypeName",
+    "contractId",
+    "contractNumber",
+    "contractName",
+    "workTypeId",
+    "workTypeName",
+    "ticketRecurringMasterId",
+    "recurring",
+    "slaStatusEventId",
+    "sourceId",
+    "slaId",
+    "slaObjectiveId",
+    "slaName",
+    "hasMetSLA",
+    "actualPauseMinutes",
+    "actualFirstResponseMinutes",
+    "actualResolutionMinutes",
+    "isSLAPaused",
+    "slaStatusEnum",
+    "reOpenedDate",
+    "resolutionTargetTime",
+    "resolutionActualTime",
+    "firstResponseTargetTime",
+    "firstResponseActualTime",
+    "slaLastPausedTime",
+    "slaLastResumedTime",
+)
+
+
+def ticket_list(store: PulsewayStore, ticket: Record) -> dict[str, Any]:
+    """TicketListDto (GET /v2/servicedesk/tickets, POST .../tickets/search)."""
+    out = _ticket_names(store, ticket)
+    out.update(dict.fromkeys(_TICKET_UNKNOWN))
+    out["tenantName"] = store.tenant
+    out["hardwareAssetId"] = ticket.get("hardwareAssetId") or 0  # not nullable in the DTO
+    out["customFields"] = None
+    return out
+
+
+def ticket_output(store: PulsewayStore, ticket: Record) -> dict[str, Any]:
+    """TicketOutputDto (GET /v2/servicedesk/tickets/{ticketId})."""
+    out = _ticket_names(store, ticket)
+    out.update(dict.fromkeys(_TICKET_UNKNOWN))
+    loc = store.locations.get(ticket.get("locationId") or 0)
+    contact = store.contacts.get(ticket.get("contactId") or 0)
+    out.update(
+        {
+            "hardwareAssetId": ticket.get("hardwareAssetId"),
+            "locationPhone": loc["addresses"][0].get("phone") if loc and loc["addresses"] else None,
+            "contactPhone": _default(contact["phones"], "phone") if contact else None,
+            "contactEmail": _default(contact["emails"], "emailAddress") if contact else None,
+            "softwareAssetId": None,
+            "softwareAssetName": None,
+            "vsaAssetId": None,
+            "hasVsaAgent": None,
+            "sourceName": None,
+            "occurrenceCount": None,
+            "lastOccurrenceDate": None,
+            "cCs": [],
+            "rmmTicketReference": None,
+            "tenantId": 1,
+            "hasPostedEntries": False,
+            "secondaryAssignees": [],
+            "totalExpenses": None,
+            "totalTimeSpent": None,
+            "isReadOnly": False,
+            "openDateLocked": False,
+            "integrationTypeId": None,
+        }
+    )
+    return out
+
+
+def employee_search(store: PulsewayStore, employee_id: int) -> dict[str, Any]:
+    """EmployeesListSearchSelectOutputDto (GET /v2/hr/employees/searchselect)."""
+    profile = ref.EMPLOYEE_PROFILES.get(employee_id, {})
+    username = store.employees[employee_id]
+    return {
+        "id": employee_id,
+        "firstName": profile.get("firstName"),
+        "lastName": profile.get("lastName"),
+        "emailAddress": f"{username}@{store.tenant}.example",
+        "username": username,
+        "jobTitle": profile.get("jobTitle"),
+        "isActive": profile.get("isActive", True),
+    }

@@ -5,7 +5,10 @@ the audit fields ``createdBy``/``createdOn``/``modifiedBy``/``modifiedOn``; time
 The API handlers and tests share these methods; tests act as a UI user with `update`, `delete`,
 `purge` and `add_location` (``modifiedBy`` = `UI_USER_ID` unless told otherwise).
 
-Every write to an account, contact or hardware asset (API or UI; a location's stamps its
+Tickets are opened and changed from Python only (`create_ticket`, `update`, `delete`): the
+simulator serves them read-only over the API.
+
+Every write to an account, contact, hardware asset or ticket (API or UI; a location's stamps its
 account) calls each of `listeners` with a `Change`, still under `lock`: the simulator's webhooks
 hang off this (`webhooks.py`). `purge` tells nobody (a deletion Pulseway never notified).
 """
@@ -22,8 +25,14 @@ from simulators.pulseway import reference as ref
 from simulators.pulseway.wire import invalid, not_found
 
 Record = dict[str, Any]
-KINDS = ("accounts", "locations", "contacts", "assets")
-_TITLES = {"accounts": "Account", "locations": "Location", "contacts": "Contact", "assets": "Asset"}
+KINDS = ("accounts", "locations", "contacts", "assets", "tickets")
+_TITLES = {
+    "accounts": "Account",
+    "locations": "Location",
+    "contacts": "Contact",
+    "assets": "Asset",
+    "tickets": "Ticket",
+}
 
 
 class Change(NamedTuple):
@@ -38,7 +47,7 @@ class Change(NamedTuple):
 
 
 Listener = Callable[[Change], None]
-_NOTIFIED = frozenset({"accounts", "contacts", "assets"})
+_NOTIFIED = frozenset({"accounts", "contacts", "assets", "tickets"})
 
 
 class Clock:
@@ -73,7 +82,8 @@ class PulsewayStore:
         self.locations: dict[int, Record] = {}
         self.contacts: dict[int, Record] = {}
         self.assets: dict[int, Record] = {}
-        self.employees = dict(ref.EMPLOYEES)
+        self.tickets: dict[int, Record] = {}
+        self.employees = {**ref.EMPLOYEES, **ref.MORE_EMPLOYEES}
         self.listeners: list[Listener] = []
         self._ids = {name: itertools.count(1) for name in (*KINDS, "addresses", "emails", "phones")}
 
@@ -272,6 +282,35 @@ class PulsewayStore:
             self._changed("assets", "updated", asset)
             return asset
 
+    def create_ticket(self, fields: Mapping[str, Any], *, user: int = ref.UI_USER_ID) -> Record:
+        """Open a ticket as someone in the UI (or an e-mail parser) would: `title` and
+        `accountId` required; queue, status (New), priority (Medium) and type defaulted."""
+        with self.lock:
+            account = self.get("accounts", fields["accountId"])
+            now = self.clock.now()
+            ticket: Record = {
+                "queueId": 1,
+                "statusId": 1,
+                "priorityId": 2,
+                "typeId": 1,
+                "details": None,
+                "contactId": None,
+                "assigneeId": None,
+                "hardwareAssetId": None,
+                "locationId": (self.main_location(account["id"]) or {}).get("id"),
+                "dueDate": None,
+                **fields,
+                "id": self.next_id("tickets"),
+                "openDate": now,
+                "completedDate": None,
+            }
+            ticket["ticketNumber"] = f"T{now:%Y%m%d}.{ticket['id']:04d}"
+            _audit(ticket, user, now, created=True)
+            _ticket_stamps(ticket, None, now)
+            self.tickets[ticket["id"]] = ticket
+            self._changed("tickets", "created", ticket)
+            return ticket
+
     def remove(self, kind: str, record_id: int, *, user: int = ref.API_USER_ID) -> None:
         """Hard-delete a contact or an asset (the API's DELETE; `user` the one deleting)."""
         with self.lock:
@@ -288,9 +327,12 @@ class PulsewayStore:
         A location change also stamps its account."""
         with self.lock:
             record = self.get(kind, record_id)
+            before = dict(record)
             record.update(changes)
             now = self.clock.now()
             _audit(record, user, now)
+            if kind == "tickets":
+                _ticket_stamps(record, before, now)
             if kind == "locations":
                 _audit(self.accounts[record["accountId"]], user, now)
                 self._changed("accounts", "updated", self.accounts[record["accountId"]])
@@ -299,7 +341,7 @@ class PulsewayStore:
             return record
 
     def delete(self, kind: str, record_id: int, *, user: int = ref.UI_USER_ID) -> None:
-        """Delete as the UI does: contacts and assets go for good; accounts (which Pulseway
+        """Delete as the UI does: contacts, assets and tickets go for good; accounts (which Pulseway
         keeps for their history) and locations are deactivated."""
         if kind in ("accounts", "locations"):
             self.update(kind, record_id, user=user, isActive=False)
@@ -314,7 +356,7 @@ class PulsewayStore:
             if kind == "accounts":
                 for location_id in record["locationIds"]:
                     self.locations.pop(location_id, None)
-                for table in (self.contacts, self.assets):
+                for table in (self.contacts, self.assets, self.tickets):
                     for other in [i for i, r in table.items() if r["accountId"] == record_id]:
                         del table[other]
             elif kind == "locations":
@@ -468,6 +510,27 @@ def _audit(record: Record, user: int, now: datetime, *, created: bool = False) -
         record["createdOn"] = now
     record["modifiedBy"] = user
     record["modifiedOn"] = now
+
+
+def _ticket_stamps(ticket: Record, before: Record | None, now: datetime) -> None:
+    """What a ticket change stamps: `lastActivityUpdate` (every change; the simulator's
+    reading of "modified" for Filter.LastActivityUpdateFrom), `lastStatusUpdate`,
+    `lastPriorityUpdate`, `lastQueueUpdate` when those change, and `completedDate` while the
+    status is a completed one."""
+    ticket["lastActivityUpdate"] = now
+    for key, stamp in (
+        ("statusId", "lastStatusUpdate"),
+        ("priorityId", "lastPriorityUpdate"),
+        ("queueId", "lastQueueUpdate"),
+    ):
+        if before is None or before.get(key) != ticket.get(key):
+            ticket[stamp] = now
+    status = ref.row_of(ref.TICKET_STATUSES, ticket.get("statusId"))
+    if status is not None and status["isCompleted"]:
+        if ticket.get("completedDate") is None:
+            ticket["completedDate"] = now
+    else:
+        ticket["completedDate"] = None
 
 
 def _one_default(items: list[Record]) -> None:

@@ -20,7 +20,9 @@ events) and are managed from Python (`add`, `update`, `remove`, `clear`) or over
     {"id": "<guid>", "eventType": "AccountUpdated", "entityType": "Account", "entityId": 12,
      "timestamp": "2026-06-09T21:59:47Z", "modifiedById": 2}
 
-Entity types: Account, Contact, HardwareAsset; a location edit is its account's update.
+Entity types: Account, Contact, HardwareAsset, Ticket; a location edit is its account's update.
+The same configurations are reachable through the admin API (``/v2/admin/webhooks``, served by
+`app.py`), whose ``Events`` are ids of `EVENT_IDS`.
 
 Delivery never happens inside the request (or store call) that made the change: messages are
 queued and a sender thread, started on demand and gone after a second idle, posts them in
@@ -41,6 +43,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Final
 
 import httpx
@@ -55,11 +58,22 @@ __all__ = ["EVENTS", "SIGNATURE_HEADER", "Delivery", "WebhookConfig", "Webhooks"
 
 SIGNATURE_HEADER: Final = "X-Signature"
 
-ENTITY_TYPES: Final = {"accounts": "Account", "contacts": "Contact", "assets": "HardwareAsset"}
+ENTITY_TYPES: Final = {
+    "accounts": "Account",
+    "contacts": "Contact",
+    "assets": "HardwareAsset",
+    "tickets": "Ticket",
+}
 _VERBS: Final = {"created": "Created", "updated": "Updated", "deleted": "Deleted"}
 EVENTS: Final = tuple(
     f"{entity}{verb}" for entity in ENTITY_TYPES.values() for verb in _VERBS.values()
 )
+# Ids of the events ``GET /v2/admin/webhooks/events/lookup`` lists and ``Events`` holds: the
+# ticket events Pulseway documents webhooks for (psa-apis.md §4.9). The ids are assumed; the
+# Account/Contact/HardwareAsset events are the simulator's assumption for psasync
+# (docs/pulseway-webhooks.md), reachable through the admin API only with ``SendAllEvents``.
+EVENT_IDS: Final = {"TicketCreated": 1, "TicketUpdated": 2, "TicketDeleted": 3}
+EVENT_CATEGORY: Final = (1, "Tickets")
 RETRY_STATUSES: Final = frozenset({429})  # and every 5xx
 RETRY_DELAYS: Final = (1.0, 4.0, 16.0)  # after the first attempt, and after each retry
 IDLE_SECONDS: Final = 1.0  # the sender thread stops after this long without work
@@ -84,6 +98,12 @@ class WebhookConfig:
     enabled: bool = True
     events: tuple[str, ...] = ()
     name: str = "psasync"
+    # What the admin API shows besides (ContentType 1 = JSON, assumed; audit of the API user).
+    content_type: int = 1
+    created_by: int | None = None
+    created_on: datetime | None = None
+    modified_by: int | None = None
+    modified_on: datetime | None = None
 
     def wants(self, event: str) -> bool:
         return self.enabled and (not self.events or event in self.events)
