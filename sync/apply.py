@@ -53,7 +53,7 @@ from models.bulk import insert_rows, lock_rows, update_instances
 from models.text import column_limits, first_unstorable
 from sync import history, outbox
 from sync.columns import CODES, RELATIONS, as_uuid, content_hash, stamps
-from sync.connections import field_map
+from sync.connections import field_map, table_of
 from sync.context import RunContext
 from sync.errors import RunPreempted
 from sync.leases import Fence
@@ -505,7 +505,7 @@ def _pulled(
 ) -> list[dict[str, Any]]:
     """Field history of a one-way pull: each mapped column the PSA changed since the base
     (the local record held the base: one-way fields are read-only locally)."""
-    columns = field_map(ctx.integration.provider).columns(kind)
+    columns = field_map(table_of(ctx.integration)).columns(kind)
     return [
         history.change(
             ctx.integration.account_id,  # type: ignore[attr-defined]
@@ -642,7 +642,7 @@ async def our_side(
     ours = LocalSide()
     if not ctx.two_way or ctx.directions is None or not ids:
         return ours
-    columns = field_map(ctx.integration.provider).columns(kind)
+    columns = field_map(table_of(ctx.integration)).columns(kind)
     ours.context = MergeContext(
         ctx.integration.id,
         ctx.integration.account_id,  # type: ignore[attr-defined]

@@ -299,8 +299,32 @@ def provider_api(provider: PsaProvider) -> str | None:
     return None
 
 
-def field_map(provider: Provider | str) -> FieldMap:
+# The field tables that differ by API, keyed ``"{provider}:{api}"`` (``field_table``).
+_API_FIELD_MAPS: Mapping[str, FieldMap] = {
+    f"{Provider.CONNECTWISE_MANAGE}:{ConnectWiseApi.SOAP}": connectwise_mapping.SOAP_FIELD_MAP,
+}
+
+
+def field_table(provider: Provider | str, api: str | None) -> str:
+    """The key of the field table an integration syncs by: its PSA, and the API its last run
+    used where the tables differ (ConnectWise through SOAP writes fewer columns than REST).
+    A plain string, so callers can cache by it; ``field_map`` takes it like a provider."""
+    key = f"{provider}:{api}"
+    return key if key in _API_FIELD_MAPS else str(provider)
+
+
+def table_of(integration: Any) -> str:
+    """``field_table`` of an ``Integration`` (or anything with ``provider`` and
+    ``synced_api``)."""
+    return field_table(integration.provider, getattr(integration, "synced_api", None))
+
+
+def field_map(table: Provider | str) -> FieldMap:
+    """The columns a PSA syncs (``table``: a provider, or a ``field_table`` key)."""
+    found = _API_FIELD_MAPS.get(str(table))
+    if found is not None:
+        return found
     try:
-        return connector(provider).field_map
+        return connector(str(table).partition(":")[0]).field_map
     except NotImplementedError:
         return FieldMap(mapped={})

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from models import AssetKind, Integration, SyncRun
+from sync.connections import table_of
 from sync.directions import any_push, clocks_of, integration_directions
 from sync.merge import Clocks, Directions
 from sync.reference import ReferenceIndex
@@ -58,7 +59,7 @@ class RunContext:
             self.processed = self.run.processed
         self.directions = integration_directions(self.integration)
         self.clocks = clocks_of(self.integration.directions or {})
-        self.two_way = any_push(self.directions, self.integration.provider)
+        self.two_way = any_push(self.directions, table_of(self.integration))
 
     @property
     def dry_run(self) -> bool:

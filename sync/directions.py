@@ -8,8 +8,9 @@ Stored on ``Integration.directions`` as JSON (nothing queries it)::
      "clock_skew_seconds": 5, "tie_breaker": "PSA"}
 
 Without ``default``, the seeds' two-way checkbox decides (``Directions.preset``). Each
-level overrides the one above; the provider's fixed exceptions (ConnectWise site phone and
-fax, company types) override everything.
+level overrides the one above; the field table's fixed exceptions (ConnectWise site phone and
+fax, company types; through SOAP also what SOAP cannot write) override everything. Functions
+taking ``provider`` take a provider or a ``connections.field_table`` key.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from models import AssetKind, Provider
-from sync.connections import field_map
+from sync.connections import field_map, table_of
 from sync.merge import Clocks, Direction, Directions, Policy, Rule, Side
 
 DEFAULT_SKEW_SECONDS = 5
@@ -78,7 +79,7 @@ def clocks_of(stored: Mapping[str, Any]) -> Clocks:
 
 def integration_directions(integration: Any) -> Directions:
     return directions_of(
-        integration.provider, bool(integration.two_way_enabled), integration.directions or {}
+        table_of(integration), bool(integration.two_way_enabled), integration.directions or {}
     )
 
 

@@ -36,6 +36,7 @@ from models import (
 )
 from models.outbox import json_text
 from sync import outbox
+from sync.connections import field_table
 from sync.directions import any_push, directions_of, read_only
 from sync.snapshot import encode
 
@@ -84,12 +85,14 @@ async def locks(kind: AssetKind, local_id: uuid.UUID) -> list[Lock]:
         "integration__provider",
         "integration__two_way_enabled",
         "integration__directions",
+        "integration__synced_api",
     )
     locks = []
-    for name, provider, two_way, stored in rows:
-        directions = directions_of(provider, bool(two_way), stored or {})
+    for name, provider, two_way, stored, api in rows:
+        table = field_table(provider, api)
+        directions = directions_of(table, bool(two_way), stored or {})
         locks.append(
-            Lock(name, read_only(directions, provider, kind), not any_push(directions, provider))
+            Lock(name, read_only(directions, table, kind), not any_push(directions, table))
         )
     return locks
 

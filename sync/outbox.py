@@ -31,6 +31,7 @@ from models import (
     PushState,
     RecordLink,
 )
+from sync.connections import table_of
 from sync.directions import any_push, integration_directions, pushes
 
 # Set whenever an entry is queued, so an in-process deliverer starts at once instead of at
@@ -42,7 +43,7 @@ def pushing(integration: Integration, kind: AssetKind) -> bool:
     """Whether this integration pushes records of ``kind`` at all."""
     if kind == AssetKind.CONTACT and not integration.contacts_enabled:
         return False
-    return any_push(integration_directions(integration), integration.provider)
+    return any_push(integration_directions(integration), table_of(integration))
 
 
 async def pushing_integrations(account_id: uuid.UUID, kind: AssetKind) -> list[Integration]:

@@ -24,7 +24,7 @@ from models import (
     match_keys,
 )
 from sync.columns import CODES, RELATIONS, as_uuid
-from sync.connections import field_map
+from sync.connections import field_map, table_of
 from sync.providers.base import PsaChange, PsaRecord
 from sync.snapshot import snapshot_of
 
@@ -39,7 +39,7 @@ TOGETHER: dict[AssetKind, tuple[frozenset[str], ...]] = {
 
 
 def columns_of(integration: Integration, kind: AssetKind) -> frozenset[str]:
-    return field_map(integration.provider).columns(kind)
+    return field_map(table_of(integration)).columns(kind)
 
 
 async def local_rows(

@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from models import Integration, ReferenceMapping, RunTrigger, SyncRun, SyncState
 from sync import directions, jobs
+from sync.connections import table_of
 from sync.errors import SyncError
 from sync.integrations import IntegrationError
 from sync.providers.base import PsaProvider
@@ -164,7 +165,7 @@ async def update_two_way(
     (read before anything is written); directions against the provider's mapped fields."""
     try:
         stored = directions.validated(
-            integration.provider, integration.directions or {}, change.directions
+            table_of(integration), integration.directions or {}, change.directions
         )
     except directions.DirectionError as exc:
         raise IntegrationError("INVALID_DIRECTION", str(exc), field=exc.field) from exc

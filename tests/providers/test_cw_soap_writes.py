@@ -274,8 +274,11 @@ async def test_columns_soap_cannot_write_are_skipped(
     assert _stamp_free(await site.get("company/contacts/2003")) == _stamp_free(before)
     assert "AddOrUpdateContact" not in site.actions
     assert answer.psa_id == 2003
-    assert "location_id" in provider.field_map.psa_to_local_only[CONTACT]
-    assert "parent_id" in provider.field_map.psa_to_local_only[ORG]
+    # Unreadable through SOAP: not synced at all (a pull must not clear the local value).
+    assert "location_id" not in provider.field_map.columns(CONTACT)
+    assert "parent_id" not in provider.field_map.columns(ORG)
+    # Read but not writable: flows from ConnectWise only.
+    assert "primary_location_id" in provider.field_map.psa_to_local_only[ORG]
 
 
 # ------------------------------------------------------------------------------ creates

@@ -297,3 +297,29 @@ async def test_push_all_over_soap_creates_each_record_once(
     assert again.status == RunStatus.SUCCEEDED, again.error
     assert again.created == 0
     assert len(psa.store.find("companies")) == companies
+
+
+async def test_a_column_soap_cannot_read_keeps_its_local_value_through_pushes_and_pulls(
+    psa: Psa, account: Account, vault: Vault, worker: Worker
+) -> None:
+    """SOAP has no parent company: the field is not synced through SOAP, so the local parent
+    is neither sent (nothing to send it with) nor cleared by the next pull's None."""
+    integration = await _soap_two_way(account, psa, vault, worker)
+    org, company_id = await a_synced_organization(psa, integration)
+    other = await Organization.filter(account_id=account.id).exclude(id=org.id).first()
+    assert other is not None
+    writes = psa.simulator.traffic.writes
+    before = _stored(psa, "companies", company_id)
+
+    await local_edits.update(ORG, account.id, org.id, {"parent_id": other.id})
+    await worker.run_until_idle()
+    psa.store.update("companies", company_id, {"name": "Renamed In ConnectWise"})
+    await pull(worker, integration)
+
+    local = await Organization.get(id=org.id)
+    assert local.parent_id == other.id  # type: ignore[attr-defined]
+    assert local.name == "Renamed In ConnectWise"  # the pull did run over this record
+    assert psa.simulator.traffic.writes == writes  # nothing sent for the parent
+    assert _stored(psa, "companies", company_id).get("parentCompany") == before.get("parentCompany")
+    assert not await OutboxEntry.filter(integration_id=integration.id).exists()
+    assert not await SyncConflict.filter(integration_id=integration.id).exists()

@@ -58,6 +58,7 @@ from models import SyncConflict as ConflictRow
 from models.vault import VaultError
 from sync import conflicts, directions, directory, push_all, sync_settings
 from sync.conflicts import Choice, ConflictError
+from sync.connections import table_of
 from sync.integrations import IntegrationError as SetupError
 from sync.local_edits import EditError
 from sync.merge import Direction, Policy, Side
@@ -319,7 +320,7 @@ class TwoWayMutations:
         row = await _managed(info, input.integration_id)
         if isinstance(row, list):
             return UpdateTwoWaySettingsPayload(errors=row)
-        changes = _direction_changes(row.provider, input)
+        changes = _direction_changes(table_of(row), input)
         if isinstance(changes, IntegrationError):
             return UpdateTwoWaySettingsPayload(errors=[changes])
         change = sync_settings.TwoWayChange(
@@ -361,7 +362,7 @@ class TwoWayMutations:
         row = await _managed(info, integration_id)
         if isinstance(row, list):
             return PushAllPayload(errors=row)
-        pushing = directions.any_push(directions.integration_directions(row), row.provider)
+        pushing = directions.any_push(directions.integration_directions(row), table_of(row))
         if not (row.two_way_enabled or pushing):
             return PushAllPayload(
                 errors=[

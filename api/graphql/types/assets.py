@@ -26,6 +26,7 @@ from api.graphql.types.node import Node
 from api.graphql.types.two_way import FieldChange
 from models import ASSET_MODELS, AssetKind, LinkState, Provider, PushState, ReferenceKind
 from models import Integration as IntegrationRow
+from sync.connections import field_table
 from sync.local_edits import read_only_columns
 from sync.outbox import pushing
 
@@ -140,6 +141,7 @@ class PsaLink:
         "integration__provider",
         "integration__two_way_enabled",
         "integration__directions",
+        "integration__synced_api",
     )
 
     @classmethod
@@ -150,7 +152,7 @@ class PsaLink:
         state, reason, error = stored, None, row["last_error"]
         if stored == LinkState.SYNCED:
             locked = _read_only_fields(
-                row["integration__provider"],
+                field_table(row["integration__provider"], row["integration__synced_api"]),
                 bool(row["integration__two_way_enabled"]),
                 AssetKind(row["kind"]),
                 directions_key(row["integration__directions"]),

@@ -52,6 +52,7 @@ from models import SyncConflict as ConflictRow
 from models import SyncRun as SyncRunRow
 from models.vault import VaultError
 from sync import subscriptions
+from sync.connections import field_table
 from sync.errors import SyncError
 from sync.providers.connectwise.credentials import (
     SOAP_NOTICE,
@@ -192,6 +193,7 @@ class Integration(Node):
     contact_email_type: strawberry.Private[str | None]
     contact_phone_type: strawberry.Private[str | None]
     push_rate_per_minute: strawberry.Private[int]
+    synced_api: strawberry.Private[str | None]  # picks the field table (``field_table``)
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "id", "account_id", "provider", "name", "site_url", "sandbox", "status",
@@ -199,6 +201,7 @@ class Integration(Node):
         "sync_interval_seconds", "directions", "propagate_deletes", "contact_email_type",
         "contact_phone_type", "push_rate_per_minute", "reconcile_interval_seconds",
         "near_real_time", "bookmarks", "webhook_rejected", "webhook_last_rejected_at",
+        "synced_api",
     )  # fmt: skip
 
     @classmethod
@@ -228,6 +231,7 @@ class Integration(Node):
             directions=row["directions"],
             propagate_deletes=bool(row["propagate_deletes"]),
             contact_email_type=row["contact_email_type"],
+            synced_api=row["synced_api"],
             contact_phone_type=row["contact_phone_type"],
             push_rate_per_minute=row["push_rate_per_minute"],
         )
@@ -324,7 +328,7 @@ class Integration(Node):
     @strawberry.field(description="The Two-Way Sync Settings tab.")
     def two_way(self) -> TwoWaySettings:
         return build_two_way(
-            self.provider,
+            field_table(self.provider, self.synced_api),
             self.two_way_enabled,
             stored_json(self.directions) or {},
             propagate_deletes=self.propagate_deletes,

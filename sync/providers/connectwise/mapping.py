@@ -682,6 +682,13 @@ class SoapRecordMap:
     updated_at: Getter | None = None
     updated_by: Getter | None = None
 
+    def unread_columns(self) -> frozenset[str]:
+        """Local columns SOAP has no element for (read as None): not synced through SOAP,
+        so a pull never clears what the local record holds there."""
+        fields = {local for local, (get, _convert) in self.fields.items() if get is _none}
+        refs = {f"{name}_id" for name, get in self.refs.items() if get is _none}
+        return frozenset(fields | refs)
+
     def to_record(self, raw: RawRecord, *, parent_psa_id: int | None = None) -> PsaRecord:
         psa_id = soap_id(self.id(raw))
         if psa_id is None:
@@ -1139,12 +1146,21 @@ def soap_addresses(addresses: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"CompanyAddress": [dict(a) for a in addresses]}
 
 
-# The REST table's columns, with what SOAP cannot write flowing from ConnectWise only too.
+# The REST table's columns less those SOAP cannot read (a pull would clear them: they stay
+# as the local record has them until REST reads them), with what SOAP reads but cannot write
+# flowing from ConnectWise only.
+_SOAP_MAPPED = {
+    kind: columns - SOAP_RECORD_MAPS[kind].unread_columns()
+    for kind, columns in FIELD_MAP.mapped.items()
+}
 SOAP_FIELD_MAP = FieldMap(
-    mapped=FIELD_MAP.mapped,
+    mapped=_SOAP_MAPPED,
     psa_to_local_only={
-        kind: FIELD_MAP.psa_to_local_only.get(kind, frozenset())
-        | SOAP_WRITE_MAPS[kind].skipped_columns()
+        kind: (
+            FIELD_MAP.psa_to_local_only.get(kind, frozenset())
+            | SOAP_WRITE_MAPS[kind].skipped_columns()
+        )
+        & _SOAP_MAPPED[kind]
         for kind in RECORD_MAPS
     },
     required_for_create=REQUIRED_FOR_CREATE,
