@@ -34,6 +34,7 @@ from models import (
     Provider,
     RecordLink,
     ReferenceKind,
+    RunKind,
     RunStatus,
     RunTrigger,
     SubscriptionState,
@@ -248,7 +249,8 @@ async def update_credentials(
             "WRONG_PROVIDER", f"this integration is {found.display_name}: use its credentials"
         )
     given = {k: v for k, v in changes.items() if v is not None}
-    merged = {**integration.credentials(vault), **given}
+    stored = integration.credentials(vault)
+    merged = {**stored, **given}
     try:
         credentials = found.read_credentials(merged)
     except ValueError as exc:
@@ -275,7 +277,20 @@ async def update_credentials(
         )
         await reference.sync_reference_data(integration, lists)
     await integration.refresh_from_db()
+    if _api_of(found, stored) != _api_of(found, credentials.to_dict()):
+        # Another API from now on (ConnectWise SOAP → REST): its links are checked by the
+        # next run, and pushes and notices wait for it: run it now, not at the next poll.
+        await jobs.enqueue(integration, kind=RunKind.INCREMENTAL, trigger=RunTrigger.SETTINGS)
     return integration
+
+
+def _api_of(found: Any, stored: Mapping[str, Any]) -> str | None:
+    """Which of its PSA's APIs stored credentials open (ConnectWise: REST or SOAP)."""
+    read = found.read_stored_credentials or found.read_credentials
+    try:
+        return getattr(read(stored), "api", None)
+    except ValueError:
+        return None
 
 
 async def update_connectwise_credentials(

@@ -18,7 +18,9 @@ from models import (
     Location,
     Organization,
     RecordLink,
+    RunKind,
     RunStatus,
+    RunTrigger,
     SyncRun,
 )
 from simulators.connectwise.soap import IntegratorLogin
@@ -193,10 +195,9 @@ async def _switched(
     for secret in SECRETS:
         assert secret not in str(body)
 
-    await admin.data(
-        "mutation($id: ID!) { startManualSync(integrationId: $id) { run { id } } }",
-        {"id": integration_id},
-    )
+    # The change of API queued a run at once: pushes and notices wait for its link check.
+    queued = await SyncRun.filter(status=RunStatus.QUEUED).values_list("kind", "trigger")
+    assert queued == [(RunKind.INCREMENTAL, RunTrigger.SETTINGS)]
     await worker.run_until_idle()
     last = await SyncRun.all().order_by("-queued_at").first()
     assert last is not None

@@ -348,6 +348,7 @@ class IntegrationMutations:
             row = await integrations.update_credentials(row, given[0], changes, info.context.vault)
         except SetupError as exc:
             return IntegrationPayload(errors=[_setup_error(exc, given[0])])
+        info.context.wake_worker()  # a change of API queues a run
         return IntegrationPayload(integration=await _integration(row))
 
     @strawberry.mutation(description="Change what syncs; a change of scope queues a sync.")
