@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from models.enums import ReferenceKind
 from simulators.connectwise import (
     ConnectWiseSimulator,
     DatasetSpec,
@@ -17,6 +18,7 @@ from simulators.connectwise.soap import IntegratorLogin
 from sync.errors import CredentialsError
 from sync.providers.connectwise import ConnectWiseCredentials
 from sync.providers.connectwise.soap import ConnectWiseSoapClient, clear_wsdl_cache
+from sync.providers.connectwise.soap_provider import ConnectWiseSoapProvider
 from sync.providers.urls import build_http_client
 
 LOGIN = IntegratorLogin("soap-login", "soap-secret-123")
@@ -68,3 +70,23 @@ async def test_a_wrong_password_is_a_credentials_error(site: str) -> None:
             await client.count("contact")
 
     assert "wrong-password" not in str(caught.value)
+
+
+async def test_a_configuration_type_no_configuration_uses_is_offered_through_soap() -> None:
+    """FindConfigurationTypes lists every type: a type nobody uses yet can still be enabled
+    (company types and statuses, which SOAP does not list, come from the records only)."""
+    clear_wsdl_cache()
+    dataset = generate_dataset(DatasetSpec(companies=6, seed=5))
+    simulator = ConnectWiseSimulator(
+        dataset, credentials=ApiCredentials(company_id="acme"), integrator=LOGIN
+    )
+    unused = simulator.store.create("configuration_types", {"name": "Unused Appliance"})
+    async with serve_in_thread(simulator) as url, build_http_client() as http:
+        client = ConnectWiseSoapClient(http, soap_credentials(url), sandbox=True, page_size=3)
+        provider = ConnectWiseSoapProvider(client)
+        lists = await provider.reference_data()
+    clear_wsdl_cache()
+    types = {r.psa_id: r.name for r in lists[ReferenceKind.CONFIGURATION_TYPE]}
+    assert types[unused["id"]] == "Unused Appliance"
+    used = {c["type"]["id"] for c in simulator.store.find("configurations")}
+    assert used < set(types)

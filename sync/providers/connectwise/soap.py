@@ -222,27 +222,45 @@ class ConnectWiseSoapClient:
         before it or ``skip`` passes ``max_records``.
         """
         spec = _ENTITIES[entity]
+        async for page in self._pages(spec, spec.find, spec.id_field, conditions, order_by):
+            yield page
+
+    async def configuration_types(self) -> AsyncIterator[list[Record]]:
+        """Pages of ``FindConfigurationTypes`` (every type, with its id and inactive flag)."""
+        async for page in self._pages(
+            _ENTITIES["configuration"], "FindConfigurationTypes", "Id", None, "Id"
+        ):
+            yield page
+
+    async def _pages(
+        self,
+        spec: _Entity,
+        operation: str,
+        id_field: str,
+        conditions: str | None,
+        order_by: str | None,
+    ) -> AsyncIterator[list[Record]]:
         previous: tuple[Any, ...] | None = None
         skip = 0
         while True:
             if skip > self._max_records:
                 raise ProtocolError(
-                    f"ConnectWise {spec.find} went past {self._max_records} records; stopping "
+                    f"ConnectWise {operation} went past {self._max_records} records; stopping "
                     f"instead of paging forever"
                 )
             rows = await self._call(
                 spec,
-                spec.find,
+                operation,
                 conditions=conditions,
                 orderBy=order_by,
                 limit=self._page_size,
                 skip=skip,
             )
             page = _records(rows)
-            ids = tuple(row.get(spec.id_field) for row in page)
+            ids = tuple(row.get(id_field) for row in page)
             if page and ids == previous:
                 raise ProtocolError(
-                    f"ConnectWise {spec.find} returned the same page twice (skip={skip}); "
+                    f"ConnectWise {operation} returned the same page twice (skip={skip}); "
                     f"stopping instead of looping forever"
                 )
             if page:

@@ -17,13 +17,13 @@ How each read is done, and what SOAP cannot do:
   unverified against a real ConnectWise: psa-apis.md §3.4), then ``Get*`` of the ids found.
   Soft-deleted companies are not listed by SOAP: ``deleted_since`` yields nothing and the
   reconciliation's id sets find deletions instead.
-- Reference lists: SOAP has no list of company types, company statuses or contact types, and
-  the client does not call ``FindConfigurationTypes``/statuses. So ``reference_data`` walks
+- Reference lists: SOAP has no list of company types, company statuses, contact types or
+  configuration statuses (the WSDLs hold none). So ``reference_data`` walks
   ``FindCompanies``, ``FindContacts`` and ``FindConfigurations`` and collects the values in
   use. Company and contact types and company statuses have names only: each gets a stable id
   derived from its name (``mapping.synthetic_id``: SHA-256 of the case-folded name, above any
   real id). Configuration types and statuses carry their real ids. A value no record uses is
-  not listed.
+  not listed, except configuration types: ``FindConfigurationTypes`` lists them all.
 - Scope at the source as REST does: company statuses (by name, once ``reference_data`` has
   named their ids), configuration types and statuses (by id). Company types are checked by
   the engine (a company is in scope when all its types are; SOAP shows its first type only).
@@ -133,7 +133,8 @@ class ConnectWiseSoapProvider:
         await self.client.count("contact", cw_cmp(mapping.SOAP_ID, "=", 0))
 
     async def reference_data(self) -> dict[ReferenceKind, list[PsaReference]]:
-        """The values in use, collected from the records (see the module docstring)."""
+        """The values in use, collected from the records, and every configuration type (see
+        the module docstring)."""
         found: dict[ReferenceKind, dict[int, str]] = {kind: {} for kind in _REFERENCE_KINDS}
         for entity in _ENTITY.values():
             sources = mapping.SOAP_REFERENCE_SOURCES[entity]
@@ -150,6 +151,12 @@ class ConnectWiseSoapProvider:
                         )
                         if psa_id is not None:
                             found[kind].setdefault(psa_id, name)
+        # Configuration types have a list of their own: those no record uses are offered too.
+        async for page in self.client.configuration_types():
+            for row in page:
+                psa_id, name = mapping.soap_id(row.get("Id")), mapping.text(row.get("Name"))
+                if psa_id is not None and name is not None:
+                    found[ReferenceKind.CONFIGURATION_TYPE].setdefault(psa_id, name)
         self._names = {kind: dict(values) for kind, values in found.items()}
         return {
             kind: sorted(
