@@ -52,9 +52,12 @@ from models import (
     OutboxOperation,
     OutboxStatus,
     RecordLink,
+    ReferenceKind,
+    ReferenceMapping,
     SyncConflict,
     SyncRun,
     SyncRunIssue,
+    SyncState,
 )
 from models.bulk import update_instances
 from sync.apply import record_progress
@@ -72,6 +75,9 @@ CHECKED: Final = frozenset({("SOAP", "REST")})
 PAGE: Final = 200  # links per page (organizations per page when their sites are checked)
 SITE_CONCURRENCY: Final = 8  # companies whose sites are read at once
 ISSUE: Final = "transition_unsettled"
+# A company that leaves the sync at the switch: REST shows types SOAP could not (SOAP shows a
+# company's first type only), and one of them is not enabled.
+SCOPE_ISSUE: Final = "transition_leaves_scope"
 # The kinds in the order they are checked: a child is looked up under its verified parent.
 KINDS: Final = (
     AssetKind.ORGANIZATION,
@@ -108,22 +114,26 @@ class Tally:
     verified: int = 0
     relinked: int = 0
     unsettled: int = 0
+    leaving_scope: int = 0
 
 
 async def check_links(ctx: RunContext, provider: PsaProvider, old: str, new: str) -> Tally:
     """Verify every synced link through ``provider``; re-link or report where they differ."""
     tally = Tally()
     # An earlier attempt of this run reported what this one reports again.
-    await SyncRunIssue.filter(run_id=ctx.run_id, code=ISSUE).delete()
+    await SyncRunIssue.filter(run_id=ctx.run_id, code__in=(ISSUE, SCOPE_ISSUE)).delete()
     await SyncRun.filter(id=ctx.run_id).update(phase="transition")
     for kind in KINDS:
         if kind is AssetKind.LOCATION:
             await _check_sites(ctx, provider, tally)
         else:
             await _check_records(ctx, provider, kind, tally)
+    await _report_leaving_scope(ctx, provider, tally)
     log.info(
-        "%s: links made through %s checked through %s: %d verified, %d re-linked, %d unsettled",
+        "%s: links made through %s checked through %s: %d verified, %d re-linked, %d unsettled, "
+        "%d companies leave the sync (types SOAP did not show)",
         ctx.integration.name, old, new, tally.verified, tally.relinked, tally.unsettled,
+        tally.leaving_scope,
     )  # fmt: skip
     summary = {"from": old, "to": new, **tally.__dict__}
     await SyncRun.filter(id=ctx.run_id).update(transition=summary)
@@ -163,6 +173,62 @@ class _Page:
     kind: AssetKind
     moves: list[tuple[_Link, int]] = field(default_factory=list)
     unsettled: list[_Unsettled] = field(default_factory=list)
+
+
+# -- scope: types SOAP did not show ----------------------------------------------------------------
+
+
+async def _report_leaving_scope(ctx: RunContext, provider: PsaProvider, tally: Tally) -> None:
+    """Report each synced company REST shows with a type that is not enabled. SOAP shows a
+    company's first type only, so such a company was synced through SOAP, and the pull that
+    follows leaves it out (every type of a company must be enabled, as in IT Glue): said
+    here, with the types to enable to keep it, instead of an orphan without a reason."""
+    kind = ReferenceKind.ORGANIZATION_TYPE
+    names = {r.psa_id: r.name for r in (await provider.reference_data()).get(kind, [])}
+    states = {
+        str(name).casefold(): SyncState(state)
+        for name, state in await ReferenceMapping.filter(
+            integration_id=ctx.integration.id, kind=kind
+        ).values_list("psa_name", "sync_state")
+    }
+    last: uuid.UUID | None = None
+    while True:
+        links = await _links_page(ctx, AssetKind.ORGANIZATION, last)
+        if not links:
+            return
+        last = links[-1].id
+        records = await provider.fetch(AssetKind.ORGANIZATION, [x.psa_id for x in links])
+        by_id = {r.psa_id: r for r in records}
+        issues = []
+        for link in links:
+            record = by_id.get(link.psa_id)
+            if record is None:
+                continue
+            types = [names.get(i, f"#{i}") for i in record.codes.get(kind, ())]
+            off = [t for t in types if states.get(t.casefold()) is not SyncState.ENABLED]
+            if not off:
+                continue
+            name = record.values.get("name") or link.snapshot.get("name")
+            issues.append(
+                SyncRunIssue(
+                    id=uuid.uuid4(),
+                    run_id=ctx.run_id,
+                    code=SCOPE_ISSUE,
+                    kind=AssetKind.ORGANIZATION,
+                    psa_id=link.psa_id,
+                    local_id=link.local_id,
+                    message=(
+                        f"{name!r} is also of type {', '.join(map(repr, off))} in ConnectWise, "
+                        "which SOAP did not show and which is not synced: it leaves the sync "
+                        "(every type of a company must be enabled). Enable "
+                        f"{', '.join(map(repr, off))} to keep it."
+                    ),
+                    detail={"types": types, "not_synced": off},
+                )
+            )
+        if issues:
+            tally.leaving_scope += len(issues)
+            await SyncRunIssue.bulk_create(issues)
 
 
 # -- comparing ---------------------------------------------------------------------------------

@@ -64,13 +64,16 @@ async def _soap_synced(account: Account, psa: Psa, vault: Vault, worker: Worker)
     return integration
 
 
-async def _add_rest_keys(integration: Integration, vault: Vault) -> Integration:
+async def _add_rest_keys(
+    integration: Integration, vault: Vault, *, enable_partner: bool = True
+) -> Integration:
     """REST keys added, as updateIntegrationCredentials does; "Partner", a type SOAP could
     not see (a company's second type), enabled as the SOAP scope meant it."""
     updated = await update_connectwise_credentials(integration, _REST_KEYS, vault)
-    await reference.set_sync_state(
-        updated, ReferenceKind.ORGANIZATION_TYPE, ["Partner"], SyncState.ENABLED
-    )
+    if enable_partner:
+        await reference.set_sync_state(
+            updated, ReferenceKind.ORGANIZATION_TYPE, ["Partner"], SyncState.ENABLED
+        )
     assert updated.synced_api == "SOAP"  # the switch happens at the next run
     return updated
 
@@ -154,7 +157,8 @@ async def test_a_switched_integration_verifies_every_link_and_creates_or_orphans
     assert run.status == RunStatus.SUCCEEDED, run.error
     synced = sum(1 for link in links if link[3] == LinkState.SYNCED)
     assert run.transition == {
-        "from": "SOAP", "to": "REST", "verified": synced, "relinked": 0, "unsettled": 0
+        "from": "SOAP", "to": "REST", "verified": synced, "relinked": 0, "unsettled": 0,
+        "leaving_scope": 0,
     }  # fmt: skip
     assert await _issues(run) == []
     assert run.created == run.orphaned == 0
@@ -298,3 +302,43 @@ async def test_pushes_and_notices_wait_for_the_check_after_a_switch(
         assert not transition.pending(await Integration.get(id=integration.id), provider)
     finally:
         await provider.aclose()
+
+
+async def test_companies_rest_shows_with_a_type_not_synced_are_reported_as_leaving_the_sync(
+    psa: Psa, account: Account, vault: Vault, worker: Worker
+) -> None:
+    """SOAP shows a company's first type only: a "Client" that is also a "Partner" synced
+    through SOAP with Partner disabled. REST shows both, so the pull after the switch leaves
+    it out (every type must be enabled, as in IT Glue); the switch says so, company by
+    company, naming the type to enable, instead of orphans without a reason."""
+    clients = [
+        c["id"]
+        for c in psa.store.find("companies")
+        if [t["name"] for t in c.get("types") or []] == ["Client"]
+        and c["status"]["name"] == "Active"
+    ]
+    partners = clients[:2]
+    for company in partners:  # Client first: through SOAP they are Clients only
+        psa.store.update("companies", company, {"types": [{"id": 1}, {"id": 4}]})
+    integration = await _soap_synced(account, psa, vault, worker)
+    linked = await RecordLink.filter(
+        integration_id=integration.id, kind=AssetKind.ORGANIZATION, state=LinkState.SYNCED
+    ).values_list("psa_id", flat=True)
+    assert set(partners) <= set(linked)
+    integration = await _add_rest_keys(integration, vault, enable_partner=False)
+
+    run = await sync_now(worker, integration)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.transition is not None
+    assert run.transition["leaving_scope"] == len(partners)
+    issues = await SyncRunIssue.filter(run_id=run.id, code=transition.SCOPE_ISSUE).order_by(
+        "psa_id"
+    )
+    assert [i.psa_id for i in issues] == partners
+    assert all("Enable 'Partner' to keep it" in i.message for i in issues)
+    orphaned = await RecordLink.filter(
+        integration_id=integration.id, kind=AssetKind.ORGANIZATION, state=LinkState.ORPHANED
+    ).values_list("psa_id", flat=True)
+    assert sorted(orphaned) == partners  # those, and no other company
+    assert run.created == 0

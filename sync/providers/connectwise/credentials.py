@@ -35,7 +35,8 @@ class ConnectWiseApi(StrEnum):
 SOAP_NOTICE = (
     "This integration uses ConnectWise's legacy SOAP API (integrator login): it polls for "
     "changes (no callbacks) and derives company types and statuses from the records it "
-    "reads. Add REST API keys (publicKey, privateKey): the next sync then uses REST."
+    "reads. Add REST API keys (publicKey, privateKey, and your clientId): the next sync "
+    "then uses REST, keeping every record and link."
 )
 
 
