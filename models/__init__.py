@@ -1,6 +1,6 @@
 """Tables of psasync. Every row is scoped to an account, directly or through its integration."""
 
-from models.accounts import Account, ApiKey, User
+from models.accounts import Account, ApiKey, Invitation, User
 from models.assets import ASSET_MODELS, Asset, Configuration, Contact, Location, Organization
 from models.enums import (
     AssetKind,
@@ -21,6 +21,7 @@ from models.enums import (
     RunTrigger,
     SubscriptionState,
     SyncState,
+    UserInvitesStep,
 )
 from models.integrations import Integration
 from models.links import RecordLink
@@ -45,6 +46,7 @@ __all__ = [
     "FieldChange",
     "Integration",
     "IntegrationStatus",
+    "Invitation",
     "LinkState",
     "Location",
     "Organization",
@@ -67,6 +69,7 @@ __all__ = [
     "SyncRunIssue",
     "SyncState",
     "User",
+    "UserInvitesStep",
     "WebhookDelivery",
     "WebhookSubscription",
 ]

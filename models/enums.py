@@ -162,3 +162,10 @@ class RunStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+
+
+class UserInvitesStep(StrEnum):
+    """The setup step that invites the PSA's users: done one way or the other."""
+
+    INVITED = "INVITED"
+    SKIPPED = "SKIPPED"

@@ -58,6 +58,9 @@ class Integration(Model):
     near_real_time = fields.BooleanField(default=True)
     # The registrations need a look (settings changed, paused, resumed).
     webhooks_due = fields.BooleanField(default=False)
+    # The invite step of setup (``UserInvitesStep``): None until users are invited or the
+    # step is skipped.
+    user_invites = fields.CharField(max_length=8, null=True)
     webhooks_checked_at = fields.DatetimeField(null=True)
     # Notifications refused for a bad signature (none of them stored).
     webhook_rejected = fields.IntField(default=0)
