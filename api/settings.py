@@ -19,6 +19,13 @@
 |                          | psasync allows itself (Pulseway's limit)  |
 | PSASYNC_PUBLIC_URL       | none: where PSAs post webhooks (https);   |
 |                          | without it, polling alone                 |
+| PSASYNC_SMTP_HOST        | none: invitations are not emailed; their  |
+|                          | links go to the administrator instead     |
+| PSASYNC_SMTP_PORT        | 587                                       |
+| PSASYNC_SMTP_USER        | none: no SMTP login                       |
+| PSASYNC_SMTP_PASSWORD    | none                                      |
+| PSASYNC_SMTP_FROM        | the sender; required with a host          |
+| PSASYNC_SMTP_STARTTLS    | true: upgrade the connection with STARTTLS|
 
 PSASYNC_SECRET_KEY may hold several comma-separated Fernet keys: the first encrypts, all
 decrypt, which is how keys are rotated.
@@ -34,6 +41,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from api.mail import Smtp
 from models.vault import Vault, VaultError
 
 log = logging.getLogger("psasync")
@@ -67,6 +75,8 @@ class Settings:
     pulseway_calls_per_hour: int = 1500
     # Which PSAs the demo simulates (``connectwise``, ``connectwise-soap``, ``pulseway``).
     demo_providers: tuple[str, ...] = ("connectwise",)
+    # Where invitations are emailed from; None: their links are shown to the administrator.
+    smtp: Smtp | None = None
 
     def __repr__(self) -> str:  # the keys must never reach a log
         return (
@@ -155,6 +165,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pulseway_calls_per_hour=_positive(
             env.get("PSASYNC_PULSEWAY_CALLS_PER_HOUR", "1500"), "PSASYNC_PULSEWAY_CALLS_PER_HOUR"
         ),
+        smtp=_smtp(env),
+    )
+
+
+def _smtp(env: Mapping[str, str]) -> Smtp | None:
+    host = env.get("PSASYNC_SMTP_HOST", "").strip()
+    if not host:
+        return None
+    sender = env.get("PSASYNC_SMTP_FROM", "").strip()
+    if "@" not in sender:
+        raise SettingsError("PSASYNC_SMTP_FROM must be the sender's email address")
+    return Smtp(
+        host=host,
+        port=_port(env.get("PSASYNC_SMTP_PORT", "587"), "PSASYNC_SMTP_PORT"),
+        sender=sender,
+        user=env.get("PSASYNC_SMTP_USER", "").strip() or None,
+        password=env.get("PSASYNC_SMTP_PASSWORD") or None,
+        starttls=_flag(env.get("PSASYNC_SMTP_STARTTLS", "true"), "PSASYNC_SMTP_STARTTLS"),
     )
 
 
