@@ -121,6 +121,7 @@ def create_app(
         open_provider=open_provider,
         public_url=settings.public_url,
         wake_inbox=lambda: _wake_inbox(app),
+        smtp=settings.smtp,
     )
     webhooks = create_webhooks_app(
         on_stored=lambda: _wake_inbox(app),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 
 from api.access import Viewer
+from api.mail import Smtp
 from models.vault import Vault
 from sync.connections import ProviderFactory, provider_factory
 from sync.providers.http import RetryPolicy
@@ -42,6 +43,8 @@ class Context:
     query_gate: asyncio.Semaphore | None = None
     # How a resolver reaches an integration's PSA (None: the default, over real HTTP).
     provider_factory: ProviderFactory | None = None
+    # Where invitations are emailed from (PSASYNC_SMTP_*); None: links go to the caller.
+    smtp: Smtp | None = None
 
     @property
     def account_id(self) -> Any:

@@ -21,6 +21,7 @@ from api.graphql.cost import MAX_COST, QueryCostLimiter
 from api.graphql.mutations.access import AccessMutations
 from api.graphql.mutations.assets import AssetMutations
 from api.graphql.mutations.integrations import IntegrationMutations
+from api.graphql.mutations.invitations import InvitationMutations
 from api.graphql.mutations.two_way import TwoWayMutations
 from api.graphql.mutations.webhooks import WebhookMutations
 from api.graphql.permissions import PublicError
@@ -115,7 +116,14 @@ class OneQueryAtATime(SchemaExtension):
 
 Mutation = merge_types(
     "Mutation",
-    (IntegrationMutations, TwoWayMutations, WebhookMutations, AssetMutations, AccessMutations),
+    (
+        IntegrationMutations,
+        TwoWayMutations,
+        WebhookMutations,
+        AssetMutations,
+        AccessMutations,
+        InvitationMutations,
+    ),
 )
 
 schema = strawberry.Schema(

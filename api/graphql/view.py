@@ -3,6 +3,9 @@
 - ``GET /graphql`` from a browser (no ``query``) serves GraphiQL; it runs nothing, so it
   needs no key. Every request that executes something needs ``Authorization: Bearer <key>``:
   without a valid key the answer is 401 with a GraphQL error, and nothing is executed.
+  The one exception: a POST whose document is a lone ``acceptInvitation`` mutation (a person
+  invited has no key yet), rate-limited per client address (api/graphql/guest.py; over the
+  limit, 429 with Retry-After).
 - WebSocket (``graphql-transport-ws``): browsers cannot set headers on a WebSocket, so the
   key may also come in ``connection_init``'s payload (``{"Authorization": "Bearer …"}``).
 - ``Accept: application/graphql-response+json`` gets that media type (GraphQL over HTTP),
@@ -29,7 +32,7 @@ from typing import Any
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -39,8 +42,10 @@ from strawberry.types.unset import UnsetType
 
 from api.access import Viewer, authenticate, bearer_token
 from api.graphql.context import Context
+from api.graphql.guest import AddressLimit, is_guest_operation
 from api.graphql.loaders import Loaders
 from api.graphql.schema import schema
+from api.mail import Smtp
 from models.vault import Vault
 from sync.connections import ProviderFactory
 
@@ -143,6 +148,8 @@ class GraphQLApp(GraphQL[Context, None]):
         *,
         public_url: str | None = None,
         wake_inbox: Callable[[], None] = lambda: None,
+        smtp: Smtp | None = None,
+        guest_limit: AddressLimit | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -156,6 +163,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.open_provider = open_provider
         self.public_url = public_url
         self.wake_inbox = wake_inbox
+        self.smtp = smtp
+        self.guest_limit = guest_limit or AddressLimit()
         # Two heavy queries executing at once doubled the time every webhook answer waited
         # (bench/webhook_receiver.py --busy-api); one at a time, it is one query's time.
         self.gate = asyncio.Semaphore(1)
@@ -167,6 +176,11 @@ class GraphQLApp(GraphQL[Context, None]):
             scope.setdefault("state", {})["request_id"] = request_id
             if not self.should_render_graphql_ide(_IdeProbe(request)):  # type: ignore[arg-type]
                 token = bearer_token(request.headers.get("authorization"))
+                if token is None and request.method == "POST":
+                    body = await request.body()
+                    if is_guest_operation(body):
+                        await self._as_guest(scope, receive, send, body, request_id)
+                        return
                 if token is None:
                     await unauthorized(
                         "Authentication required: send Authorization: Bearer <api key>.",
@@ -181,6 +195,38 @@ class GraphQLApp(GraphQL[Context, None]):
                     return
                 scope["state"]["viewer"] = viewer
         await super().__call__(scope, receive, send)
+
+    async def _as_guest(
+        self, scope: Scope, receive: Receive, send: Send, body: bytes, request_id: str
+    ) -> None:
+        """Run a lone acceptInvitation without a viewer, if the client is under its limit."""
+        client = scope.get("client")
+        wait = self.guest_limit.take(str(client[0]) if client else "")
+        if wait is not None:
+            await JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": "Too many invitation attempts from this address: "
+                            f"try again in {int(wait) + 1} s.",
+                            "extensions": {"code": "RATE_LIMITED"},
+                        }
+                    ]
+                },
+                status_code=429,
+                headers={"Retry-After": str(int(wait) + 1), "X-Request-ID": request_id},
+            )(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:  # the body was read here: hand it on once more
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await super().__call__(scope, replay, send)
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
@@ -211,6 +257,7 @@ class GraphQLApp(GraphQL[Context, None]):
             public_url=self.public_url,
             allow_sandbox=self.allow_sandbox,
             provider_factory=self.open_provider,
+            smtp=self.smtp,
             request=request,
             response=response,
         )
