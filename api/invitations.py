@@ -120,7 +120,11 @@ async def list_psa_users(
 ) -> list[ListedUser]:
     """The PSA's users (one call to the PSA), marked against the account's users and pending
     invitations. ``SyncError`` from the PSA goes to the caller."""
-    users = await provider.psa_users(subcontractors=subcontractors)
+    return await mark(account_id, await provider.psa_users(subcontractors=subcontractors))
+
+
+async def mark(account_id: uuid.UUID, users: Sequence[PsaUser]) -> list[ListedUser]:
+    """PSA users as the invite screen shows them: existing user, invited, selected."""
     emails, invited = await _known_emails(account_id, datetime.now(UTC))
     listed = []
     for user in users:

@@ -12,7 +12,7 @@ from tortoise.models import Model
 from models.enums import Role
 
 API_KEY_PREFIX = "psk_"
-INVITATION_TOKEN_PREFIX = "psi_"
+INVITATION_TOKEN_PREFIX = "psi_"  # noqa: S105 (a prefix, not a secret)
 
 
 class Account(Model):
