@@ -4,7 +4,10 @@
     ├── RetriableError        transient: back off and try again (429, 502-504, timeouts)
     │   └── UnreachableError  the PSA host did not answer at all
     ├── FatalError            the run cannot go on; the integration shows ERROR
-    │   ├── CredentialsError  401/403: the PSA refused our keys
+    │   ├── CredentialsError  401: the PSA refused our keys
+    │   ├── PermissionDenied  403: the API user's security role lacks an area (``area``,
+    │   │                     ``access``); never retried. Setup and runs report it by area
+    │   │                     (``sync.permissions``); a push refused with it is FAILED
     │   ├── InsecureUrlError  the PSA URL is not https, or points at a private address
     │   └── ProtocolError     the PSA broke its own contract (e.g. a pagination loop)
     └── RecordError           one record failed (400/404/409); skip it, report it, go on
@@ -45,6 +48,20 @@ class FatalError(SyncError):
 
 class CredentialsError(FatalError):
     code = "invalid_credentials"
+
+
+class PermissionDenied(FatalError):
+    """The PSA answered 403: the API user may not ``access`` ("read" or "write") ``area``
+    (named in the PSA's words: ``companies``, ``configurations``, ``accounts``…; None when
+    the request belongs to no known area). Not an outage: sending again changes nothing
+    until an administrator changes the role."""
+
+    code = "permission_denied"
+
+    def __init__(self, message: str, *, area: str | None, access: str) -> None:
+        super().__init__(message)
+        self.area = area
+        self.access = access
 
 
 class InsecureUrlError(FatalError):

@@ -16,6 +16,7 @@ from pytest_httpx import HTTPXMock
 from sync.errors import (
     CredentialsError,
     InsecureUrlError,
+    PermissionDenied,
     ProtocolError,
     RecordError,
     RetriableError,
@@ -382,6 +383,21 @@ async def test_faults_map_to_sync_errors_with_the_fault_text(
     assert type(caught.value) is error
     assert fault_text in str(caught.value)
     assert len(httpx_mock.get_requests(method="POST")) == 1  # a fault is an answer, not retried
+
+
+async def test_a_fault_about_permission_is_a_denial_of_the_service_area(
+    make_soap: Callable[..., ConnectWiseSoapClient], httpx_mock: HTTPXMock
+) -> None:
+    # ConnectWise's wording is undocumented: any fault naming permission or access maps.
+    serve_wsdl(httpx_mock, "Contact")
+    text = "The integrator login does not have permission to use this API."
+    reply(httpx_mock, fault(text), status=500, url=ASMX.format("Contact"))
+
+    with pytest.raises(PermissionDenied) as caught:
+        await make_soap().add_or_update("contact", contact_record())
+
+    assert (caught.value.area, caught.value.access) == ("contacts", "write")
+    assert text in caught.value.message
 
 
 async def test_an_unknown_fault_keeps_its_code_for_the_record_error(

@@ -22,6 +22,13 @@ Failures map to ``sync.errors`` by class, as the REST client does:
 
     fault "Username or password is incorrect"   CredentialsError
     fault "Cannot find company"                 CredentialsError (wrong company id)
+    fault about permission / security / access  PermissionDenied (area by service: CompanyApi
+                                                companies, ContactApi contacts,
+                                                ConfigurationApi configurations; Find/Get/Load
+                                                are reads, the rest writes). ConnectWise's text
+                                                for an integrator login without an API's access
+                                                is undocumented: a fault without such words
+                                                stays a RecordError
     any other fault                             RecordError (fault text, fault code)
     429/5xx without a fault, timeouts           retried per RetryPolicy, then RetriableError
     no connection                               retried, then UnreachableError
@@ -54,6 +61,7 @@ from zeep.wsdl import Document
 
 from sync.errors import (
     CredentialsError,
+    PermissionDenied,
     ProtocolError,
     RecordError,
     RetriableError,
@@ -94,6 +102,21 @@ _IDEMPOTENT_PREFIXES: Final = ("Find", "Get", "Load", "Delete")
 _UNSENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _UNAPPLIED_STATUSES: Final = frozenset({429, 503})
 _CREDENTIAL_FAULTS: Final = ("username or password is incorrect", "cannot find company")
+# Words of a fault about the login's rights (the real text is not documented, psa-apis.md §3).
+_PERMISSION_FAULTS: Final = (
+    "permission",
+    "access denied",
+    "not authorized",
+    "not authorised",
+    "does not have access",
+    "security",
+)
+_SERVICE_AREAS: Final = {
+    "Company": "companies",
+    "Contact": "contacts",
+    "Configuration": "configurations",
+}
+_READ_PREFIXES: Final = ("Find", "Get", "Load")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +248,12 @@ class ConnectWiseSoapClient:
         async for page in self._pages(spec, spec.find, spec.id_field, conditions, order_by):
             yield page
 
+    async def first(self, entity: SoapEntity) -> list[Record]:
+        """``Find{Entities}`` with ``limit`` 1: whether the login may read the entity."""
+        spec = _ENTITIES[entity]
+        rows = await self._call(spec, spec.find, conditions=None, orderBy=None, limit=1, skip=0)
+        return _records(rows)
+
     async def configuration_types(self) -> AsyncIterator[list[Record]]:
         """Pages of ``FindConfigurationTypes`` (every type, with its id and inactive flag)."""
         async for page in self._pages(
@@ -320,7 +349,7 @@ class ConnectWiseSoapClient:
         except SyncError:
             raise
         except Fault as exc:
-            raise self._fault_error(exc, operation) from None
+            raise self._fault_error(exc, operation, spec.service) from None
         except ValidationError as exc:
             # zeep refused to build the request: the record lacks a required element.
             raise RecordError(
@@ -352,7 +381,7 @@ class ConnectWiseSoapClient:
             "IntegratorPassword": self._password,
         }
 
-    def _fault_error(self, fault: Fault, operation: str) -> SyncError:
+    def _fault_error(self, fault: Fault, operation: str, service: str) -> SyncError:
         text = self._scrub(str(fault.message or "")).strip()[:500]
         lowered = text.lower()
         if any(marker in lowered for marker in _CREDENTIAL_FAULTS):
@@ -360,6 +389,13 @@ class ConnectWiseSoapClient:
                 f"ConnectWise refused the integrator login for company '{self._company_id}' "
                 f"({text}): check the company id, integrator login id and password, and that "
                 f"the login may use the API"
+            )
+        if any(marker in lowered for marker in _PERMISSION_FAULTS):
+            return PermissionDenied(
+                f"ConnectWise denied {operation} ({text}): the integrator login may not use "
+                f"the {service} API",
+                area=_SERVICE_AREAS.get(service),
+                access="read" if operation.startswith(_READ_PREFIXES) else "write",
             )
         code = str(fault.code) if fault.code else None
         return RecordError(
