@@ -259,13 +259,13 @@ async def test_a_revoked_token_is_refused(
     [
         ME,
         # acceptInvitation with anything else beside it
-        "mutation { acceptInvitation(token: \"psi_x\") { key } "
-        "createUser(input: {email: \"x@y.z\", role: ADMINISTRATOR}) { user { id } } }",
-        "mutation { acceptInvitation(token: \"psi_x\") { key } } query { viewer { role } }",
-        "mutation { acceptInvitation(token: \"psi_x\") { ...F } } "
+        'mutation { acceptInvitation(token: "psi_x") { key } '
+        'createUser(input: {email: "x@y.z", role: ADMINISTRATOR}) { user { id } } }',
+        'mutation { acceptInvitation(token: "psi_x") { key } } query { viewer { role } }',
+        'mutation { acceptInvitation(token: "psi_x") { ...F } } '
         "fragment F on AcceptInvitationPayload { key }",
         "query { acceptInvitation: viewer { role } }",
-        "mutation { skipUserInvites(integrationId: \"x\") { errors { code } } }",
+        'mutation { skipUserInvites(integrationId: "x") { errors { code } } }',
     ],
 )
 async def test_without_a_key_anything_but_a_lone_accept_is_401(
