@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tortoise.transactions import in_transaction
 
 from models import Integration, ReferenceKind, ReferenceMapping, ReferenceValue, SyncState
 from models.text import column_limits, unstorable
+from sync.connections import connector
 from sync.providers.base import ProviderScope, PsaReference
 
 log = logging.getLogger("psasync.sync")
+T = TypeVar("T")
 
 # A value's name, with room for the " (2)" that tells apart two values of one name.
 NAME_MAX = min(column_limits(ReferenceValue)["name"], column_limits(ReferenceMapping)["psa_name"])
@@ -55,6 +58,25 @@ class ReferenceIndex:
                 for kind, states in self.state.items()
             }
         )
+
+
+def recommended_names(provider: str, kind: ReferenceKind) -> frozenset[str]:
+    """The names the Sync Settings screen recommends for ``kind`` (``Connector.
+    recommended``), casefolded."""
+    try:
+        names = connector(provider).recommended.get(kind, ())
+    except NotImplementedError:
+        return frozenset()
+    return frozenset(name.casefold() for name in names)
+
+
+def recommended_first(
+    items: Iterable[T], name: Callable[[T], str], recommended: Callable[[T], bool]
+) -> list[tuple[T, bool]]:
+    """``items`` as every list of sync settings shows them: the recommended ones first,
+    then the rest, each part by name (case-insensitive); with whether each is recommended."""
+    marked = [(item, recommended(item)) for item in items]
+    return sorted(marked, key=lambda m: (not m[1], name(m[0]).casefold(), name(m[0])))
 
 
 async def load_index(integration: Integration) -> ReferenceIndex:
