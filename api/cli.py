@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 from tortoise import Tortoise
 
-from api import access
+from api import access, invitations
 from api.graphql.text import SINGLE_LINE, Rule, problem
 from api.settings import Settings, SettingsError, get_settings, redact_url
 from models import (
@@ -37,9 +37,11 @@ from models import (
 from models.db import migrate, tortoise_config
 from models.integrations import DEFAULT_SYNC_INTERVAL
 from models.vault import Vault, VaultError
-from sync import jobs, reference
+from sync import jobs, permissions, reference
 from sync.connections import Credentials, connector, provider_factory
+from sync.errors import SyncError
 from sync.integrations import IntegrationError, add_integration, update_credentials
+from sync.providers.base import PsaUser
 from sync.providers.connectwise.credentials import (
     SOAP_NOTICE,
     ConnectWiseApi,
@@ -370,6 +372,7 @@ async def integrations_add(
         click.echo(f"connected {integration.name} ({integration.id})")
         _echo_api(integration, settings.vault)
         click.echo(f"two-way sync: {'on' if integration.two_way_enabled else 'off'}")
+        _echo_permissions(integration)
         await _print_scope(integration)
         click.echo(f"full sync queued (run {run.id}); follow it with `psasync status`")
 
@@ -455,17 +458,40 @@ def _echo_api(integration: Integration, vault: Vault) -> None:
 
 
 async def _print_scope(integration: Integration) -> None:
+    """Each list as the Sync Settings screen shows it: recommended values first (marked *),
+    then the rest by name, each on or off."""
     from models import ReferenceMapping
 
     for kind in KIND_OPTIONS.values():
-        rows = await ReferenceMapping.filter(integration_id=integration.id, kind=kind).order_by(
-            "psa_name"
-        )
+        rows = await ReferenceMapping.filter(integration_id=integration.id, kind=kind)
         if not rows:
             continue
-        enabled = [r.psa_name for r in rows if r.sync_state == SyncState.ENABLED]
+        names = reference.recommended_names(integration.provider, kind)
+        ordered = reference.recommended_first(
+            rows,
+            lambda r: r.psa_name,
+            lambda r: r.psa_name.casefold() in names,  # noqa: B023 (called before the next kind)
+        )
+        enabled = sum(r.sync_state == SyncState.ENABLED for r in rows)
         label = kind.value.replace("_", " ").replace("status", "statuse")
-        click.echo(f"  {label}s enabled: {', '.join(enabled) or 'none'} (of {len(rows)})")
+        click.echo(f"  {label}s: {enabled} of {len(rows)} enabled (* recommended)")
+        for row, recommended in ordered:
+            state = "on " if row.sync_state == SyncState.ENABLED else "off"
+            click.echo(f"    {state} {row.psa_name}{' *' if recommended else ''}")
+
+
+def _echo_permissions(integration: Integration) -> None:
+    """What the PSA's role does not let psasync do (``sync.permissions``), one line each."""
+    report = permissions.report_of(integration.bookmarks)
+    denied = [e for e in permissions.ordered(report) if not e.allowed]
+    if not report:
+        return
+    if not denied:
+        click.echo("  permissions: every area checked is allowed")
+        return
+    for entry in denied:
+        need = " (required: no sync without it)" if entry.core else ""
+        click.echo(f"  permission denied: {entry.access} {entry.area}{need}: {entry.message}")
 
 
 @integrations.command("settings")
@@ -590,6 +616,103 @@ async def integrations_credentials(integration: str, **options: Any) -> None:
             raise click.ClickException(f"{exc.code}{where}: {exc.message}") from exc
         click.echo(f"credentials of {found.name} replaced")
         _echo_api(found, settings.vault)
+
+
+@integrations.command("users")
+@click.argument("integration")
+@click.option("--subcontractors", is_flag=True, help="ConnectWise: list subcontractors too.")
+@run_async
+async def integrations_users(integration: str, subcontractors: bool) -> None:
+    """The PSA's licensed, active users, to invite: [x] selected (new), [=] already a user,
+    [i] invited (pending)."""
+    settings = _settings()
+    async with database(settings):
+        found = await find_integration(integration)
+        psa_users = await _psa_users(found, settings, subcontractors)
+        listed = await invitations.mark(found.account_id, psa_users)  # type: ignore[attr-defined]
+        for user in listed:
+            mark = (
+                "x"
+                if user.selected
+                else "="
+                if user.existing_user
+                else "i"
+                if user.invited
+                else " "
+            )
+            click.echo(f"[{mark}] {user.psa_id:>6}  {user.name}  <{user.email or 'no email'}>")
+        click.echo(
+            f"{sum(u.selected for u in listed)} selected, {sum(u.existing_user for u in listed)} "
+            f"already users, {sum(u.invited for u in listed)} invited"
+        )
+
+
+@integrations.command("invite")
+@click.argument("integration")
+@click.option("--all", "everyone", is_flag=True, help="Every selected (new) PSA user.")
+@click.option("--email", "emails", multiple=True, help="A PSA user's email (repeatable).")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.VIEWER.value,
+    show_default=True,
+)
+@click.option("--subcontractors", is_flag=True, help="ConnectWise: subcontractors may be chosen.")
+@run_async
+async def integrations_invite(
+    integration: str, everyone: bool, emails: tuple[str, ...], role: str, subcontractors: bool
+) -> None:
+    """Invite PSA users to the account: emailed when SMTP is configured (PSASYNC_SMTP_HOST),
+    otherwise each invitation's link is printed, once."""
+    if everyone == bool(emails):
+        raise click.UsageError("give either --all or one or more --email")
+    settings = _settings()
+    async with database(settings):
+        found = await find_integration(integration)
+        psa_users = await _psa_users(found, settings, subcontractors)
+        listed = await invitations.mark(found.account_id, psa_users)  # type: ignore[attr-defined]
+        wanted = {e.strip().lower() for e in emails}
+        chosen_ids = [
+            u.psa_id
+            for u in listed
+            if (u.selected if everyone else (u.email or "").lower() in wanted)
+        ]
+        for email in sorted(wanted - {(u.email or "").lower() for u in listed}):
+            click.echo(f"skipped {email}: not a licensed, active user of the PSA")
+        chosen, skipped = invitations.choose(psa_users, chosen_ids)
+        result = await invitations.invite(found, chosen, Role(role), invited_by=None)
+        account = await Account.get(id=found.account_id)  # type: ignore[attr-defined]
+        base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        await invitations.deliver(
+            result.issued,
+            base_url=base,
+            smtp=settings.smtp,
+            account_name=account.name,
+            inviter=None,
+        )
+        for item in result.issued:
+            email = item.invitation.email
+            if item.emailed:
+                click.echo(f"invited {email}: emailed")
+            else:
+                why = f" (email failed: {item.email_error})" if item.email_error else ""
+                click.echo(f"invited {email}{why}: {item.link}")
+        for skip in [*skipped, *result.skipped]:
+            click.echo(f"skipped {skip.email or skip.psa_id}: {skip.reason.value}")
+        if any(not item.emailed for item in result.issued):
+            click.echo(invitations.LINK_NOTE)
+
+
+async def _psa_users(
+    integration: Integration, settings: Settings, subcontractors: bool
+) -> list[PsaUser]:
+    provider = await provider_factory(settings.vault)(integration)
+    try:
+        return await provider.psa_users(subcontractors=subcontractors)
+    except SyncError as exc:
+        raise click.ClickException(f"the PSA did not list its users: {exc.message}") from exc
+    finally:
+        await provider.aclose()
 
 
 @main.command()
@@ -721,6 +844,7 @@ async def status() -> None:
                 click.echo(f"  last success: {integration.last_success_at:%Y-%m-%d %H:%M:%S} UTC")
             if integration.last_error:
                 click.echo(f"  last error: {integration.last_error}")
+            _echo_permissions(integration)
             runs = SyncRun.filter(integration_id=integration.id).order_by("-queued_at")
             # A dry run synced nothing: it is never the last run, only shown when newer.
             run = await runs.filter(dry_run=False).first()

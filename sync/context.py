@@ -50,6 +50,13 @@ class RunContext:
     # PSA id → what became of the record ("updated", "unchanged", "out_of_scope:…", …), for
     # callers that answer per record (webhook deliveries); None when nobody asks.
     outcomes: dict[int, str] | None = None
+    # Kinds whose PSA area the API user may not read (``sync.permissions``): the run leaves
+    # them as they are, unread and not orphaned, and says so in the integration's report.
+    skipped: frozenset[AssetKind] = frozenset()
+
+    def reads(self, kind: AssetKind) -> bool:
+        """Whether this run reads ``kind`` from the PSA (its area is not denied)."""
+        return kind not in self.skipped
 
     def __post_init__(self) -> None:
         if self.run is not None:

@@ -46,7 +46,7 @@ from sync.apply import (
 from sync.columns import RELATIONS, as_uuid
 from sync.concurrency import closing, gather_all
 from sync.context import RunContext
-from sync.errors import ProtocolError, RecordError
+from sync.errors import PermissionDenied, ProtocolError, RecordError
 from sync.pages import page_of
 from sync.providers.base import ProviderScope, PsaProvider, PsaRecord
 from sync.snapshot import encode
@@ -60,7 +60,10 @@ async def full_sync(ctx: RunContext, provider: PsaProvider) -> None:
     lists = await provider.reference_data()
     ctx.reference = await reference.sync_reference_data(ctx.integration, lists, dry_run=ctx.dry_run)
     scope = ctx.reference.scope()
-    total = await provider.estimate_total(scope, contacts=ctx.integration.contacts_enabled)
+    try:
+        total = await provider.estimate_total(scope, contacts=ctx.integration.contacts_enabled)
+    except PermissionDenied:  # a count in an area the role lacks: progress without a total
+        total = None
     if total is not None:
         # A resumed run keeps its total: it has grown by the sites earlier attempts read.
         await SyncRun.filter(id=ctx.run_id, total__isnull=True).update(total=total)
@@ -74,12 +77,14 @@ async def full_sync(ctx: RunContext, provider: PsaProvider) -> None:
         if phase == "organizations":
             await _organizations(ctx, provider, scope, after)
         elif phase == "locations":
-            await sync_locations(ctx, provider, after)
+            if ctx.reads(AssetKind.LOCATION):
+                await sync_locations(ctx, provider, after)
         elif phase == "contacts":
-            if ctx.integration.contacts_enabled:
+            if ctx.integration.contacts_enabled and ctx.reads(AssetKind.CONTACT):
                 await _contacts(ctx, provider, after)
         elif phase == "configurations":
-            await _configurations(ctx, provider, scope, after)
+            if ctx.reads(AssetKind.CONFIGURATION):
+                await _configurations(ctx, provider, scope, after)
         else:
             for kind in ASSET_MODELS:
                 await resolve_pending_relations(ctx, kind)

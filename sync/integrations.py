@@ -5,6 +5,11 @@ refuses the credentials, and the user gets an error naming what is wrong
 (``INVALID_CREDENTIALS``, ``UNREACHABLE``, ``INSECURE_URL``). New credentials are tested the
 same way before they replace the stored ones.
 
+The test also reads one record of each area psasync uses (``sync.permissions``): what the
+API user may not read is stored as a warning on the integration, and only a denied core read
+(ConnectWise companies, Pulseway PSA accounts) refuses the setup (``PSA_ACCESS_DENIED``,
+``IntegrationError.area`` naming it).
+
 A PSA may take more than one credential set (ConnectWise: REST keys and the legacy SOAP
 integrator login). Each set given is tested on its own, the one in use first, and an error
 names the set's field (``IntegrationError.credential``).
@@ -44,10 +49,16 @@ from models import (
 )
 from models.integrations import DEFAULT_SYNC_INTERVAL
 from models.vault import Vault
-from sync import jobs, outbox, reference, subscriptions
+from sync import jobs, outbox, permissions, reference, subscriptions
 from sync.connections import Credentials, ProviderFactory, connector, open_provider
-from sync.errors import CredentialsError, InsecureUrlError, SyncError, UnreachableError
-from sync.providers.base import PsaProvider, PsaReference
+from sync.errors import (
+    CredentialsError,
+    InsecureUrlError,
+    PermissionDenied,
+    SyncError,
+    UnreachableError,
+)
+from sync.providers.base import AreaAccess, PsaProvider, PsaReference
 from sync.providers.connectwise.credentials import ConnectWiseCredentials
 from sync.providers.pulseway.credentials import PulsewayCredentials
 from sync.providers.urls import validate_psa_url
@@ -59,12 +70,20 @@ class IntegrationError(Exception):
     """An expected failure, with a stable ``code`` and the input ``field`` it is about."""
 
     def __init__(
-        self, code: str, message: str, *, field: str | None = None, credential: str | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        credential: str | None = None,
+        area: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        # The PSA area the API user may not read (``PSA_ACCESS_DENIED``), in the PSA's words.
+        self.area = area
         # The credential field (as the credentials call it) the error is about, if any: the
         # API and the CLI name it in their own words.
         self.credential = credential
@@ -78,6 +97,10 @@ async def try_connection(
     try:
         await provider.check_connection()
         return await provider.reference_data() if lists else {}
+    except PermissionDenied as exc:
+        raise IntegrationError(
+            "PSA_ACCESS_DENIED", exc.message, credential=credential, area=exc.area
+        ) from exc
     except CredentialsError as exc:
         code, message = "INVALID_CREDENTIALS", exc.message
     except InsecureUrlError as exc:
@@ -89,6 +112,21 @@ async def try_connection(
     raise IntegrationError(code, message, credential=credential)
 
 
+async def check_permissions(
+    provider: PsaProvider, *, credential: str | None = None
+) -> list[AreaAccess]:
+    """Probe the reads of every area (``sync.permissions.probe``), a denied core read being
+    a setup error naming the area."""
+    try:
+        return await permissions.probe(provider)
+    except PermissionDenied as exc:
+        raise IntegrationError(
+            "PSA_ACCESS_DENIED", exc.message, credential=credential, area=exc.area
+        ) from exc
+    except SyncError as exc:
+        raise IntegrationError("CONNECTION_FAILED", exc.message, credential=credential) from exc
+
+
 async def check_credentials(
     provider_kind: Provider,
     credentials: Credentials,
@@ -97,17 +135,21 @@ async def check_credentials(
     provider: PsaProvider | None = None,
     touched: Sequence[str] | None = None,
     extra: Any = None,
+    probed: list[AreaAccess] | None = None,
 ) -> tuple[dict[ReferenceKind, list[PsaReference]], dict[str, str]]:
     """Test each credential set, the one in use first (``provider``, when given, is opened on
     it), and read the reference lists through it. Of the other sets, only those with a field
     in ``touched`` are tested (None: all). Returns the lists and, if ``extra`` is a callable
-    taking the provider in use, what it returns."""
+    taking the provider in use, what it returns. The reads of the one in use are probed by
+    area into ``probed``, when given."""
     sets = connector(provider_kind).sets(credentials)
     used, others = sets[0], sets[1:]
     owned = provider is None
     opened = provider or open_provider(provider_kind, used.credentials, sandbox=sandbox)
     try:
         lists = await try_connection(opened, credential=used.field)
+        if probed is not None:
+            probed.extend(await check_permissions(opened, credential=used.field))
         extras = await extra(opened) if extra is not None else {}
     finally:
         if owned:
@@ -147,12 +189,14 @@ async def add_integration(
     found = connector(provider_kind)
     site_url = await _validated_url(credentials.site_url, sandbox, found.display_name, None)
     two_way = found.two_way_default if two_way_enabled is None else two_way_enabled
+    probed: list[AreaAccess] = []
     lists, attributes = await check_credentials(
         provider_kind,
         credentials,
         sandbox=sandbox,
         provider=provider,
         extra=_default_attributes if two_way else None,
+        probed=probed,
     )
 
     wanted = found.recommended if enable is None else enable
@@ -173,6 +217,8 @@ async def add_integration(
         await integration.save()
         await reference.sync_reference_data(integration, lists)
         for kind, names in wanted.items():
+            if kind not in lists:
+                continue  # its area may not be read (a permissions warning): nothing to enable
             present = {r.name.casefold() for r in lists.get(kind, [])}
             chosen = [n for n in names if n.casefold() in present]
             if enable is not None and len(chosen) != len(names):
@@ -185,6 +231,8 @@ async def add_integration(
                 )
             await reference.set_sync_state(integration, kind, chosen, SyncState.ENABLED)
         run = await jobs.enqueue(integration, trigger=RunTrigger.SETUP)
+    await permissions.record_reads(integration.id, probed, keep_writes=False)
+    await integration.refresh_from_db()
     return integration, run
 
 
@@ -260,12 +308,14 @@ async def update_credentials(
     site_url = await _validated_url(
         credentials.site_url, integration.sandbox, found.display_name, "siteUrl"
     )
+    probed: list[AreaAccess] = []
     lists, _ = await check_credentials(
         provider_kind,
         credentials,
         sandbox=integration.sandbox,
         provider=provider,
         touched=list(given),
+        probed=probed,
     )
     integration.set_credentials(vault, dict(credentials.to_dict()))
     async with in_transaction():
@@ -276,6 +326,8 @@ async def update_credentials(
             status=IntegrationStatus.NOT_SYNCED
         )
         await reference.sync_reference_data(integration, lists)
+    # Another key may be another API member: its role's write denials are not known yet.
+    await permissions.record_reads(integration.id, probed, keep_writes=False)
     await integration.refresh_from_db()
     if _api_of(found, stored) != _api_of(found, credentials.to_dict()):
         # Another API from now on (ConnectWise SOAP → REST): its links are checked by the

@@ -32,6 +32,9 @@ What a write can end in:
     answered                    settled as above
     refused (RecordError)       entries FAILED with the PSA's message and the link FAILED,
                                 until retryPush
+    denied (PermissionDenied)   the same, and the area's write (or read) denial is recorded
+                                on the integration (``sync.permissions``): a 403 is not an
+                                outage, sending again changes nothing until the role does
     outage, or no answer        entries wait with back-off (Retry-After honoured), the
     (RetriableError, FatalError) integration's deliveries pause until then; the mark stays,
                                 so if the write did land, the next read sees our own value
@@ -72,12 +75,12 @@ from models import (
 )
 from models.bulk import update_rows
 from models.text import column_limits, first_unstorable
-from sync import push_create
+from sync import permissions, push_create
 from sync.apply import LinkRow, LocalSide, Pushed, apply, local_terms, our_side
 from sync.columns import as_uuid
 from sync.concurrency import gather_all
 from sync.context import RunContext
-from sync.errors import FatalError, RecordError, RetriableError, SyncError
+from sync.errors import FatalError, PermissionDenied, RecordError, RetriableError, SyncError
 from sync.leases import Fence
 from sync.pages import page_of
 from sync.providers.base import PsaChange, PsaProvider, PsaRecord
@@ -175,6 +178,16 @@ class _Entries:
     outage: str | None = None
     retry_after: float | None = None
     count: int = 0
+    # For the permissions report, after the batch: 403s met, and kinds a write went through.
+    denials: list[PermissionDenied] = field(default_factory=list)
+    written: set[AssetKind] = field(default_factory=set)
+
+    def deny(self, groups: Sequence[Group], exc: PermissionDenied) -> None:
+        """The PSA's role refused these records' push: FAILED with its message."""
+        self.denials.append(exc)
+        for group in groups:
+            for entry_id in group.entry_ids:
+                self.failed[entry_id] = exc.message
 
     def wait(self, groups: Sequence[Group]) -> None:
         self.waiting.extend((g.entry_ids, g.attempts) for g in groups)
@@ -214,6 +227,9 @@ async def push_batch(
     async with in_transaction():
         await fence.hold()
         await _flush(integration, entries, options)
+    for denied in entries.denials:
+        await permissions.record_denial(integration.id, denied)
+    await permissions.record_writes_allowed(integration.id, entries.written)
     return Report(entries.count, entries.outage is not None)
 
 
@@ -306,6 +322,11 @@ async def _read(
             current = await provider.read_for_write(
                 kind, [(w.psa_id, w.link["psa_parent_id"]) for w in part]
             )
+    except PermissionDenied as exc:
+        entries.deny([w.group for w in part], exc)
+        for write in part:
+            entries.link_errors[write.link["id"]] = exc.message
+        return
     except (RetriableError, FatalError) as exc:
         entries.note_outage(exc)
         entries.wait([w.group for w in part])
@@ -438,8 +459,10 @@ async def _send(
                     write.answer = await provider.update_record(
                         kind, write.psa_id, write.link["psa_parent_id"], write.change
                     )
-                except RecordError as exc:
+                except (RecordError, PermissionDenied) as exc:
                     write.error = exc
+                    if isinstance(exc, PermissionDenied):
+                        entries.denials.append(exc)
                 except (RetriableError, FatalError) as exc:
                     write.error = exc
                     entries.note_outage(exc)
@@ -478,7 +501,8 @@ async def _settle(
             entries.settled.append(link["id"])
             entries.unmarked.append(link["id"])
             entries.member = write.answer.updated_by or entries.member
-        elif isinstance(write.error, RecordError):
+            entries.written.add(kind)
+        elif isinstance(write.error, RecordError | PermissionDenied):
             for entry_id in group.entry_ids:
                 entries.failed[entry_id] = write.error.message
             entries.link_errors[link["id"]] = write.error.message
@@ -534,6 +558,9 @@ async def _create(
             integration, provider, kind, ordered, provider.display_name
         )
         await push_create.execute(provider, kind, outcomes, provider.display_name)
+    except PermissionDenied as exc:  # a lookup the role may not make: refused, not an outage
+        entries.deny(groups, exc)
+        return
     except (RetriableError, FatalError) as exc:
         # Creates that did land before the failure have no link yet: the next attempt
         # matches them in the PSA instead of creating them again.
@@ -548,8 +575,12 @@ async def _create(
         if outcome.code == "psa_error":  # refused: kept for retryPush, like an update
             for entry_id in group.entry_ids:
                 entries.failed[entry_id] = outcome.message
+            if outcome.denied is not None:
+                entries.denials.append(outcome.denied)
         else:
             entries.delivered.extend(group.entry_ids)
+            if outcome.code == "create":
+                entries.written.add(kind)
     entries.member = created.member or entries.member
     await push_create.write_created(integration, created, fence, ctx.clock())
 
@@ -575,6 +606,9 @@ async def _delete(
             except RecordError as exc:
                 for entry_id in group.entry_ids:
                     entries.failed[entry_id] = exc.message
+                return
+            except PermissionDenied as exc:
+                entries.deny([group], exc)
                 return
             except (RetriableError, FatalError) as exc:
                 entries.note_outage(exc)

@@ -55,7 +55,7 @@ from models.text import column_limits, first_unstorable
 from sync import history
 from sync.columns import as_uuid, stamps
 from sync.concurrency import gather_all
-from sync.errors import RecordError
+from sync.errors import PermissionDenied, RecordError
 from sync.leases import Fence
 from sync.providers.base import MatchProbe, PsaChange, PsaProvider, PsaRecord
 from sync.push_values import Reverse, Translator, columns_of, snapshot_for
@@ -82,6 +82,8 @@ class Outcome:
     change: PsaChange | None = None
     match: PsaRecord | None = None  # the PSA record to link, or the one created
     candidates: list[int] = field(default_factory=list)
+    # The PSA's role refused the create (403): the write denial to report.
+    denied: PermissionDenied | None = None
 
     @property
     def acts(self) -> bool:
@@ -178,7 +180,8 @@ async def execute(
     provider: PsaProvider, kind: AssetKind, outcomes: Sequence[Outcome], display_name: str
 ) -> None:
     """Create the records planned for creation (bounded concurrency); a refusal turns the
-    outcome into ``psa_error`` with the PSA's message. Retriable errors propagate."""
+    outcome into ``psa_error`` with the PSA's message (a 403 too: ``Outcome.denied``).
+    Retriable errors propagate."""
     gate = asyncio.Semaphore(CREATE_CONCURRENCY)
 
     async def create(outcome: Outcome) -> None:
@@ -186,9 +189,12 @@ async def execute(
         async with gate:
             try:
                 outcome.match = await provider.create_record(kind, outcome.change)
-            except RecordError as exc:
+            except (RecordError, PermissionDenied) as exc:
+                # A 403 is no outage: sent again, it is refused again until the role changes.
                 outcome.code = "psa_error"
                 outcome.message = f"{display_name} refused the record: {exc.message}"
+                if isinstance(exc, PermissionDenied):
+                    outcome.denied = exc
 
     await gather_all(*(create(o) for o in outcomes if o.code == "create"))
 

@@ -44,7 +44,10 @@ async def reconcile(ctx: RunContext, provider: PsaProvider) -> None:
         ctx.checkpoint = {"phase": phase}
         await SyncRun.filter(id=ctx.run_id).update(phase=phase)
         if phase == "locations":
-            await sync_locations(ctx, provider, after)
+            if ctx.reads(AssetKind.LOCATION):
+                await sync_locations(ctx, provider, after)
+        elif not ctx.reads(_KINDS[phase]):
+            continue  # an area the role may not read: its links stay as they are
         elif phase != "contacts" or ctx.integration.contacts_enabled:
             await _id_set(ctx, provider, _KINDS[phase], scope, after)
 

@@ -28,11 +28,11 @@ from typing import Any
 from tortoise.expressions import F, Q, Subquery
 
 from models import Integration, IntegrationStatus, RunKind, RunStatus, RunTrigger, SyncRun
-from sync import outbox, pace, transition
+from sync import outbox, pace, permissions, transition
 from sync.connections import ProviderFactory
 from sync.context import RunContext, utcnow
 from sync.deliverer import Deliverer
-from sync.errors import FatalError, RetriableError, RunPreempted
+from sync.errors import FatalError, PermissionDenied, RetriableError, RunPreempted
 from sync.full_sync import full_sync
 from sync.inbox import InboxProcessor, prune_settled
 from sync.incremental import has_bookmarks, incremental_sync, set_bookmarks_after_full_sync
@@ -335,6 +335,17 @@ class Worker:
         started = self.clock()
         try:
             provider = await self.open_provider(integration)
+            full_instead = False
+            if run.kind != RunKind.PUSH_ALL:
+                # What the API user may read, checked each run (a poll: only the areas denied
+                # so far): denied kinds are skipped; a lifted denial clears, and the run then
+                # reads everything once (a full sync).
+                before = permissions.denied_kinds(permissions.report_of(integration.bookmarks))
+                poll = run.kind == RunKind.INCREMENTAL and has_bookmarks(integration)
+                ctx.skipped = permissions.denied_kinds(
+                    await permissions.refresh(integration, provider, denied_only=poll)
+                )
+                full_instead = bool(before - ctx.skipped)
             if not run.dry_run:
                 # Links read through another API are checked before anything uses them.
                 await transition.before_pull(ctx, provider)
@@ -345,7 +356,9 @@ class Worker:
                 await push_all(ctx, provider)
             elif run.kind == RunKind.RECONCILE:
                 await reconcile(ctx, provider)
-            elif run.kind == RunKind.INCREMENTAL and has_bookmarks(integration):
+            elif (
+                run.kind == RunKind.INCREMENTAL and has_bookmarks(integration) and not full_instead
+            ):
                 await incremental_sync(ctx, provider)
             else:
                 await full_sync(ctx, provider)
@@ -358,6 +371,8 @@ class Worker:
             await self._retry_later(integration, run, exc)
             return
         except FatalError as exc:
+            if isinstance(exc, PermissionDenied):  # shown by area until a check clears it
+                await permissions.record_denial(integration.id, exc)
             await self._finish(integration, run, RunStatus.FAILED, exc.message)
             return
         except Exception as exc:

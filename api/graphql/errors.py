@@ -62,12 +62,19 @@ class IntegrationErrorCode(Enum):
     TOO_MANY = "TOO_MANY"
     INVALID_DIRECTION = "INVALID_DIRECTION"
     TWO_WAY_OFF = "TWO_WAY_OFF"
+    # The PSA's security role does not let the API user read what every sync needs.
+    PSA_ACCESS_DENIED = "PSA_ACCESS_DENIED"
 
 
 @strawberry.type
 class IntegrationError(Error):
     code: IntegrationErrorCode
     required_role: RoleEnum | None = None  # type: ignore[valid-type]
+    area: str | None = strawberry.field(
+        default=None,
+        description="PSA_ACCESS_DENIED: the PSA area the API user may not read, in the "
+        "PSA's words (ConnectWise companies, Pulseway PSA accounts).",
+    )
 
 
 @strawberry.enum

@@ -7,12 +7,13 @@ through record links and reference mappings; it never sees a PSA field name or H
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from models.enums import AssetKind, ReferenceKind
+from sync.errors import FatalError
 
 
 @dataclass(slots=True)
@@ -110,6 +111,40 @@ class PsaSubscriptions(Protocol):
         ...
 
 
+class NotSupportedError(FatalError):
+    """The PSA's API, as connected, has no way to do what was asked (ConnectWise's legacy
+    SOAP API has no member list); the message says what would make it possible."""
+
+    code = "not_supported"
+
+
+@dataclass(frozen=True, slots=True)
+class PsaUser:
+    """A licensed, active user of the PSA (a person who may be invited to psasync)."""
+
+    psa_id: int
+    name: str
+    email: str | None  # None: the PSA holds no email for them (they cannot be invited)
+
+
+@dataclass(frozen=True, slots=True)
+class AreaAccess:
+    """What the PSA's security role let the API user do in one area, as last seen.
+
+    ``area`` in the PSA's words (ConnectWise ``companies``, ``sites``, ``configurations``…;
+    Pulseway PSA ``accounts``, ``assets``…); ``access`` ``"read"`` or ``"write"``;
+    ``message`` the PSA's refusal. ``kinds``: the synced record kinds read from the area
+    (a run skips them while their read is denied); ``core``: a sync cannot go on without it.
+    """
+
+    area: str
+    access: str
+    allowed: bool
+    message: str | None = None
+    kinds: tuple[AssetKind, ...] = ()
+    core: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class PsaReference:
     psa_id: int
@@ -149,7 +184,15 @@ class PsaProvider(Protocol):
 
     async def check_connection(self) -> None: ...
 
-    async def reference_data(self) -> dict[ReferenceKind, list[PsaReference]]: ...
+    async def reference_data(self) -> dict[ReferenceKind, list[PsaReference]]:
+        """The reference lists; a list whose area the API user may not read is left out."""
+        ...
+
+    async def probe_reads(self, areas: Collection[str] | None = None) -> list[AreaAccess]:
+        """Whether the API user may read each area psasync uses (only ``areas``, when
+        given), by one cheap read per area (a one-record page); a 403 is a denied entry,
+        any other failure is raised."""
+        ...
 
     async def estimate_total(self, scope: ProviderScope, *, contacts: bool) -> int | None:
         """Roughly how many records a full sync will list (for progress), if cheap to know."""
@@ -234,6 +277,13 @@ class PsaProvider(Protocol):
     async def contact_attribute_options(self) -> dict[str, list[str]]:
         """The PSA's types for new contacts' emails and phones: ``{"email": [...],
         "phone": [...]}`` (names, as ``PsaChange`` values carry them)."""
+        ...
+
+    async def psa_users(self, *, subcontractors: bool = False) -> list[PsaUser]:
+        """The PSA's licensed, active users, by ascending PSA id: people, not API logins,
+        as far as the PSA's API can tell them apart (``subcontractors``: include those too,
+        where the PSA has such a class). ``NotSupportedError`` when the API has no user list.
+        """
         ...
 
     def budget_waits(self) -> Mapping[str, float]:

@@ -18,6 +18,7 @@ from sync.errors import (
     CredentialsError,
     FatalError,
     InsecureUrlError,
+    PermissionDenied,
     ProtocolError,
     RecordError,
     RetriableError,
@@ -253,12 +254,15 @@ async def test_a_login_without_an_access_token_is_a_protocol_error(
         await pw.authenticate()
 
 
-async def test_a_403_is_a_credentials_error(pw: PulsewayClient, httpx_mock: HTTPXMock) -> None:
+async def test_a_403_is_a_permission_denial_naming_the_area(
+    pw: PulsewayClient, httpx_mock: HTTPXMock
+) -> None:
     login(httpx_mock)
     httpx_mock.add_response(url=f"{HOST}/v2/crm/contacts/summary/5", status_code=403)
 
-    with pytest.raises(CredentialsError, match="security role"):
+    with pytest.raises(PermissionDenied, match="security role") as denied:
         await pw.get_contact(5)
+    assert (denied.value.area, denied.value.access) == ("contacts", "read")
 
 
 # -- envelope ------------------------------------------------------------------------------------

@@ -121,6 +121,9 @@ class _Watching:
     async def reference_data(self):  # type: ignore[no-untyped-def]
         return await self.inner.reference_data()
 
+    async def probe_reads(self, areas=None):  # type: ignore[no-untyped-def]
+        return await self.inner.probe_reads(areas)
+
     async def estimate_total(self, scope: ProviderScope, *, contacts: bool) -> int | None:
         return await self.inner.estimate_total(scope, contacts=contacts)
 

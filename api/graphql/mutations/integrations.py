@@ -267,7 +267,7 @@ def _setup_error(exc: SetupError, provider: Provider | None = None) -> Integrati
     field = exc.field
     if field is None and exc.credential is not None and provider is not None:
         field = _credential_field(provider, exc.credential)
-    return IntegrationError(code=code, message=exc.message, field=field)
+    return IntegrationError(code=code, message=exc.message, field=field, area=exc.area)
 
 
 @checked

@@ -25,7 +25,18 @@ from api.graphql.types.enums import (
     SyncStateEnum,
     psa_name,
 )
+from api.graphql.types.invitations import (
+    INVITATIONS,
+    PSA_USERS,
+    USER_INVITES,
+    Invitation,
+    PsaUser,
+    UserInvitesStepEnum,
+    resolve_invitations,
+    resolve_psa_users,
+)
 from api.graphql.types.node import Node
+from api.graphql.types.permissions import PERMISSIONS, PsaPermission, permissions_of
 from api.graphql.types.sync_run import RUN_ORDER, SyncRun
 from api.graphql.types.two_way import (
     ContactAttributeOptions,
@@ -45,13 +56,14 @@ from models import (
     ReferenceKind,
     Role,
     SyncState,
+    UserInvitesStep,
 )
 from models import Integration as IntegrationRow
 from models import OutboxEntry as OutboxRow
 from models import SyncConflict as ConflictRow
 from models import SyncRun as SyncRunRow
 from models.vault import VaultError
-from sync import subscriptions
+from sync import permissions, reference, subscriptions
 from sync.connections import field_table
 from sync.errors import SyncError
 from sync.providers.connectwise.credentials import (
@@ -86,6 +98,11 @@ class ReferenceSetting:
     psa_id: int | None = strawberry.field(description="None when the PSA does not have it.")
     psa_name: str | None
     sync_state: SyncStateEnum  # type: ignore[valid-type]
+    recommended: bool = strawberry.field(
+        default=False,
+        description="Suggested for a first sync (IT Glue's defaults): every list shows these "
+        "first, then the rest by name.",
+    )
 
 
 @strawberry.type(description="The Sync Settings screen.")
@@ -120,19 +137,33 @@ def build_settings(
     """
     by_value = {str(m["value_id"]): m for m in mappings}
     lists: dict[str, list[ReferenceSetting]] = {f: [] for f in _SETTING_FIELDS.values()}
-    for value in sorted(values, key=lambda v: str(v["name"]).casefold()):
-        kind = ReferenceKind(value["kind"])
-        mapping = by_value.get(str(value["id"]))
-        lists[_SETTING_FIELDS[kind]].append(
-            ReferenceSetting(
-                reference=ReferenceValue.from_row(value),
-                kind=kind,
-                name=value["name"],
-                psa_id=mapping["psa_id"] if mapping else None,
-                psa_name=mapping["psa_name"] if mapping else None,
-                sync_state=SyncState(mapping["sync_state"]) if mapping else SyncState.NOT_CONNECTED,
+    by_kind: dict[ReferenceKind, list[dict[str, Any]]] = {}
+    for value in values:
+        by_kind.setdefault(ReferenceKind(value["kind"]), []).append(value)
+    for kind, rows in by_kind.items():
+        names = reference.recommended_names(integration.provider, kind)
+
+        def recommended(value: dict[str, Any], names: frozenset[str] = names) -> bool:
+            # By the PSA's name: a value only another PSA has is never recommended here.
+            mapping = by_value.get(str(value["id"]))
+            return mapping is not None and str(mapping["psa_name"]).casefold() in names
+
+        ordered = reference.recommended_first(rows, lambda v: str(v["name"]), recommended)
+        for value, is_recommended in ordered:
+            mapping = by_value.get(str(value["id"]))
+            lists[_SETTING_FIELDS[kind]].append(
+                ReferenceSetting(
+                    reference=ReferenceValue.from_row(value),
+                    kind=kind,
+                    name=value["name"],
+                    psa_id=mapping["psa_id"] if mapping else None,
+                    psa_name=mapping["psa_name"] if mapping else None,
+                    sync_state=SyncState(mapping["sync_state"])
+                    if mapping
+                    else SyncState.NOT_CONNECTED,
+                    recommended=is_recommended,
+                )
             )
-        )
     return IntegrationSettings(
         **lists,
         contacts_enabled=integration.contacts_enabled,
@@ -194,6 +225,13 @@ class Integration(Node):
     contact_phone_type: strawberry.Private[str | None]
     push_rate_per_minute: strawberry.Private[int]
     synced_api: strawberry.Private[str | None]  # picks the field table (``field_table``)
+    user_invites: UserInvitesStepEnum | None = strawberry.field(  # type: ignore[valid-type]
+        description=USER_INVITES
+    )
+    psa_users: list[PsaUser] = strawberry.field(resolver=resolve_psa_users, description=PSA_USERS)
+    invitations: list[Invitation] = strawberry.field(
+        resolver=resolve_invitations, description=INVITATIONS
+    )
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "id", "account_id", "provider", "name", "site_url", "sandbox", "status",
@@ -201,7 +239,7 @@ class Integration(Node):
         "sync_interval_seconds", "directions", "propagate_deletes", "contact_email_type",
         "contact_phone_type", "push_rate_per_minute", "reconcile_interval_seconds",
         "near_real_time", "bookmarks", "webhook_rejected", "webhook_last_rejected_at",
-        "synced_api",
+        "synced_api", "user_invites",
     )  # fmt: skip
 
     @classmethod
@@ -234,7 +272,12 @@ class Integration(Node):
             synced_api=row["synced_api"],
             contact_phone_type=row["contact_phone_type"],
             push_rate_per_minute=row["push_rate_per_minute"],
+            user_invites=UserInvitesStep(row["user_invites"]) if row["user_invites"] else None,
         )
+
+    @strawberry.field(description="The invite step of setup is done: users invited, or skipped.")
+    def user_invites_done(self) -> bool:
+        return self.user_invites is not None
 
     @strawberry.field
     async def credentials(self, info: Info) -> CredentialsInfo:
@@ -291,6 +334,14 @@ class Integration(Node):
     )
     def bookmarks(self) -> list[SyncBookmark]:
         return bookmarks_of(self.stored_bookmarks)
+
+    @strawberry.field(description=PERMISSIONS)
+    def permissions(self) -> list[PsaPermission]:
+        return permissions_of(self.stored_bookmarks)
+
+    @strawberry.field(description="When the PSA permissions were last checked (reads).")
+    def permissions_checked_at(self) -> datetime | None:
+        return permissions.checked_at(self.stored_bookmarks)
 
     @strawberry.field(description="Near-real-time sync: registrations, deliveries, refusals.")
     def webhooks(self, info: Info) -> IntegrationWebhooks:

@@ -5,7 +5,12 @@ pooling, timeouts) stay in the ``httpx.AsyncClient`` it is given (build it with
 ``sync.providers.urls.build_http_client``). The sync engine sees records as plain dicts and
 failures as ``sync.errors`` classes chosen by what the caller should do:
 
-    401/403                          CredentialsError  fix the keys or the API member's role
+    401                              CredentialsError  fix the keys
+    403                              PermissionDenied  the API member's security role lacks the
+                                                       area (``area_of``: companies, sites,
+                                                       contacts, configurations, members,
+                                                       boards, tickets, callbacks); not retried
+    403 outside every area           CredentialsError  (``system/info``: the role reaches nothing)
     429/502/503/504/timeouts, 500    retried per RetryPolicy, then RetriableError
     no connection                    retried, then UnreachableError
     4xx on a record                  RecordError (status, ConnectWise code, errors[] verbatim)
@@ -34,6 +39,7 @@ import httpx
 from sync.errors import (
     CredentialsError,
     FatalError,
+    PermissionDenied,
     ProtocolError,
     RecordError,
     RetriableError,
@@ -64,10 +70,34 @@ class Resource:
     MEMBERS: Final = "system/members"
     SYSTEM_INFO: Final = "system/info"
     CALLBACKS: Final = "system/callbacks"
+    BOARDS: Final = "service/boards"
+    TICKETS: Final = "service/tickets"
 
     @staticmethod
     def sites(company_id: int) -> str:
         return f"company/companies/{_record_id(company_id)}/sites"
+
+
+# The areas of a security role, by resource path (most specific first): what a 403 names.
+_AREAS: Final = (
+    (re.compile(r"company/companies/[^/]+/sites(?:/|$)"), "sites"),
+    (re.compile(r"company/companies(?:/|$)"), "companies"),
+    (re.compile(r"company/(?:contacts|communicationTypes)(?:/|$)"), "contacts"),
+    (re.compile(r"company/configurations(?:/|$)"), "configurations"),
+    (re.compile(r"system/members(?:/|$)"), "members"),
+    (re.compile(r"system/callbacks(?:/|$)"), "callbacks"),
+    (re.compile(r"service/tickets(?:/|$)"), "tickets"),
+    (re.compile(r"service/"), "boards"),
+)
+
+
+def area_of(path: str) -> str | None:
+    """The security-role area a resource path belongs to (None: no area psasync reports)."""
+    path = path.split("?", 1)[0].strip("/")
+    for pattern, area in _AREAS:
+        if pattern.match(path):
+            return area
+    return None
 
 
 # Cloud API calls must use the api- host (psa-apis.md 1.1); users type the host they browse.
@@ -277,6 +307,14 @@ class ConnectWiseClient:
         """Types of contacts' communication items (``emailFlag``/``phoneFlag``/``faxFlag``)."""
         return await self._all(Resource.COMMUNICATION_TYPES)
 
+    async def first(self, resource_path: str) -> Page:
+        """``GET {resource_path}?pageSize=1&fields=id``: at most one record's id; the
+        cheapest read that tells whether the API member may read a resource."""
+        path = _resource_path(resource_path)
+        params = {"pageSize": "1", "fields": "id"}
+        response = await self._request("GET", path, params=params, scope="collection")
+        return self._records(response, f"GET {path}")
+
     async def count(self, resource_path: str, conditions: str | None = None) -> int:
         """``GET {resource_path}/count`` → the ``count`` as an int."""
         path = f"{_resource_path(resource_path)}/count"
@@ -438,9 +476,18 @@ class ConnectWiseClient:
                 f"({detail}): check the company id, public key, private key and client id"
             )
         if status == 403:
-            raise CredentialsError(
+            method, _, path = what.partition(" ")
+            area = area_of(path)
+            message = (
                 f"ConnectWise denied {what} ({detail}): the API member's security role does "
                 f"not allow it"
+            )
+            if area is None:  # outside every area (the connection check): the keys' role
+                raise CredentialsError(message)
+            raise PermissionDenied(
+                f"{message} (area: {area})",
+                area=area,
+                access="read" if method in ("GET", "HEAD") else "write",
             )
         if status >= 500:
             raise RetriableError(f"ConnectWise failed on {what} ({detail})")

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from models.enums import AssetKind, ReferenceKind
 from sync.concurrency import gather_all
-from sync.errors import RecordError
+from sync.errors import PermissionDenied, RecordError
 from sync.providers.base import (
+    AreaAccess,
     MatchProbe,
     ProviderScope,
     PsaChange,
     PsaRecord,
     PsaReference,
     PsaSubscriptions,
+    PsaUser,
 )
 from sync.providers.connectwise import mapping, writes
 from sync.providers.connectwise.client import ConnectWiseClient, Page, Resource
@@ -37,6 +40,18 @@ PAGE_SIZE = 1000  # the client's page size: records per list call
 FETCH_BATCH = 200
 
 
+# The areas whose reads are probed, in order (sites need a company id from the first).
+_PROBES: tuple[tuple[str, str, tuple[AssetKind, ...]], ...] = (
+    ("companies", Resource.COMPANIES, (AssetKind.ORGANIZATION,)),
+    ("sites", "", (AssetKind.LOCATION,)),
+    ("contacts", Resource.CONTACTS, (AssetKind.CONTACT,)),
+    ("configurations", Resource.CONFIGURATIONS, (AssetKind.CONFIGURATION,)),
+    ("members", Resource.MEMBERS, ()),
+    ("boards", Resource.BOARDS, ()),
+    ("tickets", Resource.TICKETS, ()),
+)
+
+
 class ConnectWiseProvider:
     display_name = "ConnectWise Manage"
 
@@ -49,17 +64,53 @@ class ConnectWiseProvider:
 
     async def reference_data(self) -> dict[ReferenceKind, list[PsaReference]]:
         c = self.client
-        lists = {
-            ReferenceKind.ORGANIZATION_TYPE: await c.company_types(),
-            ReferenceKind.ORGANIZATION_STATUS: await c.company_statuses(),
-            ReferenceKind.CONFIGURATION_TYPE: await c.configuration_types(),
-            ReferenceKind.CONFIGURATION_STATUS: await c.configuration_statuses(),
-            ReferenceKind.CONTACT_TYPE: await c.contact_types(),
+        reads = {
+            ReferenceKind.ORGANIZATION_TYPE: c.company_types,
+            ReferenceKind.ORGANIZATION_STATUS: c.company_statuses,
+            ReferenceKind.CONFIGURATION_TYPE: c.configuration_types,
+            ReferenceKind.CONFIGURATION_STATUS: c.configuration_statuses,
+            ReferenceKind.CONTACT_TYPE: c.contact_types,
         }
-        return {
-            kind: [PsaReference(int(raw["id"]), mapping.reference_name(raw)) for raw in raws]
-            for kind, raws in lists.items()
-        }
+        lists = {}
+        for kind, read in reads.items():
+            try:
+                raws = await read()
+            except PermissionDenied as exc:
+                if exc.area == "companies":
+                    raise  # the core read: setup and runs stop on it
+                continue  # an area the role lacks: its values stay as they were
+            lists[kind] = [
+                PsaReference(int(raw["id"]), mapping.reference_name(raw)) for raw in raws
+            ]
+        return lists
+
+    async def probe_reads(self, areas: Collection[str] | None = None) -> list[AreaAccess]:
+        """One id of each area (``pageSize=1&fields=id``); sites through the first company
+        (read for them, reported only when asked for)."""
+        found: list[AreaAccess] = []
+        first_company: int | None = None
+        for area, path, kinds in _PROBES:
+            wanted = areas is None or area in areas
+            if not wanted and not (area == "companies" and "sites" in (areas or ())):
+                continue
+            if area == "sites":
+                if first_company is None:
+                    continue  # no company to ask about: unknown, not reported
+                path = Resource.sites(first_company)
+            try:
+                rows = await self.client.first(path)
+            except PermissionDenied as exc:
+                found.append(
+                    AreaAccess(area, "read", False, exc.message, kinds, area == "companies")
+                )
+                continue
+            except RecordError:
+                continue  # the company went away meanwhile
+            if area == "companies" and rows:
+                first_company = int(rows[0]["id"])
+            if wanted:
+                found.append(AreaAccess(area, "read", True, None, kinds, area == "companies"))
+        return [e for e in found if areas is None or e.area in areas]
 
     async def estimate_total(self, scope: ProviderScope, *, contacts: bool) -> int | None:
         # Sites can only be counted per company: the engine adds them as it fetches them.
@@ -294,12 +345,46 @@ class ConnectWiseProvider:
     async def contact_attribute_options(self) -> dict[str, list[str]]:
         return mapping.communication_type_options(await self.client.communication_types())
 
+    async def psa_users(self, *, subcontractors: bool = False) -> list[PsaUser]:
+        """Active members with a user licence (psa-apis.md §9): not API members (class A),
+        nor subcontractors (class X) unless asked."""
+        return [
+            _member_user(raw)
+            async for page in self.client.members(member_conditions(subcontractors), MEMBER_FIELDS)
+            for raw in page
+        ]
+
     def budget_waits(self) -> Mapping[str, float]:
         # ConnectWise has no published call budget: it answers 429 (retried by the client).
         return {}
 
     async def aclose(self) -> None:
         return None
+
+
+# What ``psa_users`` reads of a member (e-mail in ``officeEmail``, ``primaryEmail`` on some
+# versions).
+MEMBER_FIELDS = ("id", "identifier", "firstName", "lastName", "officeEmail", "primaryEmail")
+
+
+def member_conditions(subcontractors: bool) -> str:
+    """Licensed, active members: ``inactiveFlag=false and licenseClass!="A"`` (and not "X",
+    subcontractors, unless asked)."""
+    return cw_and(
+        cw_eq("inactiveFlag", False),
+        cw_cmp("licenseClass", "!=", "A"),
+        None if subcontractors else cw_cmp("licenseClass", "!=", "X"),
+    )
+
+
+def _member_user(raw: Mapping[str, Any]) -> PsaUser:
+    name = " ".join(str(raw[k]).strip() for k in ("firstName", "lastName") if raw.get(k))
+    email = raw.get("officeEmail") or raw.get("primaryEmail")
+    return PsaUser(
+        psa_id=int(raw["id"]),
+        name=name or str(raw.get("identifier") or raw["id"]),
+        email=str(email).strip() or None if email else None,
+    )
 
 
 def _company_conditions(

@@ -64,28 +64,44 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
 from models.enums import AssetKind, ReferenceKind
 from sync.concurrency import gather_all
-from sync.errors import ProtocolError, RecordError
+from sync.errors import PermissionDenied, ProtocolError, RecordError
 from sync.providers.base import (
+    AreaAccess,
     FieldMap,
     MatchProbe,
+    NotSupportedError,
     ProviderScope,
     PsaChange,
     PsaRecord,
     PsaReference,
     PsaSubscriptions,
+    PsaUser,
 )
 from sync.providers.connectwise import mapping, writes
 from sync.providers.connectwise.query import cw_and, cw_cmp, cw_eq, cw_in, cw_or
 from sync.providers.connectwise.soap import ConnectWiseSoapClient, SoapEntity
 
-__all__ = ["ConnectWiseSoapProvider"]
+__all__ = ["SOAP_HAS_NO_MEMBERS", "ConnectWiseSoapProvider"]
+
+SOAP_HAS_NO_MEMBERS: Final = (
+    "ConnectWise's legacy SOAP API has no list of members: add the REST API member keys to "
+    "this integration to list its users"
+)
 
 # Get* calls in flight at once while a page of find results is completed.
 GET_CONCURRENCY: Final = 8
@@ -104,6 +120,11 @@ _NO_SITE_DELETE: Final = (
     "ConnectWise's legacy SOAP API cannot delete a site: delete it in ConnectWise, or add REST "
     "API keys to the integration"
 )
+_SOAP_AREAS: Final[Mapping[SoapEntity, str]] = {
+    "company": "companies",
+    "contact": "contacts",
+    "configuration": "configurations",
+}
 _REFERENCE_WORDS: Final[Mapping[ReferenceKind, str]] = {
     ReferenceKind.ORGANIZATION_TYPE: "company type",
     ReferenceKind.ORGANIZATION_STATUS: "company status",
@@ -136,27 +157,34 @@ class ConnectWiseSoapProvider:
         """The values in use, collected from the records, and every configuration type (see
         the module docstring)."""
         found: dict[ReferenceKind, dict[int, str]] = {kind: {} for kind in _REFERENCE_KINDS}
+        denied: set[ReferenceKind] = set()  # from an API the login may not read: left out
         for entity in _ENTITY.values():
             sources = mapping.SOAP_REFERENCE_SOURCES[entity]
-            async for page in self.client.find(entity, order_by=mapping.SOAP_ORDER[entity]):
-                for row in page:
-                    for kind, (id_element, name_element) in sources.items():
-                        name = mapping.text(row.get(name_element))
-                        if name is None:
-                            continue
-                        psa_id = (
-                            mapping.synthetic_id(name)
-                            if id_element is None
-                            else mapping.soap_id(row.get(id_element))
-                        )
-                        if psa_id is not None:
-                            found[kind].setdefault(psa_id, name)
+            try:
+                async for page in self.client.find(entity, order_by=mapping.SOAP_ORDER[entity]):
+                    for row in page:
+                        for kind, (id_element, name_element) in sources.items():
+                            name = mapping.text(row.get(name_element))
+                            if name is None:
+                                continue
+                            psa_id = (
+                                mapping.synthetic_id(name)
+                                if id_element is None
+                                else mapping.soap_id(row.get(id_element))
+                            )
+                            if psa_id is not None:
+                                found[kind].setdefault(psa_id, name)
+            except PermissionDenied:
+                if entity == _COMPANY:
+                    raise  # the core read: setup and runs stop on it
+                denied.update(sources)
         # Configuration types have a list of their own: those no record uses are offered too.
-        async for page in self.client.configuration_types():
-            for row in page:
-                psa_id, name = mapping.soap_id(row.get("Id")), mapping.text(row.get("Name"))
-                if psa_id is not None and name is not None:
-                    found[ReferenceKind.CONFIGURATION_TYPE].setdefault(psa_id, name)
+        if ReferenceKind.CONFIGURATION_TYPE not in denied:
+            async for page in self.client.configuration_types():
+                for row in page:
+                    psa_id, name = mapping.soap_id(row.get("Id")), mapping.text(row.get("Name"))
+                    if psa_id is not None and name is not None:
+                        found[ReferenceKind.CONFIGURATION_TYPE].setdefault(psa_id, name)
         self._names = {kind: dict(values) for kind, values in found.items()}
         return {
             kind: sorted(
@@ -164,7 +192,27 @@ class ConnectWiseSoapProvider:
                 key=lambda r: (r.name.casefold(), r.psa_id),
             )
             for kind, values in found.items()
+            if kind not in denied
         }
+
+    async def probe_reads(self, areas: Collection[str] | None = None) -> list[AreaAccess]:
+        """One record of each SOAP API the login reads (``Find*`` with ``limit`` 1). Sites
+        are company addresses here; members, boards and tickets are not read through SOAP."""
+        found: list[AreaAccess] = []
+        for kind, entity in _ENTITY.items():
+            area = _SOAP_AREAS[entity]
+            if areas is not None and area not in areas:
+                continue
+            kinds = (kind, AssetKind.LOCATION) if entity == _COMPANY else (kind,)
+            try:
+                await self.client.first(entity)
+            except PermissionDenied as exc:
+                found.append(
+                    AreaAccess(area, "read", False, exc.message, kinds, entity == _COMPANY)
+                )
+                continue
+            found.append(AreaAccess(area, "read", True, None, kinds, entity == _COMPANY))
+        return found
 
     async def estimate_total(self, scope: ProviderScope, *, contacts: bool) -> int | None:
         # CompanyApi has no count operation: the total is not cheap to know.
@@ -426,6 +474,11 @@ class ConnectWiseSoapProvider:
     async def contact_attribute_options(self) -> dict[str, list[str]]:
         """SOAP's contact has one email, one phone and one fax: their fixed labels."""
         return {group: list(labels) for group, labels in mapping.SOAP_CONTACT_ATTRIBUTES.items()}
+
+    async def psa_users(self, *, subcontractors: bool = False) -> list[PsaUser]:
+        """Not through SOAP: the company, contact and configuration APIs are all its WSDLs
+        offer, and none lists members."""
+        raise NotSupportedError(SOAP_HAS_NO_MEMBERS)
 
     # -- write plumbing -------------------------------------------------------------------------
 

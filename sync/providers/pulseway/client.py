@@ -8,7 +8,9 @@ budget; wire concerns (TLS, pooling, timeouts) stay in the ``httpx.AsyncClient``
     login refused (success:false, 400/401/403)      CredentialsError with Pulseway's message
     401 on a call                                   refresh the token (or log in again), retry
                                                     once; a second 401 is a CredentialsError
-    403                                             CredentialsError (the role lacks access)
+    403                                             PermissionDenied (the role lacks the area,
+                                                    ``area_of``); not retried; outside every
+                                                    area (``userinfo``) CredentialsError
     429/502/503/504/timeouts, 500                   retried per RetryPolicy, then RetriableError
     no connection                                   retried, then UnreachableError
     success:false or 4xx on a record                RecordError (404 keeps status_code 404)
@@ -39,6 +41,7 @@ import httpx
 from sync.errors import (
     CredentialsError,
     FatalError,
+    PermissionDenied,
     ProtocolError,
     RecordError,
     RetriableError,
@@ -98,6 +101,9 @@ class Endpoint:
     SYSTEM_LOOKUP: Final = "/v2/system/lookup/{tableName}"
     TENANT_LOOKUP: Final = "/v2/system/tenantlookup/{tableName}"
     EMPLOYEES_LOOKUP: Final = "/v2/hr/employees/lookup"
+    QUEUES_LOOKUP: Final = "/v2/system/queues/lookup"
+    TICKETS: Final = "/v2/servicedesk/tickets"
+    EMPLOYEES_SEARCH: Final = "/v2/hr/employees/searchselect"
 
 
 class LookupTable:
@@ -285,6 +291,27 @@ class PulsewayClient:
         """Pages of ``GET /v2/hr/employees/lookup`` (``{id, name}``; ``Filter.Ids``,
         ``Filter.Name``): the candidates for an account's ``accountManagerId``."""
         return self._pages(Endpoint.EMPLOYEES_LOOKUP, dict(filters or {}))
+
+    def search_employees(
+        self, filters: Mapping[str, QueryValue] | None = None
+    ) -> AsyncIterator[Page]:
+        """Pages of ``GET /v2/hr/employees/searchselect`` (``{id, firstName, lastName,
+        emailAddress, username, jobTitle, isActive}``; ``Filter.IsActive``, ``Filter.Ids``,
+        ``Filter.Filter_Text``)."""
+        return self._pages(Endpoint.EMPLOYEES_SEARCH, dict(filters or {}))
+
+    @property
+    def user_name(self) -> str:
+        """The API employee this client logs in as."""
+        return self._credentials.user_name
+
+    async def first(self, template: str, *, paged: bool = True) -> None:
+        """One record of a list (``PageSize=1``; a lookup without paging whole): the
+        cheapest read that tells whether the API employee may read an area."""
+        what = f"GET {template}"
+        paging = [("PageSize", "1"), ("PageNumber", "1")] if paged else None
+        response = await self._call("GET", template, {}, params=paging, scope="collection")
+        self._unwrap(response, what, "collection")
 
     # -- single records ------------------------------------------------------------------------
 
@@ -691,9 +718,18 @@ class PulsewayClient:
         if reason:
             detail = f"{detail}: {self._scrub(reason)[:500]}"
         if status == 403:
-            raise CredentialsError(
+            method, _, path = what.partition(" ")
+            area = area_of(path)
+            message = (
                 f"Pulseway PSA denied {what} ({detail}): the API employee's security role does "
                 f"not allow it"
+            )
+            if area is None:  # outside every area (the connection check): the role itself
+                raise CredentialsError(message)
+            raise PermissionDenied(
+                f"{message} (area: {area})",
+                area=area,
+                access="read" if method == "GET" or path.endswith("/search") else "write",
             )
         if status >= 500:
             raise RetriableError(f"Pulseway PSA failed on {what} ({detail})")
@@ -717,6 +753,26 @@ class PulsewayClient:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+# The areas of a security role, by path prefix: what a 403 names.
+_AREAS: Final = (
+    (("/v2/crm/accounts", "/v2/system/accounttypes"), "accounts"),
+    (("/v2/crm/contacts",), "contacts"),
+    (("/v2/servicedesk/hardwareasset",), "assets"),
+    (("/v2/hr/employees",), "employees"),
+    (("/v2/system/queues",), "queues"),
+    (("/v2/servicedesk/tickets",), "tickets"),
+    (("/v2/admin/webhooks",), "webhooks"),
+    (("/v2/system/lookup",), "lookups"),
+)
+
+
+def area_of(path: str) -> str | None:
+    """The security-role area an endpoint path belongs to (None: no area psasync reports)."""
+    for prefixes, area in _AREAS:
+        if path.startswith(prefixes):
+            return area
+    return None
 
 
 def format_filter_datetime(value: datetime) -> str:

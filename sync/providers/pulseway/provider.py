@@ -27,23 +27,33 @@ operations; hardware assets are PUT whole. Locations cannot be written in v2: Re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime
 from typing import Any
 
 from models.enums import AssetKind, ReferenceKind
 from sync.concurrency import gather_all
-from sync.errors import ProtocolError, RecordError
+from sync.errors import PermissionDenied, ProtocolError, RecordError
 from sync.providers.base import (
+    AreaAccess,
     MatchProbe,
     ProviderScope,
     PsaChange,
     PsaRecord,
     PsaReference,
     PsaSubscriptions,
+    PsaUser,
 )
 from sync.providers.pulseway import mapping, writes
-from sync.providers.pulseway.client import Page, PulsewayClient, QueryValue, Record
+from sync.providers.pulseway.client import Endpoint, Page, PulsewayClient, QueryValue, Record
 
 PAGE_SIZE = 100  # records per yielded page
 # Get-by-id calls in flight at once (fetch, and the full read of listed hardware assets).
@@ -54,6 +64,17 @@ LOOKUP_CONCURRENCY = 4
 LIST_ALL_MIN_NAMES = 4
 # Accounts whose listed locations are kept for the locations step (beyond: read by id).
 LISTED_LOCATIONS_MAX = 10_000
+
+
+# The areas whose reads are probed (locations come with their accounts).
+_PROBES: tuple[tuple[str, str, tuple[AssetKind, ...]], ...] = (
+    ("accounts", Endpoint.ACCOUNTS_SUMMARY, (AssetKind.ORGANIZATION, AssetKind.LOCATION)),
+    ("contacts", Endpoint.CONTACTS_SUMMARY, (AssetKind.CONTACT,)),
+    ("assets", Endpoint.HARDWARE_ASSETS_SEARCH, (AssetKind.CONFIGURATION,)),
+    ("employees", Endpoint.EMPLOYEES_SEARCH, ()),
+    ("queues", Endpoint.QUEUES_LOOKUP, ()),
+    ("tickets", Endpoint.TICKETS, ()),
+)
 
 
 class PulsewayProvider:
@@ -90,16 +111,35 @@ class PulsewayProvider:
         asset states (statuses, with the synthetic ``No state``). Pulseway has no contact
         types: an empty list."""
         c = self.client
-        return {
+        lists = {
             ReferenceKind.ORGANIZATION_TYPE: mapping.references(await c.account_types()),
             ReferenceKind.ORGANIZATION_STATUS: list(mapping.ORGANIZATION_STATUSES),
-            ReferenceKind.CONFIGURATION_TYPE: mapping.references(await c.asset_categories()),
-            ReferenceKind.CONFIGURATION_STATUS: [
-                *mapping.references(await c.asset_states()),
-                mapping.NO_STATE_REFERENCE,
-            ],
             ReferenceKind.CONTACT_TYPE: [],
         }
+        try:  # lookups a role may lack: the values stay as they were
+            lists[ReferenceKind.CONFIGURATION_TYPE] = mapping.references(await c.asset_categories())
+            lists[ReferenceKind.CONFIGURATION_STATUS] = [
+                *mapping.references(await c.asset_states()),
+                mapping.NO_STATE_REFERENCE,
+            ]
+        except PermissionDenied:
+            pass
+        return lists
+
+    async def probe_reads(self, areas: Collection[str] | None = None) -> list[AreaAccess]:
+        """One record of each area (``PageSize=1``; the queue lookup whole)."""
+        found: list[AreaAccess] = []
+        for area, template, kinds in _PROBES:
+            if areas is not None and area not in areas:
+                continue
+            core = area == "accounts"
+            try:
+                await self.client.first(template, paged=template != Endpoint.QUEUES_LOOKUP)
+            except PermissionDenied as exc:
+                found.append(AreaAccess(area, "read", False, exc.message, kinds, core))
+                continue
+            found.append(AreaAccess(area, "read", True, None, kinds, core))
+        return found
 
     async def estimate_total(self, scope: ProviderScope, *, contacts: bool) -> int | None:
         return None
@@ -654,6 +694,24 @@ class PulsewayProvider:
             "phone": [r.name for r in mapping.references(await self.client.contact_phone_types())],
         }
 
+    async def psa_users(self, *, subcontractors: bool = False) -> list[PsaUser]:
+        """Active employees (``GET /v2/hr/employees/searchselect``, ``Filter.IsActive``),
+        less the API employee this integration logs in as. Pulseway's answer has no licence
+        or user type (psa-apis.md §9): other API employees cannot be told from people and are
+        listed; nor does it know subcontractors (``subcontractors`` changes nothing)."""
+        users: dict[int, PsaUser] = {}
+        own = self.client.user_name.casefold()
+        async for page in self.client.search_employees({"Filter.IsActive": True}):
+            for raw in page:
+                if mapping.get(raw, "isActive") is False:
+                    continue
+                username = str(mapping.get(raw, "username") or "")
+                if username.casefold() == own:
+                    continue
+                user = _employee_user(raw, username)
+                users.setdefault(user.psa_id, user)
+        return [users[psa_id] for psa_id in sorted(users)]
+
     def budget_waits(self) -> Mapping[str, float]:
         """Seconds the client waited for Pulseway's per-endpoint hourly budget, per endpoint."""
         return dict(self.client.budget_waits)
@@ -707,3 +765,10 @@ def _id_of(raw: Record, what: str) -> int:
 def _check_writable(props: dict[str, Any]) -> None:
     if not props:
         raise ValueError("nothing Pulseway PSA can change in this update (read-only columns only)")
+
+
+def _employee_user(raw: Record, username: str) -> PsaUser:
+    words = (mapping.get(raw, "firstName"), mapping.get(raw, "lastName"))
+    name = " ".join(str(w).strip() for w in words if w and str(w).strip())
+    email = str(mapping.get(raw, "emailAddress") or "").strip()
+    return PsaUser(psa_id=int(mapping.get(raw, "id")), name=name or username, email=email or None)
