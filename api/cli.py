@@ -482,7 +482,7 @@ async def _print_scope(integration: Integration) -> None:
 
 def _echo_permissions(integration: Integration) -> None:
     """What the PSA's role does not let psasync do (``sync.permissions``), one line each."""
-    report = permissions.report_of(integration.bookmarks)
+    report = permissions.report_of(integration.permissions)
     denied = [e for e in permissions.ordered(report) if not e.allowed]
     if not report:
         return
@@ -547,7 +547,12 @@ async def integrations_settings(
         if propagate is not None:
             found.propagate_deletes = propagate
         found.settings_version += 1
-        await found.save()
+        await found.save(  # only these: a run may be changing the rest of the row meanwhile
+            update_fields=[
+                "contacts_enabled", "sync_interval_seconds", "two_way_enabled",
+                "propagate_deletes", "settings_version", "updated_at",
+            ]
+        )  # fmt: skip
         run = await jobs.enqueue(found)
         await _print_scope(found)
         click.echo(f"saved; sync queued (run {run.id})")

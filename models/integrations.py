@@ -95,6 +95,8 @@ class Integration(Model):
     # its provider, so a run that opens another API knows its links need checking first
     # (``sync.transition``).
     synced_api = fields.CharField(max_length=8, null=True)
+    # What the PSA's security role denies, by area (``sync.permissions``).
+    permissions: Any = fields.JSONField(default=dict)
     credentials_token = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

@@ -15,7 +15,6 @@ a bookmark (never fully synced) makes the run a full sync.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,19 +49,9 @@ def has_bookmarks(integration: Integration) -> bool:
 async def set_bookmarks_after_full_sync(integration: Integration, started: datetime) -> None:
     """A full sync that started at ``started`` wrote everything changed before it."""
     mark = (started - CLOCK_SKEW).isoformat()
-    # The column also holds the permissions report (``sync.permissions``): kept as it is now.
-    stored = await Integration.filter(id=integration.id).values_list("bookmarks", flat=True)
-    bookmarks = {**_others(stored[0] if stored else None), **{k.value: mark for k in POLLED}}
+    bookmarks = {kind.value: mark for kind in POLLED}
     await Integration.filter(id=integration.id).update(bookmarks=bookmarks)
     integration.bookmarks = bookmarks
-
-
-def _others(stored: Any) -> dict[str, Any]:
-    """What the bookmarks column holds besides the bookmarks (the permissions report)."""
-    if isinstance(stored, str):
-        stored = json.loads(stored)
-    kinds = {kind.value for kind in AssetKind}
-    return {k: v for k, v in (stored or {}).items() if k not in kinds}
 
 
 async def incremental_sync(ctx: RunContext, provider: PsaProvider) -> None:
@@ -140,10 +129,6 @@ async def _changed(
         gone = await links_where(ctx, kind, Q(psa_id__in=ids, state=LinkState.SYNCED))
         await orphan_links(ctx, [link.id for link in gone.values()])
     if newest > bookmark and not ctx.dry_run:
-        stored = await Integration.filter(id=ctx.integration.id).values_list(
-            "bookmarks", flat=True
-        )  # fresh: the permissions report in the column may have moved meanwhile
-        current = {**(ctx.integration.bookmarks or {}), **_others(stored[0] if stored else None)}
-        bookmarks = {**current, kind.value: newest.isoformat()}
+        bookmarks = {**(ctx.integration.bookmarks or {}), kind.value: newest.isoformat()}
         await Integration.filter(id=ctx.integration.id).update(bookmarks=bookmarks)
         ctx.integration.bookmarks = bookmarks

@@ -15,9 +15,8 @@ When it is checked:
   ``retryPush`` sends them again); a later successful push of a kind from that area clears
   it, and so do new credentials.
 
-The report lives in the integration's ``bookmarks`` JSON column under ``"permissions"`` (a
-list of entries; the bookmarks themselves keep their kind keys): no migration, and a
-reader of the bookmarks ignores it.
+The report lives in the integration's ``permissions`` JSON column:
+``{"entries": [...], "checked_at": ISO 8601}``.
 """
 
 from __future__ import annotations
@@ -34,15 +33,19 @@ from models.bulk import lock_rows
 from sync.errors import PermissionDenied
 from sync.providers.base import AreaAccess, PsaProvider
 
-KEY = "permissions"
+ENTRIES, CHECKED_AT = "entries", "checked_at"
 READ, WRITE = "read", "write"
 
 
-def report_of(bookmarks: Any) -> list[AreaAccess]:
-    """The stored report (the ``bookmarks`` column's value, decoded or as text)."""
-    if isinstance(bookmarks, str):
-        bookmarks = json.loads(bookmarks)
-    entries = (bookmarks or {}).get(KEY) if isinstance(bookmarks, dict) else None
+def _decoded(stored: Any) -> dict[str, Any]:
+    if isinstance(stored, (str, bytes)):
+        stored = json.loads(stored)
+    return stored if isinstance(stored, dict) else {}
+
+
+def report_of(stored: Any) -> list[AreaAccess]:
+    """The stored report (the ``permissions`` column's value, decoded or as text)."""
+    entries = _decoded(stored).get(ENTRIES)
     found = []
     for raw in entries or ():
         try:
@@ -61,11 +64,9 @@ def report_of(bookmarks: Any) -> list[AreaAccess]:
     return found
 
 
-def checked_at(bookmarks: Any) -> datetime | None:
+def checked_at(stored: Any) -> datetime | None:
     """When the reads were last probed."""
-    if isinstance(bookmarks, str):
-        bookmarks = json.loads(bookmarks)
-    value = (bookmarks or {}).get(f"{KEY}_checked_at") if isinstance(bookmarks, dict) else None
+    value = _decoded(stored).get(CHECKED_AT)
     try:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
@@ -105,7 +106,7 @@ async def refresh(
     record them (a lifted denial clears here); returns the report, or raises
     ``PermissionDenied`` if the core read is denied."""
     if denied_only:
-        before = report_of(integration.bookmarks)
+        before = report_of(integration.permissions)
         areas = {e.area for e in before if e.access == READ and not e.allowed}
         if not areas:
             return before
@@ -189,22 +190,22 @@ async def _update(
     only_if: Callable[[list[AreaAccess]], bool] | None = None,
 ) -> list[AreaAccess]:
     """Read the column fresh, change the report, write it back, the row locked meanwhile
-    (PostgreSQL; SQLite has one writer) so a bookmark moved by a run is not lost."""
+    (PostgreSQL; SQLite has one writer) so a concurrent change (a push's denial, a run's
+    probe) is not lost."""
     async with in_transaction():
         await lock_rows(Integration, [integration_id])
-        stored = await Integration.filter(id=integration_id).values_list("bookmarks", flat=True)
+        stored = await Integration.filter(id=integration_id).values_list("permissions", flat=True)
         if not stored:
             return []
-        raw: Any = stored[0]
-        bookmarks: dict[str, Any] = dict((json.loads(raw) if isinstance(raw, str) else raw) or {})
-        current = report_of(bookmarks)
+        value = dict(_decoded(stored[0]))
+        current = report_of(value)
         if only_if is not None and not only_if(current):
             return current
         report = change(current)
-        bookmarks[KEY] = [_as_json(e) for e in report]
+        value[ENTRIES] = [_as_json(e) for e in report]
         if checked is not None:
-            bookmarks[f"{KEY}_checked_at"] = checked.isoformat()
-        await Integration.filter(id=integration_id).update(bookmarks=bookmarks)
+            value[CHECKED_AT] = checked.isoformat()
+        await Integration.filter(id=integration_id).update(permissions=value)
     return report
 
 

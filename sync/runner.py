@@ -340,7 +340,7 @@ class Worker:
                 # What the API user may read, checked each run (a poll: only the areas denied
                 # so far): denied kinds are skipped; a lifted denial clears, and the run then
                 # reads everything once (a full sync).
-                before = permissions.denied_kinds(permissions.report_of(integration.bookmarks))
+                before = permissions.denied_kinds(permissions.report_of(integration.permissions))
                 poll = run.kind == RunKind.INCREMENTAL and has_bookmarks(integration)
                 ctx.skipped = permissions.denied_kinds(
                     await permissions.refresh(integration, provider, denied_only=poll)

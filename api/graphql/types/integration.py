@@ -217,6 +217,7 @@ class Integration(Node):
     reconcile_interval_seconds: int = strawberry.field(description=RECONCILE_INTERVAL)
     near_real_time: bool = strawberry.field(description=NEAR_REAL_TIME)
     stored_bookmarks: strawberry.Private[Any]  # JSON, as text or decoded (see stored_json)
+    stored_permissions: strawberry.Private[Any]  # JSON, as text or decoded
     webhook_rejected: strawberry.Private[int]
     webhook_last_rejected_at: strawberry.Private[datetime | None]
     directions: strawberry.Private[Any]  # JSON, as text or decoded (see stored_json)
@@ -238,7 +239,8 @@ class Integration(Node):
         "last_success_at", "last_error", "created_at", "contacts_enabled", "two_way_enabled",
         "sync_interval_seconds", "directions", "propagate_deletes", "contact_email_type",
         "contact_phone_type", "push_rate_per_minute", "reconcile_interval_seconds",
-        "near_real_time", "bookmarks", "webhook_rejected", "webhook_last_rejected_at",
+        "near_real_time", "bookmarks", "permissions", "webhook_rejected",
+        "webhook_last_rejected_at",
         "synced_api", "user_invites",
     )  # fmt: skip
 
@@ -264,6 +266,7 @@ class Integration(Node):
             reconcile_interval_seconds=row["reconcile_interval_seconds"],
             near_real_time=bool(row["near_real_time"]),
             stored_bookmarks=row["bookmarks"],
+            stored_permissions=row["permissions"],
             webhook_rejected=row["webhook_rejected"],
             webhook_last_rejected_at=row["webhook_last_rejected_at"],
             directions=row["directions"],
@@ -337,11 +340,11 @@ class Integration(Node):
 
     @strawberry.field(description=PERMISSIONS)
     def permissions(self) -> list[PsaPermission]:
-        return permissions_of(self.stored_bookmarks)
+        return permissions_of(self.stored_permissions)
 
     @strawberry.field(description="When the PSA permissions were last checked (reads).")
     def permissions_checked_at(self) -> datetime | None:
-        return permissions.checked_at(self.stored_bookmarks)
+        return permissions.checked_at(self.stored_permissions)
 
     @strawberry.field(description="Near-real-time sync: registrations, deliveries, refusals.")
     def webhooks(self, info: Info) -> IntegrationWebhooks:

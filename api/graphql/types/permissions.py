@@ -41,8 +41,8 @@ class PsaPermission:
     )
 
 
-def permissions_of(stored_bookmarks: Any) -> list[PsaPermission]:
-    """The report kept in the integration's bookmarks column, denials first."""
+def permissions_of(stored: Any) -> list[PsaPermission]:
+    """The report kept in the integration's ``permissions`` column, denials first."""
     return [
         PsaPermission(
             area=e.area,
@@ -51,5 +51,5 @@ def permissions_of(stored_bookmarks: Any) -> list[PsaPermission]:
             message=e.message,
             required=e.core,
         )
-        for e in permissions.ordered(permissions.report_of(stored_bookmarks))
+        for e in permissions.ordered(permissions.report_of(stored))
     ]
