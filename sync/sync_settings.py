@@ -30,6 +30,13 @@ MIN_RECONCILE_INTERVAL = 3600
 MAX_RECONCILE_INTERVAL = 30 * 24 * 3600
 
 
+_SETTINGS_FIELDS = [
+    "contacts_enabled", "two_way_enabled", "webhooks_due", "near_real_time",
+    "sync_interval_seconds", "next_poll_at", "reconcile_interval_seconds", "next_reconcile_at",
+    "settings_version", "updated_at",
+]  # fmt: skip
+
+
 @dataclass
 class SettingsChange:
     """What the user changed; None leaves a setting as it is."""
@@ -130,7 +137,9 @@ async def update(integration: Integration, change: SettingsChange) -> SettingsRe
             )
         if scope_changed:
             integration.settings_version += 1
-        await integration.save()
+        # Only what this form changes: a whole-row save would write back stale copies of what
+        # runs change meanwhile (status, leases, bookmarks, the permissions report).
+        await integration.save(update_fields=_SETTINGS_FIELDS)
         if scope_changed:
             run = await jobs.enqueue(integration, trigger=RunTrigger.SETTINGS)
     await integration.refresh_from_db()

@@ -30,18 +30,19 @@ from models import (
     SyncState,
 )
 from models.vault import Vault
-from sync import jobs, local_edits, permissions, reference
+from sync import jobs, local_edits, permissions, reference, sync_settings
 from sync.conflicts import retry_push
 from sync.integrations import IntegrationError, add_connectwise, update_credentials
 from sync.providers.base import AreaAccess
 from sync.runner import Worker
+from sync.sync_settings import SettingsChange
 
 Connect = Callable[..., Awaitable[Integration]]
 
 
 async def report(integration: Integration) -> list[AreaAccess]:
     row = await Integration.get(id=integration.id)
-    return permissions.report_of(row.bookmarks)
+    return permissions.report_of(row.permissions)
 
 
 def denied(entries: list[AreaAccess]) -> set[tuple[str, str]]:
@@ -188,3 +189,25 @@ async def test_new_credentials_check_the_reads_again(
     )
 
     assert denied(await report(integration)) == set()
+
+
+async def test_saving_settings_keeps_what_a_run_recorded_meanwhile(
+    psa: Psa, connect: Connect, worker: Worker
+) -> None:
+    """The settings form holds a copy of the integration read before a run moved its
+    bookmarks and recorded a denial: saving it changes only the settings."""
+    integration = await connect()
+    await worker.run_until_idle()
+    form_copy = await Integration.get(id=integration.id)
+    psa.simulator.denials.deny("contacts", "read")
+    await sync_now(worker, integration)  # records the denial, moves the bookmarks
+    moved = await Integration.get(id=integration.id)
+    assert denied(permissions.report_of(moved.permissions)) == {("contacts", "read")}
+
+    await sync_settings.update(form_copy, SettingsChange(sync_interval_seconds=3600))
+
+    saved = await Integration.get(id=integration.id)
+    assert saved.sync_interval_seconds == 3600
+    assert saved.bookmarks == moved.bookmarks
+    assert saved.permissions == moved.permissions
+    assert saved.status == moved.status
