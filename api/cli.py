@@ -284,39 +284,56 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+# The secret and login options of `integrations add` and `integrations credentials`.
+_CREDENTIAL_FLAGS = (
+    click.option("--public-key", default=None, help="ConnectWise API member public key."),
+    click.option(
+        "--private-key",
+        default=None,
+        envvar="PSASYNC_CW_PRIVATE_KEY",
+        help="ConnectWise private key (or PSASYNC_CW_PRIVATE_KEY).",
+    ),
+    click.option(
+        "--client-id",
+        default=None,
+        help="Your ConnectWise developer client id (needed with the REST keys).",
+    ),
+    click.option("--integrator-login", default=None, help="Legacy SOAP integrator login id."),
+    click.option(
+        "--integrator-password",
+        default=None,
+        envvar="PSASYNC_CW_INTEGRATOR_PASSWORD",
+        help="Legacy SOAP integrator password (or PSASYNC_CW_INTEGRATOR_PASSWORD).",
+    ),
+    click.option("--user-name", default=None, help="Pulseway PSA API employee user name."),
+    click.option(
+        "--password",
+        default=None,
+        envvar="PSASYNC_PULSEWAY_PASSWORD",
+        help="Pulseway PSA password (or PSASYNC_PULSEWAY_PASSWORD).",
+    ),
+    click.option(
+        "--webhook-secret",
+        default=None,
+        envvar="PSASYNC_PULSEWAY_WEBHOOK_SECRET",
+        help="The secret of the webhook configured in Pulseway PSA.",
+    ),
+)
+
+
+def _credential_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_CREDENTIAL_FLAGS):
+        func = option(func)
+    return func
+
+
 @integrations.command("add")
 @click.argument("provider", type=click.Choice(["connectwise", "pulseway"]))
 @click.option("--site", default=None, help="ConnectWise site, e.g. https://na.myconnectwise.net")
 @click.option("--company-id", default=None, help="ConnectWise company id.")
-@click.option("--public-key", default=None, help="ConnectWise API member public key.")
-@click.option(
-    "--private-key",
-    default=None,
-    envvar="PSASYNC_CW_PRIVATE_KEY",
-    help="ConnectWise private key (or PSASYNC_CW_PRIVATE_KEY).",
-)
-@click.option(
-    "--client-id",
-    default=None,
-    help="Your ConnectWise developer client id (needed with the REST keys).",
-)
-@click.option("--integrator-login", default=None, help="Legacy SOAP integrator login id.")
-@click.option("--integrator-password", default=None, envvar="PSASYNC_CW_INTEGRATOR_PASSWORD")
 @click.option("--tenant", default=None, help="Pulseway PSA company name (as typed at login).")
-@click.option("--user-name", default=None, help="Pulseway PSA API employee user name.")
-@click.option(
-    "--password",
-    default=None,
-    envvar="PSASYNC_PULSEWAY_PASSWORD",
-    help="Pulseway PSA password (or PSASYNC_PULSEWAY_PASSWORD).",
-)
 @click.option("--host", default=None, help="Pulseway PSA API host (default: api.psa.pulseway.com).")
-@click.option(
-    "--webhook-secret",
-    default=None,
-    envvar="PSASYNC_PULSEWAY_WEBHOOK_SECRET",
-    help="The secret of the webhook configured in Pulseway PSA.",
-)
+@_credential_options
 @click.option("--name", default=None, help="Default: the PSA's name.")
 @click.option("--account", default=None, help="Account name (default: the only account).")
 @click.option("--sandbox", is_flag=True, help="Allow plain http to a loopback sandbox.")
@@ -560,38 +577,7 @@ async def integrations_settings(
 
 @integrations.command("credentials")
 @click.argument("integration")
-@click.option("--public-key", default=None, help="ConnectWise API member public key.")
-@click.option(
-    "--private-key",
-    default=None,
-    envvar="PSASYNC_CW_PRIVATE_KEY",
-    help="ConnectWise private key (or PSASYNC_CW_PRIVATE_KEY).",
-)
-@click.option(
-    "--client-id",
-    default=None,
-    help="Your ConnectWise developer client id (needed with the REST keys).",
-)
-@click.option("--integrator-login", default=None, help="Legacy SOAP integrator login id.")
-@click.option(
-    "--integrator-password",
-    default=None,
-    envvar="PSASYNC_CW_INTEGRATOR_PASSWORD",
-    help="Legacy SOAP integrator password (or PSASYNC_CW_INTEGRATOR_PASSWORD).",
-)
-@click.option("--user-name", default=None, help="Pulseway PSA API employee user name.")
-@click.option(
-    "--password",
-    default=None,
-    envvar="PSASYNC_PULSEWAY_PASSWORD",
-    help="Pulseway PSA password (or PSASYNC_PULSEWAY_PASSWORD).",
-)
-@click.option(
-    "--webhook-secret",
-    default=None,
-    envvar="PSASYNC_PULSEWAY_WEBHOOK_SECRET",
-    help="The secret of the webhook configured in Pulseway PSA.",
-)
+@_credential_options
 @run_async
 async def integrations_credentials(integration: str, **options: Any) -> None:
     """Replace some credentials (the rest are kept); tested before anything is stored.
