@@ -5,9 +5,6 @@ GraphQL and the CLI. Real HTTP to the simulators (SQLite, and PostgreSQL when co
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 import pytest
 from harness import CREDENTIALS, GraphQLClient, Psa
 from pulseway_contract import Recorder
+from test_cli_connectwise_setup import _psasync
 
 from models import Account, Integration, Provider, ReferenceKind
 from simulators.pulseway import (
@@ -28,7 +26,6 @@ from sync.connections import connector
 
 Caller = Callable[..., Awaitable[GraphQLClient]]
 LOGIN = ApiCredentials(tenant="acme", username="psasync.api", password="api-password")
-PSASYNC = str(Path(sys.executable).with_name("psasync"))
 
 CREATE = """
 mutation($input: CreateIntegrationInput!) {
@@ -214,21 +211,6 @@ async def test_sync_settings_lists_show_recommended_options_first(
         recommended_first(values, recommended)
     [client] = [v for v in settings["organizationTypes"] if v["recommended"]]
     assert (client["name"], client["syncState"]) == ("Client", "ENABLED")
-
-
-def _psasync(db: str, tmp_path: Path, *args: str) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PSASYNC_")}
-    env["PSASYNC_DATABASE_URL"] = db
-    env["PSASYNC_SECRET_KEY_FILE"] = str(tmp_path / "secret.key")
-    done = subprocess.run(
-        [PSASYNC, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=120,
-        check=False,
-    )
-    return done.returncode, done.stdout.decode()
 
 
 async def test_cli_shows_recommended_first_and_a_denied_area_in_status(
