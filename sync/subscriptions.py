@@ -1,11 +1,13 @@
-"""PSA-side webhook registrations (ConnectWise callbacks) that psasync keeps in shape.
+"""PSA-side webhook registrations (ConnectWise callbacks, Pulseway PSA admin webhooks) that
+psasync keeps in shape.
 
 Wanted when psasync has a public URL (``PSASYNC_PUBLIC_URL``) and the integration is not
 paused and has two-way or near-real-time sync on: then each kind the PSA can notify about has
 one active registration pointing at ``{public}/webhooks/{provider}/{integration}?recordId=``
 (ConnectWise appends the record id). Otherwise psasync's registrations are removed.
 Registrations are recognised by that URL, so one removed or disabled in the PSA is made
-again, and none is ever duplicated. The PSA is called outside any transaction; the rows
+again, and none is ever duplicated (a PSA that cannot list them, Pulseway, is told the ids
+the rows hold through ``track``). The PSA is called outside any transaction; the rows
 (``WebhookSubscription``) are what GraphQL shows.
 """
 
@@ -59,6 +61,7 @@ async def sync_subscriptions(
     want = wanted(integration, public_url)
     prefix = receiver_url(public_url, integration) if public_url else None
     rows: dict[AssetKind, tuple[SubscriptionState, int | None, str, str | None]] = {}
+    await _track(integration, subscriptions)
     try:
         existing = await subscriptions.list()
     except SyncError as exc:
@@ -97,9 +100,22 @@ async def unsubscribe_all(integration: Integration, provider: PsaProvider) -> No
     subscriptions = provider.subscriptions
     if subscriptions is None:
         return
+    await _track(integration, subscriptions)
     for subscription in await subscriptions.list():
         if _is_ours(subscription, integration):
             await subscriptions.delete(subscription.psa_id)
+
+
+async def _track(integration: Integration, subscriptions: object) -> None:
+    """Tell a PSA without a list of its webhooks (Pulseway) which ones psasync registered."""
+    track = getattr(subscriptions, "track", None)
+    if track is None:
+        return
+    track(
+        (row.psa_id, AssetKind(row.kind))
+        for row in await WebhookSubscription.filter(integration_id=integration.id)
+        if row.psa_id is not None
+    )
 
 
 async def _failed(integration: Integration, kinds: frozenset[AssetKind], message: str) -> None:

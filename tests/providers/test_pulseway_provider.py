@@ -105,7 +105,10 @@ async def test_reference_data_lists_types_statuses_and_categories(
         (mapping.NO_STATE, "No state"),
     ]
     assert names[ReferenceKind.CONTACT_TYPE] == []
-    assert provider.subscriptions is None
+    # Registered through the admin API; the simulator lists ticket events only: no kinds.
+    assert provider.subscriptions is not None
+    await provider.subscriptions.list()
+    assert provider.subscriptions.kinds == frozenset()
     assert provider.display_name == "Pulseway PSA"
     assert await provider.estimate_total(everything(), contacts=True) is None
 

@@ -104,6 +104,9 @@ class Endpoint:
     QUEUES_LOOKUP: Final = "/v2/system/queues/lookup"
     TICKETS: Final = "/v2/servicedesk/tickets"
     EMPLOYEES_SEARCH: Final = "/v2/hr/employees/searchselect"
+    WEBHOOKS: Final = "/v2/admin/webhooks"
+    WEBHOOK: Final = "/v2/admin/webhooks/{id}"
+    WEBHOOK_EVENTS: Final = "/v2/admin/webhooks/events/lookup"
 
 
 class LookupTable:
@@ -301,6 +304,11 @@ class PulsewayClient:
         return self._pages(Endpoint.EMPLOYEES_SEARCH, dict(filters or {}))
 
     @property
+    def webhook_secret(self) -> str | None:
+        """The integration's webhook secret (what Pulseway signs deliveries with)."""
+        return self._credentials.webhook_secret
+
+    @property
     def user_name(self) -> str:
         """The API employee this client logs in as."""
         return self._credentials.user_name
@@ -396,6 +404,29 @@ class PulsewayClient:
     async def delete_hardware_asset(self, asset_id: int) -> None:
         """``DELETE /v2/servicedesk/hardwareasset/{Id}``."""
         await self._write("DELETE", Endpoint.HARDWARE_ASSET, {"id": _record_id(asset_id)}, None)
+
+    # -- admin webhooks (the API user needs the admin right; 403 is PermissionDenied) ------------
+
+    async def webhook_events(self) -> list[Record]:
+        """``GET /v2/admin/webhooks/events/lookup``: the events a webhook can carry."""
+        return await self._get_list(Endpoint.WEBHOOK_EVENTS)
+
+    async def create_webhook(self, body: Mapping[str, Any]) -> Record:
+        """``POST /v2/admin/webhooks`` (``WebhookConfigurationInputDto``)."""
+        return await self._write("POST", Endpoint.WEBHOOKS, {}, dict(body))
+
+    async def get_webhook(self, webhook_id: int) -> Record:
+        """``GET /v2/admin/webhooks/{id}`` (there is no list of webhooks)."""
+        return await self._get_one(Endpoint.WEBHOOK, {"id": _record_id(webhook_id)})
+
+    async def update_webhook(self, webhook_id: int, body: Mapping[str, Any]) -> Record:
+        """``PUT /v2/admin/webhooks/{id}`` with the full input DTO."""
+        ids = {"id": _record_id(webhook_id)}
+        return await self._write("PUT", Endpoint.WEBHOOK, ids, dict(body))
+
+    async def delete_webhook(self, webhook_id: int) -> None:
+        """``DELETE /v2/admin/webhooks/{id}``."""
+        await self._write("DELETE", Endpoint.WEBHOOK, {"id": _record_id(webhook_id)}, None)
 
     # -- authentication ------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from sync.providers.base import (
 )
 from sync.providers.pulseway import mapping, writes
 from sync.providers.pulseway.client import Endpoint, Page, PulsewayClient, QueryValue, Record
+from sync.providers.pulseway.subscriptions import PulsewaySubscriptions
 
 PAGE_SIZE = 100  # records per yielded page
 # Get-by-id calls in flight at once (fetch, and the full read of listed hardware assets).
@@ -82,8 +83,11 @@ class PulsewayProvider:
 
     def __init__(self, client: PulsewayClient) -> None:
         self.client = client
-        # Pulseway's webhooks are configured in its UI (and cover tickets only): none here.
-        self.subscriptions: PsaSubscriptions | None = None
+        # Registered through the admin webhooks API for the kinds its events lookup lists
+        # (Pulseway documents ticket events only: then none, and polling covers the rest).
+        self.subscriptions: PsaSubscriptions | None = PulsewaySubscriptions(
+            client, client.webhook_secret
+        )
         # Lookups writes need, read once (``_business_type``, ``_account_manager``,
         # ``_item_types``).
         self._lookups_lock = asyncio.Lock()
