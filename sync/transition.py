@@ -123,12 +123,12 @@ async def check_links(ctx: RunContext, provider: PsaProvider, old: str, new: str
     # An earlier attempt of this run reported what this one reports again.
     await SyncRunIssue.filter(run_id=ctx.run_id, code__in=(ISSUE, SCOPE_ISSUE)).delete()
     await SyncRun.filter(id=ctx.run_id).update(phase="transition")
+    types = await _type_states(ctx, provider)
     for kind in KINDS:
         if kind is AssetKind.LOCATION:
             await _check_sites(ctx, provider, tally)
         else:
-            await _check_records(ctx, provider, kind, tally)
-    await _report_leaving_scope(ctx, provider, tally)
+            await _check_records(ctx, provider, kind, tally, types)
     log.info(
         "%s: links made through %s checked through %s: %d verified, %d re-linked, %d unsettled, "
         "%d companies leave the sync (types SOAP did not show)",
@@ -178,57 +178,63 @@ class _Page:
 # -- scope: types SOAP did not show ----------------------------------------------------------------
 
 
-async def _report_leaving_scope(ctx: RunContext, provider: PsaProvider, tally: Tally) -> None:
-    """Report each synced company REST shows with a type that is not enabled. SOAP shows a
-    company's first type only, so such a company was synced through SOAP, and the pull that
-    follows leaves it out (every type of a company must be enabled, as in IT Glue): said
-    here, with the types to enable to keep it, instead of an orphan without a reason."""
+@dataclass(frozen=True)
+class _TypeStates:
+    """Organization type names by REST id, and the sync state of each name."""
+
+    names: Mapping[int, str]
+    states: Mapping[str, SyncState]
+
+    def not_synced(self, record: PsaRecord) -> tuple[list[str], list[str]]:
+        """The record's type names, and those of them that are not enabled."""
+        kind = ReferenceKind.ORGANIZATION_TYPE
+        types = [self.names.get(i, f"#{i}") for i in record.codes.get(kind, ())]
+        return types, [t for t in types if self.states.get(t.casefold()) is not SyncState.ENABLED]
+
+
+async def _type_states(ctx: RunContext, provider: PsaProvider) -> _TypeStates:
     kind = ReferenceKind.ORGANIZATION_TYPE
     names = {r.psa_id: r.name for r in (await provider.reference_data()).get(kind, [])}
-    states = {
-        str(name).casefold(): SyncState(state)
-        for name, state in await ReferenceMapping.filter(
-            integration_id=ctx.integration.id, kind=kind
-        ).values_list("psa_name", "sync_state")
-    }
-    last: uuid.UUID | None = None
-    while True:
-        links = await _links_page(ctx, AssetKind.ORGANIZATION, last)
-        if not links:
-            return
-        last = links[-1].id
-        records = await provider.fetch(AssetKind.ORGANIZATION, [x.psa_id for x in links])
-        by_id = {r.psa_id: r for r in records}
-        issues = []
-        for link in links:
-            record = by_id.get(link.psa_id)
-            if record is None:
-                continue
-            types = [names.get(i, f"#{i}") for i in record.codes.get(kind, ())]
-            off = [t for t in types if states.get(t.casefold()) is not SyncState.ENABLED]
-            if not off:
-                continue
-            name = record.values.get("name") or link.snapshot.get("name")
-            issues.append(
-                SyncRunIssue(
-                    id=uuid.uuid4(),
-                    run_id=ctx.run_id,
-                    code=SCOPE_ISSUE,
-                    kind=AssetKind.ORGANIZATION,
-                    psa_id=link.psa_id,
-                    local_id=link.local_id,
-                    message=(
-                        f"{name!r} is also of type {', '.join(map(repr, off))} in ConnectWise, "
-                        "which SOAP did not show and which is not synced: it leaves the sync "
-                        "(every type of a company must be enabled). Enable "
-                        f"{', '.join(map(repr, off))} to keep it."
-                    ),
-                    detail={"types": types, "not_synced": off},
-                )
+    rows = await ReferenceMapping.filter(integration_id=ctx.integration.id, kind=kind).values_list(
+        "psa_name", "sync_state"
+    )
+    return _TypeStates(names, {str(name).casefold(): SyncState(state) for name, state in rows})
+
+
+def _leaving_scope(
+    ctx: RunContext, types: _TypeStates, links: Sequence[_Link], current: Mapping[int, PsaRecord]
+) -> list[SyncRunIssue]:
+    """Synced companies REST shows with a type that is not enabled. SOAP shows a company's
+    first type only, so such a company was synced through SOAP, and the pull that follows
+    leaves it out (every type of a company must be enabled, as in IT Glue): said here, with
+    the types to enable to keep it, instead of an orphan without a reason."""
+    issues = []
+    for link in links:
+        record = current.get(link.psa_id)
+        if record is None:
+            continue
+        found, off = types.not_synced(record)
+        if not off:
+            continue
+        name = record.values.get("name") or link.snapshot.get("name")
+        listed = ", ".join(map(repr, off))
+        issues.append(
+            SyncRunIssue(
+                id=uuid.uuid4(),
+                run_id=ctx.run_id,
+                code=SCOPE_ISSUE,
+                kind=AssetKind.ORGANIZATION,
+                psa_id=link.psa_id,
+                local_id=link.local_id,
+                message=(
+                    f"{name!r} is also of type {listed} in ConnectWise, which SOAP did not "
+                    "show and which is not synced: it leaves the sync (every type of a "
+                    f"company must be enabled). Enable {listed} to keep it."
+                ),
+                detail={"types": found, "not_synced": off},
             )
-        if issues:
-            tally.leaving_scope += len(issues)
-            await SyncRunIssue.bulk_create(issues)
+        )
+    return issues
 
 
 # -- comparing ---------------------------------------------------------------------------------
@@ -267,9 +273,10 @@ def _agrees(kind: AssetKind, link: _Link, record: PsaRecord | None) -> bool:
 
 
 async def _check_records(
-    ctx: RunContext, provider: PsaProvider, kind: AssetKind, tally: Tally
+    ctx: RunContext, provider: PsaProvider, kind: AssetKind, tally: Tally, types: _TypeStates
 ) -> None:
-    """Organizations, contacts, configurations: a page of links, their records by id."""
+    """Organizations, contacts, configurations: a page of links, their records by id (and,
+    for organizations, those the next pull leaves out for a type SOAP did not show)."""
     last: uuid.UUID | None = None
     while True:
         links = await _links_page(ctx, kind, last)
@@ -283,6 +290,13 @@ async def _check_records(
         candidates = _by_link(kind, differing, found)
         page = await _settle(ctx, provider, kind, differing, current, candidates)
         await _write(ctx, page, tally)
+        if kind is AssetKind.ORGANIZATION:
+            moved = {x.id for x in differing}
+            agreeing = [x for x in links if x.id not in moved]
+            leaving = _leaving_scope(ctx, types, agreeing, current)
+            if leaving:
+                tally.leaving_scope += len(leaving)
+                await SyncRunIssue.bulk_create(leaving)
 
 
 async def _links_page(
