@@ -265,3 +265,17 @@ async def test_the_integrator_login_alone_needs_no_client_id_until_rest_keys_are
     answer = moved["data"]["updateIntegrationCredentials"]
     assert answer["errors"] == []
     assert answer["integration"]["api"] == "REST"
+
+
+async def test_a_soap_only_integration_says_it_cannot_list_psa_users(
+    admin: GraphQLClient, psa: Psa
+) -> None:
+    """The SOAP WSDLs have no member API: the invite step asks for REST keys instead."""
+    created, _body = await _create(admin, psa, **SOAP)
+    body = await admin.execute(
+        "query($id: ID!) { integration(id: $id) { psaUsers { psaId } } }",
+        {"id": created["integration"]["id"]},
+    )
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "NOT_SUPPORTED"
+    assert "REST" in error["message"]

@@ -158,3 +158,20 @@ async def test_pulseway_with_connectwise_credentials_names_the_pulseway_field(
     [error] = created["errors"]
     assert (error["code"], error["field"]) == ("INVALID_INPUT", "pulseway")
     assert not await Integration.exists()
+
+
+PSA_USERS = """
+query($id: ID!) { integration(id: $id) { psaUsers { psaId name email existingUser selected } } }"""
+
+
+async def test_pulseway_lists_its_active_employees_to_invite_but_not_its_own_login(
+    admin: GraphQLClient, pulseway_url: str
+) -> None:
+    created = await create(admin, pulseway_input(pulseway_url))
+    assert created["errors"] == []
+    data = await admin.data(PSA_USERS, {"id": created["integration"]["id"]})
+    users = data["integration"]["psaUsers"]
+    assert users
+    assert all(u["selected"] and not u["existingUser"] for u in users)
+    assert LOGIN.username not in {(u["email"] or "").split("@")[0] for u in users}
+    assert len({u["psaId"] for u in users}) == len(users)
