@@ -279,3 +279,18 @@ async def test_a_soap_only_integration_says_it_cannot_list_psa_users(
     error = body["errors"][0]
     assert error["extensions"]["code"] == "NOT_SUPPORTED"
     assert "REST" in error["message"]
+
+
+async def test_listing_users_over_several_integrations_fails_only_the_soap_one(
+    admin: GraphQLClient, psa: Psa
+) -> None:
+    """One integration that cannot list its users must not blank the others' answer."""
+    for name, credentials in (("REST one", REST), ("SOAP one", SOAP)):
+        body = await admin.execute(CREATE, {"input": {**_input(psa, **credentials), "name": name}})
+        assert body["data"]["createIntegration"]["errors"] == [], body
+    body = await admin.execute("{ integrations { name psaUsers { email } } }")
+    listed = {i["name"]: i["psaUsers"] for i in body["data"]["integrations"]}
+    assert listed["REST one"]  # the REST integration's users are there
+    assert listed["SOAP one"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "NOT_SUPPORTED"

@@ -229,7 +229,9 @@ class Integration(Node):
     user_invites: UserInvitesStepEnum | None = strawberry.field(  # type: ignore[valid-type]
         description=USER_INVITES
     )
-    psa_users: list[PsaUser] = strawberry.field(resolver=resolve_psa_users, description=PSA_USERS)
+    psa_users: list[PsaUser] | None = strawberry.field(
+        resolver=resolve_psa_users, description=PSA_USERS
+    )
     invitations: list[Invitation] = strawberry.field(
         resolver=resolve_invitations, description=INVITATIONS
     )

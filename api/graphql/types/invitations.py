@@ -174,7 +174,11 @@ async def open_psa_users(
         await provider.aclose()
 
 
-async def resolve_psa_users(root: Any, info: Info, subcontractors: bool = False) -> list[PsaUser]:
+async def resolve_psa_users(
+    root: Any, info: Info, subcontractors: bool = False
+) -> list[PsaUser] | None:
+    # Nullable: a PSA that cannot list (SOAP) or a caller who may not see it gets null with
+    # an error on this integration only, not on every integration of the same list.
     require(info, Role.ADMINISTRATOR)
     listed = await open_psa_users(info, root.local_id, subcontractors=subcontractors)
     return [psa_user(u) for u in listed]
